@@ -1,0 +1,153 @@
+"""Typed configuration: every knob with its default and where the default comes from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+VARIANTS = ("preserve", "delete", "dual")
+PERTURBATIONS = ("blur", "fade")
+BLUR_PADDINGS = ("reflect", "zeros")
+SMOOTHINGS = ("maxconv", "gaussian")
+OPTIMIZERS = ("sgd", "adam")
+REWARD_NAMES = ("simple", "contrastive")
+LOGGERS = ("wandb", "csv", "tensorboard", "none")
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true")
+
+
+@dataclass
+class MethodConfig:
+    """The extremal-perturbation optimisation (defaults: the reference implementation's)."""
+
+    areas: list[float] = field(default_factory=lambda: [0.1])  # reference default area
+    variant: str = "preserve"  # preserve | delete | dual (paper §3)
+    reward: str = "simple"  # simple | contrastive (reference reward functions)
+    perturbation: str = "blur"  # blur | fade (reference perturbation types)
+    num_levels: int = 8  # pyramid levels L: reference value
+    max_blur: float = 20.0  # σ of the most blurred level, px: reference value
+    blur_padding: str = "reflect"  # reflect (no dark borders) | zeros (the reference's)
+    smoothing: str = "maxconv"  # maxconv (paper) | gaussian (the paper's alternative)
+    step: int = 7  # mask parameter grid stride, px: reference value
+    sigma: float = 21.0  # mask smoothing σ, px: reference value
+    area_margin: int | None = None  # px of mask beyond the image that the area ranks; None = ⌈σ⌉
+    coldness: float = 20.0  # smooth-max β (inf = hard max): reference value
+    jitter: bool = True  # flip the perturbed batch on even steps: reference behaviour
+    max_iter: int = 800  # optimisation steps: reference value
+    optimizer: str = "sgd"  # sgd (reference) | adam
+    lr: float = 0.01  # learning rate: reference value
+    momentum: float = 0.9  # SGD momentum: reference value
+    dampening: float = 0.9  # SGD dampening: reference uses dampening = momentum
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # torch's default
+    init: float = 1.0  # initial parameter value: reference initialises to 1
+    lambda0: float = 300.0  # λ₀, area-loss weight at step 0: reference value
+    lambda_growth: float = 1.0035  # λ_t = λ₀·g^t: reference growth (≈16× by step 800)
+
+
+@dataclass
+class ModelConfig:
+    """Which classifier to explain."""
+
+    name: str = "demo"  # demo | a torchvision classifier name | path | package.module:attr
+    weights: str = "DEFAULT"  # torchvision weights enum member (e.g. IMAGENET1K_V2)
+    checkpoint: str | None = None  # local weights file for a torchvision architecture
+    normalize: bool = True  # wrap torchvision models so they take images in [0, 1]
+
+
+@dataclass
+class DataConfig:
+    """Which images, at what size, explained for which classes."""
+
+    source: str = "demo"  # demo | a folder | a glob pattern of image files
+    size: int | None = None  # shorter side in px; None = the model's size (demo 128, else 224)
+    crop: bool = True  # centre-crop to size×size so any photos batch together
+    targets: Any = "top1"  # top1 (predicted class) | a class id | a list of class ids
+    batch_size: int = 8  # images optimised together in one Lightning fit
+
+
+@dataclass
+class TrainerConfig:
+    """What Lightning's Trainer gets."""
+
+    accelerator: str = "auto"  # Lightning's choice: GPU when there is one
+    devices: Any = 1  # number of devices (or "auto")
+    strategy: str = "auto"  # Lightning strategy
+    precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed (classifier only)
+    progress: bool = True  # show a progress bar over optimisation steps
+    log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
+    seed: int = 0  # seed_everything value
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment logging (W&B offline unless you are logged in)."""
+
+    name: str = "wandb"  # wandb | csv | tensorboard | none
+    project: str = "lightning-extremal"  # W&B project
+    offline: bool | None = None  # None: offline when no W&B login is found
+
+
+@dataclass
+class RunConfig:
+    """Everything `lightning-extremal run` needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    output_dir: str | None = None  # None: outputs/run-<timestamp>
+
+
+def method_fields() -> list[str]:
+    return [f.name for f in fields(MethodConfig)]
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
+
+
+def _positive(name: str, value: Any, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name} must be {what}; got {value!r}")
+
+
+def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:
+    """Raise ``ValueError`` naming the first bad knob, before any work starts."""
+    areas = list(cfg.areas) if not isinstance(cfg.areas, (int, float)) else [cfg.areas]
+    if not areas:
+        raise ValueError("areas must be a non-empty list of fractions in (0, 1); got []")
+    for a in areas:
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+            raise ValueError(f"areas must be fractions in the open interval (0, 1); got {a!r}")
+    _choice("variant", cfg.variant, VARIANTS)
+    _choice("perturbation", cfg.perturbation, PERTURBATIONS)
+    _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
+    _choice("smoothing", cfg.smoothing, SMOOTHINGS)
+    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    if not reward_is_callable:
+        _choice("reward", cfg.reward, REWARD_NAMES)
+    _positive("step", cfg.step, integer=True)
+    _positive("sigma", cfg.sigma)
+    _positive("coldness", cfg.coldness)
+    _positive("max_iter", cfg.max_iter, integer=True)
+    _positive("lr", cfg.lr)
+    _positive("lambda_growth", cfg.lambda_growth)
+    if isinstance(cfg.num_levels, bool) or not isinstance(cfg.num_levels, int) or cfg.num_levels < 2:
+        raise ValueError(f"num_levels must be an integer ≥ 2; got {cfg.num_levels!r}")
+    if cfg.perturbation == "blur":
+        _positive("max_blur", cfg.max_blur)
+    if not isinstance(cfg.lambda0, (int, float)) or cfg.lambda0 < 0 or math.isnan(cfg.lambda0):
+        raise ValueError(f"lambda0 must be a number ≥ 0; got {cfg.lambda0!r}")
+    if not 0 <= cfg.init <= 1:
+        raise ValueError(f"init must be in [0, 1]; got {cfg.init!r}")
+    margin = cfg.area_margin
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int) or margin < 0):
+        raise ValueError(f"area_margin must be None or an integer ≥ 0; got {margin!r}")
+    for name in ("momentum", "dampening"):
+        value = getattr(cfg, name)
+        if not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1); got {value!r}")

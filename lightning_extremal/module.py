@@ -1,0 +1,198 @@
+"""The LightningModule of one batched extremal-perturbation optimisation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import lightning as L
+import torch
+from torch import nn
+
+from .area import achieved_area, area_loss, reference_vector
+from .config import MethodConfig
+from .masks import gaussian_mask, maxconv_kernel, param_grid_shape, smooth_max_mask
+from .perturbation import apply_pyramid, perturbation_pyramid
+from .rewards import RewardFn, get_reward, mean_reward
+
+#: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
+HISTORY_ROWS = ("reward", "area_loss", "area")
+
+
+class _OneStep(torch.utils.data.Dataset):
+    """One dummy batch per epoch: an epoch is one optimisation step, so checkpoints taken at
+    epoch ends resume exactly."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class ExtremalPerturbationModule(L.LightningModule):
+    """Masks for P (image, target) pairs × K areas, optimised together.
+
+    Mask ``b = p·K + k`` explains pair ``p`` at area ``areas[k]``. Per mask the energy is
+    ``E_b = R_b − λ_t·L_area(m_b)`` with ``λ_t = λ₀·g^t``; the loss is ``−Σ_b E_b``, so each
+    mask's gradient is the same as if it were optimised alone.
+
+    Args:
+        classifier: frozen model, images B×C×H×W → scores B×classes(×…).
+        images: N×C×H×W inputs as the classifier takes them.
+        targets: (P,) class of each pair. image_index: (P,) image of each pair.
+        areas: the K target areas. config: the method's knobs. reward: overrides
+        ``config.reward`` with a callable ``(logits, targets) -> reward``.
+    """
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        image_index: torch.Tensor,
+        areas: list[float],
+        config: MethodConfig,
+        reward: RewardFn | None = None,
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.config = config
+        self.reward_fn = get_reward(config.reward if reward is None else reward)
+        self.num_pairs, self.num_areas = len(targets), len(areas)
+        self.size = tuple(images.shape[-2:])
+        num_masks = self.num_pairs * self.num_areas
+        with torch.no_grad():
+            pyramid = perturbation_pyramid(
+                images.float(),
+                config.perturbation,
+                config.num_levels,
+                config.max_blur,
+                config.blur_padding,
+            )
+        self.register_buffer("pyramid", pyramid, persistent=False)
+        self.register_buffer("mask_image", image_index.repeat_interleave(self.num_areas), False)
+        self.register_buffer("mask_target", targets.repeat_interleave(self.num_areas), False)
+        # The area ranks the mask over a margin around the image, so that border parameters
+        # feel the same area pressure as inner ones (ranking the visible image alone pulls
+        # masks into the corners); the target is still a fraction of the visible image.
+        self.margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
+        num_visible = self.size[0] * self.size[1]
+        num_ranked = (self.size[0] + 2 * self.margin) * (self.size[1] + 2 * self.margin)
+        reference = reference_vector(num_ranked, areas, num_visible)
+        self.register_buffer("reference", reference, False)
+        self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
+        grid = param_grid_shape(*self.size, config.step)
+        self.mask_params = nn.Parameter(torch.full((num_masks, 1, *grid), float(config.init)))
+        self.register_buffer("history", torch.zeros(config.max_iter, len(HISTORY_ROWS), num_masks))
+        self.save_hyperparameters({"method": asdict(config), "areas": list(areas)})
+
+    # The classifier stays in eval mode whatever Lightning does with the module.
+    def train(self, mode: bool = True) -> ExtremalPerturbationModule:
+        super().train(mode)
+        self.classifier.train(False)
+        return self
+
+    def state_dict(self, *args, **kwargs):
+        """Checkpoints hold the masks and their history, not the (caller's) classifier."""
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k in state if k.startswith("classifier.")]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        state = dict(state_dict)
+        for key, value in self.classifier.state_dict(prefix="classifier.").items():
+            state.setdefault(key, value)
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+    def lambda_at(self, step: int) -> float:
+        """``λ_t = λ₀·g^t``."""
+        return self.config.lambda0 * self.config.lambda_growth**step
+
+    def padded_masks(self) -> torch.Tensor:
+        """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""
+        cfg = self.config
+        if cfg.smoothing == "gaussian":
+            return gaussian_mask(self.mask_params, cfg.step, cfg.sigma, self.size, self.margin)
+        return smooth_max_mask(self.mask_params, self.kernel, self.size, cfg.coldness, self.margin)
+
+    def visible(self, padded: torch.Tensor) -> torch.Tensor:
+        """Crop the margin: B×1×H×W."""
+        g = self.margin
+        return padded[..., g : g + self.size[0], g : g + self.size[1]]
+
+    def masks(self) -> torch.Tensor:
+        """The current masks over the visible image, B×1×H×W in [0, 1]."""
+        return self.visible(self.padded_masks())
+
+    def game_reward(self, masks: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """The variant's reward of each mask, (B,): ``R(m)``, ``−R(1−m)`` or ``R(m) − R(1−m)``."""
+        variant = self.config.variant
+        with torch.autocast(self.device.type, enabled=False):
+            kept = [masks] if variant == "preserve" else [1 - masks]
+            if variant == "dual":
+                kept = [masks, 1 - masks]
+            x = torch.cat([apply_pyramid(self.pyramid, m, self.mask_image) for m in kept])
+            if flip:
+                x = x.flip(-1)
+        targets = self.mask_target.repeat(len(kept))
+        scores = mean_reward(self.reward_fn, self.classifier(x).float(), targets)
+        if variant == "preserve":
+            return scores
+        if variant == "delete":
+            return -scores
+        preserved, deleted = scores.chunk(2)
+        return preserved - deleted
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        step = self.global_step
+        lam = self.lambda_at(step)
+        with torch.autocast(self.device.type, enabled=False):
+            padded = self.padded_masks()
+            masks = self.visible(padded)
+        reward = self.game_reward(masks, flip=self.config.jitter and step % 2 == 0)
+        with torch.autocast(self.device.type, enabled=False):
+            loss_area = area_loss(padded, self.reference.repeat(self.num_pairs, 1))
+            energy = reward - lam * loss_area
+        area = achieved_area(masks.detach())
+        if step < len(self.history):
+            self.history[step] = torch.stack([reward.detach(), loss_area.detach(), area])
+        self._log_step(reward.detach(), loss_area.detach(), area, lam)
+        return -energy.sum()
+
+    def _log_step(self, reward, loss_area, area, lam: float) -> None:
+        metrics = {"lambda": torch.tensor(lam)}
+        for k, a in enumerate(self.hparams["areas"]):
+            key = f"area_{a:g}"
+            metrics[f"{key}/reward"] = reward[k :: self.num_areas].mean()
+            metrics[f"{key}/area_loss"] = loss_area[k :: self.num_areas].mean()
+            metrics[f"{key}/achieved_area"] = area[k :: self.num_areas].mean()
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        with torch.no_grad():
+            self.mask_params.clamp_(0, 1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam([self.mask_params], lr=cfg.lr, betas=tuple(cfg.adam_betas))
+        return torch.optim.SGD(
+            [self.mask_params], lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening
+        )
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(_OneStep(), batch_size=None)
+
+    @torch.no_grad()
+    def final(self) -> dict[str, torch.Tensor]:
+        """Final masks (P×K×H×W), their unjittered game reward and achieved area (P×K)."""
+        masks = self.masks()
+        reward = self.game_reward(masks)
+        shape = (self.num_pairs, self.num_areas)
+        return {
+            "masks": masks.view(*shape, *self.size).cpu(),
+            "rewards": reward.view(shape).cpu(),
+            "areas": achieved_area(masks).view(shape).cpu(),
+        }
