@@ -240,7 +240,7 @@ def extremal_perturbation(
         history=history,
         image_index=image_index,
         targets=classes,
-        target_areas=torch.tensor(areas),
+        target_areas=torch.tensor(areas, dtype=torch.float64),
         **merged,
     )
 

@@ -1,0 +1,45 @@
+# lightning-extremal: `make run` and `make test` are the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision: these versions install from local disk on the project machines; the
+# package itself only asks for ranges (pyproject.toml).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup run test lint format bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH_SPEC) || $(BIN)/pip install -q torch torchvision
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "torchray>=1.0"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the package with test tools
+
+run: setup  ## explain the bundled demo images with the bundled classifier (W&B offline)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lightning-extremal run $(ARGS)
+
+test: setup  ## run the whole test suite
+	WANDB_MODE=offline $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## apply ruff formatting
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup  ## speed benchmark (prints a table)
+	$(BIN)/python benchmarks/speed.py
+
+clean:  ## remove outputs and caches (keeps .venv)
+	rm -rf outputs wandb lightning_logs .pytest_cache .ruff_cache
