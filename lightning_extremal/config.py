@@ -204,14 +204,15 @@ def _available(group: str) -> list[str]:
 def compose(args: list[str]) -> RunConfig:
     """Merge dataclass defaults, ``config=NAME|PATH``, ``GROUP=NAME`` files and ``key=value``.
 
-    Unknown or mistyped keys raise ``ValueError`` naming the valid keys.
+    Files are merged first (in the order given), then the ``key=value`` overrides, so an
+    explicit value always wins over a preset. Unknown or mistyped keys raise ``ValueError`` naming the valid keys.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     base = OmegaConf.structured(RunConfig)
     aliases = _leaf_aliases()
-    layers = []
+    layers, overrides = [], []
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or not key:
@@ -232,16 +233,16 @@ def compose(args: list[str]) -> RunConfig:
                 data = OmegaConf.create(file.read_text())
                 layers.append(data if key == "preset" else OmegaConf.create({key: data}))
             elif key in GROUP_PRIMARY:
-                layers.append(OmegaConf.from_dotlist([f"{key}.{GROUP_PRIMARY[key]}={value}"]))
+                overrides.append(OmegaConf.from_dotlist([f"{key}.{GROUP_PRIMARY[key]}={value}"]))
             else:
                 raise ValueError(f"{key}={value!r}: no such {key} config; available: {_available(key)}")
         else:
             dotted = aliases.get(key, key)
             if dotted not in valid_keys():
                 raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
-            layers.append(OmegaConf.from_dotlist([f"{dotted}={value}"]))
+            overrides.append(OmegaConf.from_dotlist([f"{dotted}={value}"]))
     try:
-        merged = OmegaConf.merge(base, *layers)
+        merged = OmegaConf.merge(base, *layers, *overrides)
     except OmegaConfBaseException as error:
         raise ValueError(f"bad configuration: {error}; valid keys: {', '.join(valid_keys())}") from error
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
