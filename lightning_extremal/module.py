@@ -126,17 +126,23 @@ class ExtremalPerturbationModule(L.LightningModule):
         """The current masks over the visible image, B×1×H×W in [0, 1]."""
         return self.visible(self.padded_masks())
 
+    def perturbed(self, masks: torch.Tensor) -> torch.Tensor:
+        """What the classifier sees: ``m ⊗ x`` (preserve), ``(1 − m) ⊗ x`` (delete), or both
+        stacked (dual) — B×C×H×W, or 2B×C×H×W for dual, always computed in fp32."""
+        variant = self.config.variant
+        kept = [masks] if variant == "preserve" else [1 - masks]
+        if variant == "dual":
+            kept = [masks, 1 - masks]
+        with torch.autocast(self.device.type, enabled=False):
+            return torch.cat([apply_pyramid(self.pyramid, m, self.mask_image) for m in kept])
+
     def game_reward(self, masks: torch.Tensor, flip: bool = False) -> torch.Tensor:
         """The variant's reward of each mask, (B,): ``R(m)``, ``−R(1−m)`` or ``R(m) − R(1−m)``."""
         variant = self.config.variant
-        with torch.autocast(self.device.type, enabled=False):
-            kept = [masks] if variant == "preserve" else [1 - masks]
-            if variant == "dual":
-                kept = [masks, 1 - masks]
-            x = torch.cat([apply_pyramid(self.pyramid, m, self.mask_image) for m in kept])
-            if flip:
-                x = x.flip(-1)
-        targets = self.mask_target.repeat(len(kept))
+        x = self.perturbed(masks)
+        if flip:
+            x = x.flip(-1)
+        targets = self.mask_target.repeat(len(x) // len(masks))
         scores = mean_reward(self.reward_fn, self.classifier(x).float(), targets)
         if variant == "preserve":
             return scores
