@@ -171,13 +171,20 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
     from lightning_extremal.callbacks import StepProgressBar
 
     callbacks = list(callbacks)
+    strategy = run["strategy"]
+    if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        # Buffers (the pyramid) are computed identically on every rank: never broadcast them.
+        start = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+        strategy = DDPStrategy(start_method=start[strategy], broadcast_buffers=False)
     if run["progress"]:
         callbacks.append(StepProgressBar())
     return L.Trainer(
         max_epochs=max_iter,
         accelerator=run["accelerator"],
         devices=run["devices"],
-        strategy=run["strategy"],
+        strategy=strategy,
         precision=run["precision"],
         logger=run["logger"],
         callbacks=callbacks,

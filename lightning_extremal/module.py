@@ -79,7 +79,7 @@ class ExtremalPerturbationModule(L.LightningModule):
         self.margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
         num_visible = self.size[0] * self.size[1]
         num_ranked = (self.size[0] + 2 * self.margin) * (self.size[1] + 2 * self.margin)
-        reference = reference_vector(num_ranked, areas, num_visible)
+        reference = reference_vector(num_ranked, areas, num_visible)  # K × |Ω|
         self.register_buffer("reference", reference, False)
         self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
         grid = param_grid_shape(*self.size, config.step)
@@ -110,23 +110,40 @@ class ExtremalPerturbationModule(L.LightningModule):
         """``λ_t = λ₀·g^t``."""
         return self.config.lambda0 * self.config.lambda_growth**step
 
-    def padded_masks(self) -> torch.Tensor:
+    def shard(self) -> slice:
+        """The masks this process optimises: all of them, or its share under DDP.
+
+        Every rank holds every mask; rank r computes the loss of masks ``[r·B/W, (r+1)·B/W)``
+        only, scaled by W, so DDP's gradient averaging gives each mask exactly its own
+        gradient and every rank takes the same optimiser step.
+        """
+        trainer = self._trainer
+        world = trainer.world_size if trainer is not None else 1
+        if world <= 1:
+            return slice(0, self.mask_params.shape[0])
+        per_rank = math.ceil(self.mask_params.shape[0] / world)
+        start = min(trainer.global_rank * per_rank, self.mask_params.shape[0])
+        return slice(start, min(start + per_rank, self.mask_params.shape[0]))
+
+    def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
         """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""
         cfg = self.config
-        if cfg.smoothing == "gaussian":
-            return gaussian_mask(self.mask_params, cfg.step, cfg.sigma, self.size, self.margin)
-        return smooth_max_mask(self.mask_params, self.kernel, self.size, cfg.coldness, self.margin)
+        params = self.mask_params[part]
+        with torch.autocast(self.device.type, enabled=False):
+            if cfg.smoothing == "gaussian":
+                return gaussian_mask(params, cfg.step, cfg.sigma, self.size, self.margin)
+            return smooth_max_mask(params, self.kernel, self.size, cfg.coldness, self.margin)
 
     def visible(self, padded: torch.Tensor) -> torch.Tensor:
         """Crop the margin: B×1×H×W."""
         g = self.margin
         return padded[..., g : g + self.size[0], g : g + self.size[1]]
 
-    def masks(self) -> torch.Tensor:
+    def masks(self, part: slice = slice(None)) -> torch.Tensor:
         """The current masks over the visible image, B×1×H×W in [0, 1]."""
-        return self.visible(self.padded_masks())
+        return self.visible(self.padded_masks(part))
 
-    def perturbed(self, masks: torch.Tensor) -> torch.Tensor:
+    def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
         """What the classifier sees: ``m ⊗ x`` (preserve), ``(1 − m) ⊗ x`` (delete), or both
         stacked (dual) — B×C×H×W, or 2B×C×H×W for dual, always computed in fp32."""
         variant = self.config.variant
@@ -134,19 +151,21 @@ class ExtremalPerturbationModule(L.LightningModule):
         if variant == "dual":
             kept = [masks, 1 - masks]
         with torch.autocast(self.device.type, enabled=False):
-            return torch.cat([apply_pyramid(self.pyramid, m, self.mask_image) for m in kept])
+            image_index = self.mask_image[part]
+            return torch.cat([apply_pyramid(self.pyramid, m, image_index) for m in kept])
 
-    def game_reward(self, masks: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    def game_reward(
+        self, masks: torch.Tensor, part: slice = slice(None), flip: bool = False
+    ) -> torch.Tensor:
         """The variant's reward of each mask, (B,): ``R(m)``, ``−R(1−m)`` or ``R(m) − R(1−m)``."""
-        variant = self.config.variant
-        x = self.perturbed(masks)
+        x = self.perturbed(masks, part)
         if flip:
             x = x.flip(-1)
-        targets = self.mask_target.repeat(len(x) // len(masks))
+        targets = self.mask_target[part].repeat(len(x) // len(masks))
         scores = mean_reward(self.reward_fn, self.classifier(x).float(), targets)
-        if variant == "preserve":
+        if self.config.variant == "preserve":
             return scores
-        if variant == "delete":
+        if self.config.variant == "delete":
             return -scores
         preserved, deleted = scores.chunk(2)
         return preserved - deleted
@@ -154,27 +173,46 @@ class ExtremalPerturbationModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         step = self.global_step
         lam = self.lambda_at(step)
+        part = self.shard()
+        padded = self.padded_masks(part)
+        masks = self.visible(padded)
+        reward = self.game_reward(masks, part, flip=self.config.jitter and step % 2 == 0)
         with torch.autocast(self.device.type, enabled=False):
-            padded = self.padded_masks()
-            masks = self.visible(padded)
-        reward = self.game_reward(masks, flip=self.config.jitter and step % 2 == 0)
-        with torch.autocast(self.device.type, enabled=False):
-            loss_area = area_loss(padded, self.reference.repeat(self.num_pairs, 1))
+            loss_area = area_loss(padded, self.reference[self._area_index(part)])
             energy = reward - lam * loss_area
         area = achieved_area(masks.detach())
+        stats = torch.stack([reward.detach(), loss_area.detach(), area])
         if step < len(self.history):
-            self.history[step] = torch.stack([reward.detach(), loss_area.detach(), area])
-        self._log_step(reward.detach(), loss_area.detach(), area, lam)
-        return -energy.sum()
+            self.history[step, :, part] = stats
+        self._log_step(stats, part, lam)
+        return -energy.sum() * self.trainer.world_size
 
-    def _log_step(self, reward, loss_area, area, lam: float) -> None:
+    def _area_index(self, part: slice) -> torch.Tensor:
+        """Index of each mask's area in ``areas`` (mask b has area ``b mod K``)."""
+        return torch.arange(part.start or 0, part.stop, device=self.device) % self.num_areas
+
+    def _log_step(self, stats: torch.Tensor, part: slice, lam: float) -> None:
+        """Per-area means of reward, area loss and achieved area (no host sync here)."""
+        index = self._area_index(part)
+        sums = torch.zeros(3, self.num_areas, device=stats.device).index_add_(1, index, stats)
+        counts = torch.bincount(index, minlength=self.num_areas).clamp(min=1)
+        means = sums / counts
         metrics = {"lambda": torch.tensor(lam)}
         for k, a in enumerate(self.hparams["areas"]):
-            key = f"area_{a:g}"
-            metrics[f"{key}/reward"] = reward[k :: self.num_areas].mean()
-            metrics[f"{key}/area_loss"] = loss_area[k :: self.num_areas].mean()
-            metrics[f"{key}/achieved_area"] = area[k :: self.num_areas].mean()
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
+            for row, name in enumerate(("reward", "area_loss", "achieved_area")):
+                metrics[f"area_{a:g}/{name}"] = means[row, k]
+        distributed = self.trainer.world_size > 1
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1, sync_dist=distributed)
+
+    def on_train_end(self) -> None:
+        """Under DDP each rank filled its share of the history: gather the whole of it."""
+        if self.trainer.world_size <= 1:
+            return
+        gathered = self.all_gather(self.history)  # W × T × 3 × B
+        per_rank = math.ceil(self.mask_params.shape[0] / self.trainer.world_size)
+        for rank in range(self.trainer.world_size):
+            part = slice(rank * per_rank, (rank + 1) * per_rank)
+            self.history[:, :, part] = gathered[rank][:, :, part]
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         with torch.no_grad():
@@ -195,7 +233,7 @@ class ExtremalPerturbationModule(L.LightningModule):
     def final(self) -> dict[str, torch.Tensor]:
         """Final masks (P×K×H×W), their unjittered game reward and achieved area (P×K)."""
         masks = self.masks()
-        reward = self.game_reward(masks)
+        reward = self.game_reward(masks)  # one unjittered forward over all masks
         shape = (self.num_pairs, self.num_areas)
         return {
             "masks": masks.view(*shape, *self.size).cpu(),
