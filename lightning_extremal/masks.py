@@ -64,15 +64,68 @@ def smooth_max_mask(
         grid_h, grid_w = grid_h + 2 * extra, grid_w + 2 * extra
     neighbours = F.unfold(params, 2 * radius + 1, padding=radius)  # B × taps × (h·w)
     neighbours = neighbours.view(batch, taps, grid_h, 1, grid_w, 1)
-    z = neighbours * kernel.view(1, taps, 1, step, 1, step)
-    first = extra * step - margin
-    z = z.reshape(batch, taps, grid_h * step, grid_w * step)
-    z = z[..., first : first + height + 2 * margin, first : first + width + 2 * margin]
+    weights = kernel.view(1, taps, 1, step, 1, step).to(neighbours.dtype)
     if math.isinf(coldness):
-        mask = z.amax(dim=1, keepdim=True)
+        mask = (neighbours * weights).amax(dim=1)
     else:
-        mask = (z * torch.softmax(coldness * z, dim=1)).sum(dim=1, keepdim=True)
+        mask = _SmoothMax.apply(neighbours, weights, float(coldness))
+    first = extra * step - margin
+    mask = mask.reshape(batch, 1, grid_h * step, grid_w * step)
+    mask = mask[..., first : first + height + 2 * margin, first : first + width + 2 * margin]
     return mask.clamp(0, 1)
+
+
+#: Taps processed at once by the smooth max: bounds the temporary memory to
+#: ``TAP_CHUNK`` full-resolution copies of the masks instead of (2r+1)².
+TAP_CHUNK = 9
+#: Below this coldness ``exp(β·z)`` cannot overflow float32 for ``z ∈ [0, 1]``.
+SAFE_COLDNESS = 80.0
+
+
+class _SmoothMax(torch.autograd.Function):
+    """``m = Σ_t z_t e^{βz_t} / Σ_t e^{βz_t}`` with ``z_t = u_t·w_t``, taps processed in chunks.
+
+    Forward keeps only ``m`` and ``S = Σ_t e^{βz_t}``; backward recomputes ``z_t`` and uses
+    ``∂m/∂z_t = e^{βz_t}/S·(1 + β(z_t − m))``, so no (2r+1)²-fold tensor is ever stored.
+    Shapes: ``u`` B×T×h×1×w×1 (neighbour parameters), ``w`` 1×T×1×s×1×s → B×h×s×w×s.
+    """
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor:
+        shift = _stability_shift(u, w, beta)
+        total = numer = None
+        for t in range(0, u.shape[1], TAP_CHUNK):
+            z = u[:, t : t + TAP_CHUNK] * w[:, t : t + TAP_CHUNK]
+            e = torch.exp(beta * z - shift)
+            part_total, part_numer = e.sum(1), (z * e).sum(1)
+            total = part_total if total is None else total.add_(part_total)
+            numer = part_numer if numer is None else numer.add_(part_numer)
+        mask = numer.div_(total)
+        ctx.save_for_backward(u, w, mask, total, shift)
+        ctx.beta = beta
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        u, w, mask, total, shift = ctx.saved_tensors
+        beta = ctx.beta
+        scaled = (grad / total).unsqueeze(1)
+        mask = mask.unsqueeze(1)
+        grads = []
+        for t in range(0, u.shape[1], TAP_CHUNK):
+            wt = w[:, t : t + TAP_CHUNK]
+            z = u[:, t : t + TAP_CHUNK] * wt
+            e = torch.exp(beta * z - shift)
+            dz = scaled * e * (1 + beta * (z - mask))
+            grads.append((dz * wt).sum(dim=(3, 5), keepdim=True))
+        return torch.cat(grads, dim=1), None, None
+
+
+def _stability_shift(u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor | float:
+    """0 when ``exp(β·z)`` is safe, else ``β·max_t z_t`` per pixel (the usual softmax shift)."""
+    if beta <= SAFE_COLDNESS:
+        return torch.zeros((), dtype=u.dtype, device=u.device)
+    return (beta * (u * w).amax(dim=1, keepdim=True)).detach()
 
 
 def gaussian_mask(
