@@ -103,18 +103,26 @@ def predicted_classes(model: torch.nn.Module, images: torch.Tensor) -> torch.Ten
     return logits.reshape(*logits.shape[:2], -1).mean(-1).argmax(1).cpu()
 
 
-def resolve_targets(targets: Any, num_images: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def resolve_targets(
+    targets: Any, num_images: int, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(image_index, targets) pairs from an int, N ints, or N lists of ints (multi-label)."""
     if isinstance(targets, torch.Tensor):
         if targets.dim() > 1 or targets.is_floating_point():
-            raise ValueError(f"targets tensor must be 1-D integer; got {targets.dtype} {tuple(targets.shape)}")
+            raise ValueError(
+                f"targets tensor must be 1-D integer; got {targets.dtype} {tuple(targets.shape)}"
+            )
         targets = targets.tolist()
     if isinstance(targets, bool) or targets is None:
-        raise TypeError(f"targets must be an int, a sequence of N ints or of lists; got {targets!r}")
+        raise TypeError(
+            f"targets must be an int, a sequence of N ints or of lists; got {targets!r}"
+        )
     if isinstance(targets, int):
         targets = [targets] * num_images
     if not isinstance(targets, Sequence) or isinstance(targets, str):
-        raise TypeError(f"targets must be an int, a sequence or a tensor; got {type(targets).__name__}")
+        raise TypeError(
+            f"targets must be an int, a sequence or a tensor; got {type(targets).__name__}"
+        )
     if len(targets) != num_images:
         raise ValueError(f"got {len(targets)} targets for {num_images} images")
     index, classes = [], []
@@ -162,7 +170,7 @@ def _quiet_lightning() -> Any:
         try:
             yield
         finally:
-            for lg, level in zip(loggers, levels):
+            for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
 
 
@@ -238,7 +246,15 @@ def extremal_perturbation(
         L.seed_everything(run["seed"], verbose=False)
         chunk = batch_size or len(classes)
         parts = [
-            _optimise(model, images, image_index[s : s + chunk], classes[s : s + chunk], config, reward, run)
+            _optimise(
+                model,
+                images,
+                image_index[s : s + chunk],
+                classes[s : s + chunk],
+                config,
+                reward,
+                run,
+            )
             for s in range(0, len(classes), chunk)
         ]
     merged = {k: torch.cat([p[k] for p in parts]) for k in ("masks", "rewards", "areas")}
@@ -278,7 +294,9 @@ def _optimise(
     out = module.final()
     pairs, k = module.num_pairs, module.num_areas
     rows = module.history.detach().cpu().view(config.max_iter, len(HISTORY_ROWS), pairs, k)
-    history = {name: rows[:, i].permute(1, 2, 0).contiguous() for i, name in enumerate(HISTORY_ROWS)}
+    history = {
+        name: rows[:, i].permute(1, 2, 0).contiguous() for i, name in enumerate(HISTORY_ROWS)
+    }
     steps = torch.arange(config.max_iter, dtype=torch.float64)
     lam = (config.lambda0 * config.lambda_growth**steps).float()
     history["lambda"] = lam.expand(pairs, k, -1).contiguous()
@@ -299,7 +317,11 @@ class ExtremalPerturbation:
         self.last_result: ExtremalResult | None = None
 
     def attribute(
-        self, inputs: torch.Tensor, target: Any = None, areas: Sequence[float] | float = (0.1,), **options: Any
+        self,
+        inputs: torch.Tensor,
+        target: Any = None,
+        areas: Sequence[float] | float = (0.1,),
+        **options: Any,
     ) -> torch.Tensor:
         self.last_result = extremal_perturbation(
             self.model, inputs, target, areas, **{**self.defaults, **options}

@@ -93,7 +93,9 @@ def _torchvision_model(cfg: ModelConfig) -> LoadedModel:
         weights = weights_enum[cfg.weights] if cfg.weights != "DEFAULT" else weights_enum.DEFAULT
     except KeyError:
         valid = ["DEFAULT", *weights_enum.__members__]
-        raise ValueError(f"unknown weights {cfg.weights!r} for {cfg.name}; valid: {valid}") from None
+        raise ValueError(
+            f"unknown weights {cfg.weights!r} for {cfg.name}; valid: {valid}"
+        ) from None
     if cfg.checkpoint:
         model = torchvision.models.get_model(cfg.name, weights=None)
         state = torch.load(cfg.checkpoint, map_location="cpu", weights_only=True)

@@ -187,7 +187,7 @@ class ExtremalPerturbationModule(L.LightningModule):
         self._log_step(stats, part, lam)
         return -energy.sum() * self.trainer.world_size
 
-    def _area_index(self, part: slice) -> torch.Tensor:
+    def _area_index(self, part: slice) -> torch.Tensor:  # noqa: D401
         """Index of each mask's area in ``areas`` (mask b has area ``b mod K``)."""
         return torch.arange(part.start or 0, part.stop, device=self.device) % self.num_areas
 

@@ -36,7 +36,9 @@ def test_default_yaml_matches_dataclasses():
 
 
 def test_compose_aliases_groups_and_overrides():
-    cfg = compose(["areas=[0.05,0.2]", "method.sigma=9", "logger=csv", "preset=quick", "max_iter=7"])
+    cfg = compose(
+        ["areas=[0.05,0.2]", "method.sigma=9", "logger=csv", "preset=quick", "max_iter=7"]
+    )
     assert cfg.method.areas == [0.05, 0.2]  # preset=quick sets [0.1, 0.2]; later args win
     assert cfg.method.sigma == 9.0
     assert cfg.logger.name == "csv"
@@ -80,11 +82,21 @@ def test_cli_main_job_writes_every_file(tmp_path, monkeypatch):
     (data / "broken.jpg").write_bytes(b"this is not a jpeg")
     out = tmp_path / "out"
     with pytest.warns(UserWarning, match="broken.jpg"):
-        code = main([
-            "run", f"model={TINY_MODEL}", f"data={data}", "data.size=32", "areas=[0.1,0.3]",
-            "max_iter=4", "logger=csv", "data.batch_size=2", f"output_dir={out}",
-            "trainer.progress=false", "data.targets=[1,2]",
-        ])
+        code = main(
+            [
+                "run",
+                f"model={TINY_MODEL}",
+                f"data={data}",
+                "data.size=32",
+                "areas=[0.1,0.3]",
+                "max_iter=4",
+                "logger=csv",
+                "data.batch_size=2",
+                f"output_dir={out}",
+                "trainer.progress=false",
+                "data.targets=[1,2]",
+            ]
+        )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["results"]
@@ -104,7 +116,10 @@ def test_cli_main_job_writes_every_file(tmp_path, monkeypatch):
     with Image.open(out / "overlays" / "img0_1.png") as png:
         assert png.size[0] > png.size[1] > 100  # image + 2 heat maps side by side
         assert np.asarray(png.convert("L")).std() > 0
-    assert sorted(p.name for p in (out / "chunks").iterdir()) == ["chunk-00000.pt", "chunk-00001.pt"]
+    assert sorted(p.name for p in (out / "chunks").iterdir()) == [
+        "chunk-00000.pt",
+        "chunk-00001.pt",
+    ]
     assert json.loads((out / "config.json").read_text())["method"]["max_iter"] == 4
     assert (out / "csv").is_dir()  # the CSV logger wrote its metrics
 
@@ -115,8 +130,17 @@ def test_cli_rerun_skips_finished_chunks(tmp_path, monkeypatch):
     data = tmp_path / "images"
     _write_images(data, 2)
     out = tmp_path / "out"
-    args = ["run", f"model={TINY_MODEL}", f"data={data}", "data.size=32", "max_iter=3",
-            "logger=none", "data.batch_size=1", f"output_dir={out}", "trainer.progress=false"]
+    args = [
+        "run",
+        f"model={TINY_MODEL}",
+        f"data={data}",
+        "data.size=32",
+        "max_iter=3",
+        "logger=none",
+        "data.batch_size=1",
+        f"output_dir={out}",
+        "trainer.progress=false",
+    ]
     assert main(args) == 0
     first = (out / "chunks" / "chunk-00000.pt").stat().st_mtime_ns
     before = torch.load(out / "masks.pt", weights_only=False)["masks"]
@@ -131,8 +155,17 @@ def test_console_script_default_demo_run(tmp_path):
     exe = Path(sys.executable).with_name("lightning-extremal")
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [str(exe), "run", "max_iter=3", "logger=none", f"output_dir={out}", "trainer.progress=false"],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(exe),
+            "run",
+            "max_iter=3",
+            "logger=none",
+            f"output_dir={out}",
+            "trainer.progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert str(out.resolve()) in proc.stdout

@@ -37,9 +37,13 @@ class CrashAt(Callback):
 
 def test_checkpoint_resume_equals_uninterrupted(problem, reference, tmp_path):
     model, images, targets = problem
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, every_n_epochs=5, save_top_k=-1, filename="{epoch}")
+    checkpoint = ModelCheckpoint(
+        dirpath=tmp_path, every_n_epochs=5, save_top_k=-1, filename="{epoch}"
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
-        extremal_perturbation(model, images, targets, callbacks=[checkpoint, CrashAt(12)], **OPTIONS)
+        extremal_perturbation(
+            model, images, targets, callbacks=[checkpoint, CrashAt(12)], **OPTIONS
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch=4.ckpt", "epoch=9.ckpt"]
     state = torch.load(tmp_path / "epoch=9.ckpt", weights_only=False)["state_dict"]
     assert not any(k.startswith("classifier.") for k in state)  # masks only, not the model

@@ -13,7 +13,10 @@ class TinyConvNet(nn.Module):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 3, padding=1)
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, num_classes, 3, padding=1),
         )
         with torch.no_grad():
             for p in self.parameters():

@@ -1,0 +1,182 @@
+"""Speed of lightning-extremal against the classifier's own cost and the reference (TorchRay).
+
+Prints, in one process and side by side:
+  1. the overhead ratio = time per EP iteration ÷ time of the classifier's forward +
+     input-gradient backward on the same batch (N images × K areas at 224 px);
+  2. masks per second vs the reference implementation at equal iterations;
+  3. peak memory per mask (CPU: resident-set growth measured in a fresh subprocess).
+
+Per-iteration times are differences of two runs with different iteration counts, so set-up
+(the blur pyramid, Trainer start) cancels out. Usage:
+
+  python benchmarks/speed.py [--device cpu|cuda] [--models resnet18 resnet50 vgg16]
+                             [--images 4] [--areas 4] [--ref-images 8] [--precision 32-true]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+import warnings
+
+import torch
+import torchvision
+
+AREAS = [0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def classifier_time(model, batch: torch.Tensor, device: str, repeats: int = 3) -> float:
+    """Seconds for one forward + input-gradient backward of ``batch``."""
+
+    def once():
+        x = batch.clone().requires_grad_(True)
+        model(x)[:, 0].sum().backward()
+
+    once()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        once()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def ours_time(model, images, areas, iters, device, precision, **options) -> float:
+    from lightning_extremal import extremal_perturbation
+
+    _sync(device)
+    start = time.perf_counter()
+    extremal_perturbation(
+        model,
+        images,
+        list(range(len(images))),
+        areas,
+        max_iter=iters,
+        progress=False,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        precision=precision,
+        **options,
+    )
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def ours_per_iteration(model, images, areas, device, precision, low=4, high=12, **options):
+    ours_time(model, images, areas, 2, device, precision, **options)  # warm-up
+    t_low = ours_time(model, images, areas, low, device, precision, **options)
+    t_high = ours_time(model, images, areas, high, device, precision, **options)
+    return (t_high - t_low) / (high - low)
+
+
+def reference_per_iteration(model, images, areas, low=4, high=12) -> float | None:
+    """TorchRay: one image per call, all areas of that image batched."""
+    try:
+        from torchray.attribution.extremal_perturbation import extremal_perturbation
+    except ImportError:
+        return None
+
+    def run(iters):
+        start = time.perf_counter()
+        for i in range(len(images)):
+            extremal_perturbation(model, images[i : i + 1], i, areas=areas, max_iter=iters)
+        return time.perf_counter() - start
+
+    run(2)
+    return (run(high) - run(low)) / (high - low)
+
+
+def peak_memory_per_mask(name: str, images: int, areas: int, device: str) -> float:
+    """MiB per mask: peak RSS (CPU) / peak allocated (CUDA) of a 3-step run, fresh process."""
+    code = f"""
+import resource, torch, torchvision, json
+from lightning_extremal import extremal_perturbation
+m = torchvision.models.{name}().eval()
+x = torch.rand({images}, 3, 224, 224)
+dev = "{device}"
+if dev == "cuda":
+    m = m.cuda(); x = x.cuda()
+    torch.cuda.reset_peak_memory_stats()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+extremal_perturbation(m, x, list(range({images})), {AREAS[:areas]}, max_iter=3, progress=False,
+                      accelerator="gpu" if dev == "cuda" else "cpu")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+used = torch.cuda.max_memory_allocated() / 2**20 if dev == "cuda" else (peak - base) / 1024
+print(json.dumps(used / ({images} * {areas})))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--models", nargs="+", default=["resnet18", "resnet50", "vgg16"])
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--areas", type=int, default=4)
+    parser.add_argument(
+        "--ref-images", type=int, default=8, help="images for the masks/s comparison"
+    )
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    areas = AREAS[: args.areas]
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, device {args.device}, precision {args.precision}"
+    )
+    print(f"# batch: {args.images} images × {len(areas)} areas at 224 px, random weights")
+    print("| model | EP ms/iter | classifier fwd+input-bwd ms | overhead ratio |")
+    print("|---|---|---|---|")
+    for name in args.models:
+        model = torchvision.models.get_model(name).eval().requires_grad_(False).to(args.device)
+        images = torch.rand(args.images, 3, 224, 224, device=args.device)
+        ep = ours_per_iteration(model, images, areas, args.device, args.precision)
+        batch = images.repeat_interleave(len(areas), 0)
+        autocast = torch.autocast(
+            args.device, dtype=torch.bfloat16, enabled="bf16" in args.precision
+        )
+        with autocast:
+            clf = classifier_time(model, batch, args.device)
+        print(f"| {name} | {ep * 1e3:.0f} | {clf * 1e3:.0f} | {ep / clf:.2f} |", flush=True)
+    if not args.no_reference and args.device == "cpu":
+        model = torchvision.models.resnet18().eval()
+        images = torch.rand(args.ref_images, 3, 224, 224)
+        ours = ours_per_iteration(model, images, areas, "cpu", args.precision)
+        ref = reference_per_iteration(model, images, areas)
+        print(
+            f"\n# masks/s at equal iterations: resnet18, {args.ref_images} images × {len(areas)} areas"
+        )
+        print(
+            "| implementation | s per iteration (all masks) | masks/s at 800 iterations | speed-up |"
+        )
+        print("|---|---|---|---|")
+        masks = args.ref_images * len(areas)
+        print(
+            f"| lightning-extremal | {ours:.2f} | {masks / (800 * ours):.4f} | "
+            f"{(ref / ours) if ref else float('nan'):.2f}× |"
+        )
+        if ref:
+            print(f"| TorchRay 1.0 | {ref:.2f} | {masks / (800 * ref):.4f} | 1.00× |")
+    if not args.no_memory:
+        print("\n# peak memory per mask (MiB), 3-step run in a fresh process")
+        print("| model | MiB per mask |")
+        print("|---|---|")
+        for name in args.models:
+            mib = peak_memory_per_mask(name, args.images, args.areas, args.device)
+            print(f"| {name} | {mib:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
