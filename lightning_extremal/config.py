@@ -64,6 +64,8 @@ class DataConfig:
     crop: bool = True  # centre-crop to size×size so any photos batch together
     targets: Any = "top1"  # top1 (predicted class) | a class id | a list of class ids
     batch_size: int = 8  # images optimised together in one Lightning fit
+    # Folder of <image id>.png object masks for the quality/* scores (demo: built in).
+    ground_truth: str | None = None
 
 
 @dataclass
@@ -86,6 +88,13 @@ class LoggerConfig:
     name: str = "wandb"  # wandb | csv | tensorboard | none
     project: str = "lightning-extremal"  # W&B project
     offline: bool | None = None  # None: offline when no W&B login is found
+    group: str | None = None  # W&B group of the job's runs; None: the output folder's name
+    mask_every_n_steps: int = 50  # mask/perturbed-input frames every n steps (0: off); 17 for 800
+    final_table: bool = True  # final masks as a W&B table (no W&B: PNGs + CSV)
+    # Stop once every mask's mean |Δm| per step stays < tol for early_stop_window steps;
+    # None: off, the reference always runs max_iter steps.
+    early_stop_tol: float | None = None
+    early_stop_window: int = 50  # steps the change must stay below early_stop_tol
 
 
 @dataclass
@@ -137,7 +146,11 @@ def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None
     _positive("max_iter", cfg.max_iter, integer=True)
     _positive("lr", cfg.lr)
     _positive("lambda_growth", cfg.lambda_growth)
-    if isinstance(cfg.num_levels, bool) or not isinstance(cfg.num_levels, int) or cfg.num_levels < 2:
+    if (
+        isinstance(cfg.num_levels, bool)
+        or not isinstance(cfg.num_levels, int)
+        or cfg.num_levels < 2
+    ):
         raise ValueError(f"num_levels must be an integer ≥ 2; got {cfg.num_levels!r}")
     if cfg.perturbation == "blur":
         _positive("max_blur", cfg.max_blur)
@@ -146,12 +159,30 @@ def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None
     if not 0 <= cfg.init <= 1:
         raise ValueError(f"init must be in [0, 1]; got {cfg.init!r}")
     margin = cfg.area_margin
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int) or margin < 0):
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, int) or margin < 0
+    ):
         raise ValueError(f"area_margin must be None or an integer ≥ 0; got {margin!r}")
     for name in ("momentum", "dampening"):
         value = getattr(cfg, name)
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+
+
+def validate_logger(cfg: LoggerConfig) -> None:
+    """Raise ``ValueError`` naming the first bad logging/observability knob."""
+    _choice("logger.name", cfg.name, LOGGERS)
+    every = cfg.mask_every_n_steps
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(
+            f"logger.mask_every_n_steps must be an integer ≥ 0 (0: off); got {every!r}"
+        )
+    tol = cfg.early_stop_tol
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0
+    ):
+        raise ValueError(f"logger.early_stop_tol must be null or a positive number; got {tol!r}")
+    _positive("logger.early_stop_window", cfg.early_stop_window, integer=True)
 
 
 # --- composing a RunConfig from YAML files and key=value overrides ---------------------------
@@ -205,7 +236,8 @@ def compose(args: list[str]) -> RunConfig:
     """Merge dataclass defaults, ``config=NAME|PATH``, ``GROUP=NAME`` files and ``key=value``.
 
     Files are merged first (in the order given), then the ``key=value`` overrides, so an
-    explicit value always wins over a preset. Unknown or mistyped keys raise ``ValueError`` naming the valid keys.
+    explicit value always wins over a preset. Unknown or mistyped keys raise ``ValueError``
+    naming the valid keys.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -223,7 +255,9 @@ def compose(args: list[str]) -> RunConfig:
             if not path.is_file():
                 named = configs_dir() / f"{value}.yaml"
                 if not named.is_file():
-                    raise ValueError(f"config {value!r} is neither a file nor one of {_available('.')}")
+                    raise ValueError(
+                        f"config {value!r} is neither a file nor one of {_available('.')}"
+                    )
                 layers.append(OmegaConf.create(named.read_text()))
             else:
                 layers.append(OmegaConf.load(path))
@@ -235,14 +269,20 @@ def compose(args: list[str]) -> RunConfig:
             elif key in GROUP_PRIMARY:
                 overrides.append(OmegaConf.from_dotlist([f"{key}.{GROUP_PRIMARY[key]}={value}"]))
             else:
-                raise ValueError(f"{key}={value!r}: no such {key} config; available: {_available(key)}")
+                raise ValueError(
+                    f"{key}={value!r}: no such {key} config; available: {_available(key)}"
+                )
         else:
             dotted = aliases.get(key, key)
             if dotted not in valid_keys():
-                raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
+                raise ValueError(
+                    f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}"
+                )
             overrides.append(OmegaConf.from_dotlist([f"{dotted}={value}"]))
     try:
         merged = OmegaConf.merge(base, *layers, *overrides)
     except OmegaConfBaseException as error:
-        raise ValueError(f"bad configuration: {error}; valid keys: {', '.join(valid_keys())}") from error
+        raise ValueError(
+            f"bad configuration: {error}; valid keys: {', '.join(valid_keys())}"
+        ) from error
     return OmegaConf.to_object(merged)  # type: ignore[return-value]

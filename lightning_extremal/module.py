@@ -30,65 +30,77 @@ class _OneStep(torch.utils.data.Dataset):
         return index
 
 
-class ExtremalPerturbationModule(L.LightningModule):
-    """Masks for P (image, target) pairs × K areas, optimised together.
+class MaskGameModule(L.LightningModule):
+    """The objective shared by every extremal-perturbation optimisation.
 
-    Mask ``b = p·K + k`` explains pair ``p`` at area ``areas[k]``. Per mask the energy is
-    ``E_b = R_b − λ_t·L_area(m_b)`` with ``λ_t = λ₀·g^t``; the loss is ``−Σ_b E_b``, so each
-    mask's gradient is the same as if it were optimised alone.
+    Masks for P (target, image) pairs × K areas are optimised together; mask ``b = p·K + k``
+    explains pair ``p`` at area ``areas[k]``. Per mask the energy is
+    ``E_b = R_b − λ_t·L_area(m_b)`` with ``λ_t = λ₀·g^t``, and the loss is ``−Σ_b E_b``, so
+    each mask's gradient is the same as if it were optimised alone.
+
+    Subclasses say what a mask is and how it perturbs the classifier: ``padded_masks(part)``
+    (the masks the area constraint ranks), ``visible(padded)`` (the part that perturbs) and
+    ``scores(kept, part)`` (classifier outputs for each perturbation in ``kept``).
 
     Args:
-        classifier: frozen model, images B×C×H×W → scores B×classes(×…).
-        images: N×C×H×W inputs as the classifier takes them.
+        classifier: frozen model, images → scores B×classes(×…).
         targets: (P,) class of each pair. image_index: (P,) image of each pair.
         areas: the K target areas. config: the method's knobs. reward: overrides
         ``config.reward`` with a callable ``(logits, targets) -> reward``.
+        param_shape: shape of one mask's parameters. reference: K×|Ω| area step vectors.
+        mask_shape: shape of one mask as returned in results.
     """
 
     def __init__(
         self,
         classifier: nn.Module,
-        images: torch.Tensor,
         targets: torch.Tensor,
         image_index: torch.Tensor,
         areas: list[float],
         config: MethodConfig,
-        reward: RewardFn | None = None,
+        reward: RewardFn | None,
+        param_shape: tuple[int, ...],
+        reference: torch.Tensor,
+        mask_shape: tuple[int, ...],
     ) -> None:
         super().__init__()
         self.classifier = classifier
         self.config = config
         self.reward_fn = get_reward(config.reward if reward is None else reward)
         self.num_pairs, self.num_areas = len(targets), len(areas)
-        self.size = tuple(images.shape[-2:])
+        self.mask_shape = tuple(mask_shape)
         num_masks = self.num_pairs * self.num_areas
-        with torch.no_grad():
-            pyramid = perturbation_pyramid(
-                images.float(),
-                config.perturbation,
-                config.num_levels,
-                config.max_blur,
-                config.blur_padding,
-            )
-        self.register_buffer("pyramid", pyramid, persistent=False)
         self.register_buffer("mask_image", image_index.repeat_interleave(self.num_areas), False)
         self.register_buffer("mask_target", targets.repeat_interleave(self.num_areas), False)
-        # The area ranks the mask over a margin around the image, so that border parameters
-        # feel the same area pressure as inner ones (ranking the visible image alone pulls
-        # masks into the corners); the target is still a fraction of the visible image.
-        self.margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
-        num_visible = self.size[0] * self.size[1]
-        num_ranked = (self.size[0] + 2 * self.margin) * (self.size[1] + 2 * self.margin)
-        reference = reference_vector(num_ranked, areas, num_visible)  # K × |Ω|
         self.register_buffer("reference", reference, False)
-        self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
-        grid = param_grid_shape(*self.size, config.step)
-        self.mask_params = nn.Parameter(torch.full((num_masks, 1, *grid), float(config.init)))
+        self.mask_params = nn.Parameter(torch.full((num_masks, *param_shape), float(config.init)))
         self.register_buffer("history", torch.zeros(config.max_iter, len(HISTORY_ROWS), num_masks))
         self.save_hyperparameters({"method": asdict(config), "areas": list(areas)})
 
+    def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
+        raise NotImplementedError
+
+    def visible(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded
+
+    def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
+        """Classifier outputs (len(kept)·B)×classes(×…) for the perturbations by ``kept``."""
+        raise NotImplementedError
+
+    def masks(self, part: slice = slice(None)) -> torch.Tensor:
+        """The current masks (the part that perturbs), B×…, in [0, 1]."""
+        return self.visible(self.padded_masks(part))
+
+    def kept(self, masks: torch.Tensor) -> list[torch.Tensor]:
+        """What each variant keeps: ``[m]`` (preserve), ``[1 − m]`` (delete), both (dual)."""
+        if self.config.variant == "preserve":
+            return [masks]
+        if self.config.variant == "delete":
+            return [1 - masks]
+        return [masks, 1 - masks]
+
     # The classifier stays in eval mode whatever Lightning does with the module.
-    def train(self, mode: bool = True) -> ExtremalPerturbationModule:
+    def train(self, mode: bool = True) -> MaskGameModule:
         super().train(mode)
         self.classifier.train(False)
         return self
@@ -125,47 +137,17 @@ class ExtremalPerturbationModule(L.LightningModule):
         start = min(trainer.global_rank * per_rank, self.mask_params.shape[0])
         return slice(start, min(start + per_rank, self.mask_params.shape[0]))
 
-    def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
-        """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""
-        cfg = self.config
-        params = self.mask_params[part]
-        with torch.autocast(self.device.type, enabled=False):
-            if cfg.smoothing == "gaussian":
-                return gaussian_mask(params, cfg.step, cfg.sigma, self.size, self.margin)
-            return smooth_max_mask(params, self.kernel, self.size, cfg.coldness, self.margin)
-
-    def visible(self, padded: torch.Tensor) -> torch.Tensor:
-        """Crop the margin: B×1×H×W."""
-        g = self.margin
-        return padded[..., g : g + self.size[0], g : g + self.size[1]]
-
-    def masks(self, part: slice = slice(None)) -> torch.Tensor:
-        """The current masks over the visible image, B×1×H×W in [0, 1]."""
-        return self.visible(self.padded_masks(part))
-
-    def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
-        """What the classifier sees: ``m ⊗ x`` (preserve), ``(1 − m) ⊗ x`` (delete), or both
-        stacked (dual) — B×C×H×W, or 2B×C×H×W for dual, always computed in fp32."""
-        variant = self.config.variant
-        kept = [masks] if variant == "preserve" else [1 - masks]
-        if variant == "dual":
-            kept = [masks, 1 - masks]
-        with torch.autocast(self.device.type, enabled=False):
-            image_index = self.mask_image[part]
-            return torch.cat([apply_pyramid(self.pyramid, m, image_index) for m in kept])
-
     def game_reward(
         self, masks: torch.Tensor, part: slice = slice(None), flip: bool = False
     ) -> torch.Tensor:
         """The variant's reward of each mask, (B,): ``R(m)``, ``−R(1−m)`` or ``R(m) − R(1−m)``."""
-        x = self.perturbed(masks, part)
-        if flip:
-            x = x.flip(-1)
-        targets = self.mask_target[part].repeat(len(x) // len(masks))
-        scores = mean_reward(self.reward_fn, self.classifier(x).float(), targets)
-        if self.config.variant == "preserve":
+        variant = self.config.variant
+        kept = self.kept(masks)
+        targets = self.mask_target[part].repeat(len(kept))
+        scores = mean_reward(self.reward_fn, self.scores(kept, part, flip).float(), targets)
+        if variant == "preserve":
             return scores
-        if self.config.variant == "delete":
+        if variant == "delete":
             return -scores
         preserved, deleted = scores.chunk(2)
         return preserved - deleted
@@ -187,7 +169,7 @@ class ExtremalPerturbationModule(L.LightningModule):
         self._log_step(stats, part, lam)
         return -energy.sum() * self.trainer.world_size
 
-    def _area_index(self, part: slice) -> torch.Tensor:  # noqa: D401
+    def _area_index(self, part: slice) -> torch.Tensor:
         """Index of each mask's area in ``areas`` (mask b has area ``b mod K``)."""
         return torch.arange(part.start or 0, part.stop, device=self.device) % self.num_areas
 
@@ -236,7 +218,84 @@ class ExtremalPerturbationModule(L.LightningModule):
         reward = self.game_reward(masks)  # one unjittered forward over all masks
         shape = (self.num_pairs, self.num_areas)
         return {
-            "masks": masks.view(*shape, *self.size).cpu(),
+            "masks": masks.reshape(*shape, *self.mask_shape).cpu(),
             "rewards": reward.view(shape).cpu(),
             "areas": achieved_area(masks).view(shape).cpu(),
         }
+
+
+class ExtremalPerturbationModule(MaskGameModule):
+    """Smooth masks over the input image, blending it with a blur (or fade) pyramid.
+
+    Args:
+        classifier: frozen model, images B×C×H×W → scores B×classes(×…).
+        images: N×C×H×W inputs as the classifier takes them.
+        targets, image_index, areas, config, reward: see :class:`MaskGameModule`.
+    """
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        image_index: torch.Tensor,
+        areas: list[float],
+        config: MethodConfig,
+        reward: RewardFn | None = None,
+    ) -> None:
+        size = tuple(images.shape[-2:])
+        # The area ranks the mask over a margin around the image, so that border parameters
+        # feel the same area pressure as inner ones (ranking the visible image alone pulls
+        # masks into the corners); the target is still a fraction of the visible image.
+        margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
+        num_ranked = (size[0] + 2 * margin) * (size[1] + 2 * margin)
+        reference = reference_vector(num_ranked, areas, size[0] * size[1])  # K × |Ω|
+        super().__init__(
+            classifier,
+            targets,
+            image_index,
+            areas,
+            config,
+            reward,
+            param_shape=(1, *param_grid_shape(*size, config.step)),
+            reference=reference,
+            mask_shape=size,
+        )
+        self.size, self.margin = size, margin
+        with torch.no_grad():
+            pyramid = perturbation_pyramid(
+                images.float(),
+                config.perturbation,
+                config.num_levels,
+                config.max_blur,
+                config.blur_padding,
+            )
+        self.register_buffer("pyramid", pyramid, persistent=False)
+        self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
+
+    def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
+        """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""
+        cfg = self.config
+        params = self.mask_params[part]
+        with torch.autocast(self.device.type, enabled=False):
+            if cfg.smoothing == "gaussian":
+                return gaussian_mask(params, cfg.step, cfg.sigma, self.size, self.margin)
+            return smooth_max_mask(params, self.kernel, self.size, cfg.coldness, self.margin)
+
+    def visible(self, padded: torch.Tensor) -> torch.Tensor:
+        """Crop the margin: B×1×H×W."""
+        g = self.margin
+        return padded[..., g : g + self.size[0], g : g + self.size[1]]
+
+    def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
+        x = torch.cat([self.blend(m, part) for m in kept])
+        return self.classifier(x.flip(-1) if flip else x)
+
+    def blend(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
+        """``m ⊗ x``: each image blended with its pyramid by the mask (fp32), B×C×H×W."""
+        with torch.autocast(self.device.type, enabled=False):
+            return apply_pyramid(self.pyramid, masks, self.mask_image[part])
+
+    def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
+        """What the classifier sees for the variant (no jitter): B×C×H×W, 2B for dual."""
+        return torch.cat([self.blend(m, part) for m in self.kept(masks)])

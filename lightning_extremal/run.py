@@ -1,10 +1,17 @@
-"""The main job: explain a set of images with a model and write masks, overlays and a summary."""
+"""The main job: explain a set of images with a model and write masks, overlays and a summary.
+
+Logging never costs results: loggers are fail-soft (:class:`~.loggers.FailSoftLogger`), the
+observing callbacks disable themselves on a logging error, a logger that cannot be created
+means a run without one, and a chunk whose fit still fails with a logger attached is run
+again without it. Each case is a warning; masks.pt and summary.json are always written.
+"""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -15,10 +22,11 @@ from typing import Any
 import torch
 
 from .api import extremal_perturbation, predicted_classes
-from .config import RunConfig, validate_method
+from .config import RunConfig, validate_logger, validate_method
 from .images import ImageSet, load_images
 from .loggers import finish_logger, make_logger
 from .models import load_model
+from .quality import load_ground_truth, mask_quality, pair_truth, summarize_quality
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -62,7 +70,8 @@ def _targets_for(cfg_targets: Any, images: ImageSet, model, index: list[int]) ->
     if isinstance(cfg_targets, (list, tuple)) and all(isinstance(t, int) for t in cfg_targets):
         return [list(cfg_targets) for _ in index]
     raise ValueError(
-        f"data.targets must be 'top1', 'labels', a class id or a list of class ids; got {cfg_targets!r}"
+        "data.targets must be 'top1', 'labels', a class id or a list of class ids; "
+        f"got {cfg_targets!r}"
     )
 
 
@@ -77,24 +86,45 @@ def _chunks(images: ImageSet, batch_size: int) -> list[list[int]]:
 
 
 def _chunk_key(cfg: RunConfig, ids: list[str]) -> str:
-    payload = json.dumps({"method": asdict(cfg.method), "model": asdict(cfg.model),
-                          "data": asdict(cfg.data), "ids": ids}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "method": asdict(cfg.method),
+            "model": asdict(cfg.model),
+            "data": asdict(cfg.data),
+            "ids": ids,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _pair_names(ids: list[str], targets: list[list[int]]) -> list[str]:
+    """One name per (image, target) pair in the API's pair order: the image id, plus the
+    target when the image has several."""
+    return [
+        i if len(ts) == 1 else f"{i}_{t}" for i, ts in zip(ids, targets, strict=True) for t in ts
+    ]
 
 
 def run_job(cfg: RunConfig) -> Path:
     """Run the configured job; every chunk's results are on disk as soon as it finishes."""
     validate_method(cfg.method)
+    validate_logger(cfg.logger)
     if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
         raise ValueError(f"data.batch_size must be a positive integer; got {cfg.data.batch_size!r}")
     loaded = load_model(cfg.model)
     size = cfg.data.size if cfg.data.size is not None else loaded.size
     images = load_images(cfg.data.source, size, cfg.data.crop)
+    truths = load_ground_truth(
+        cfg.data.source, cfg.data.ground_truth, images.ids, size, cfg.data.crop
+    )
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     atomic_write_text(json.dumps(asdict(cfg), indent=2, default=str), out / "config.json")
     job = out.name
+    group = cfg.logger.group or job
     wandb_dirs: list[str] = []
     records = []
     for number, index in enumerate(_chunks(images, cfg.data.batch_size)):
@@ -108,11 +138,20 @@ def run_job(cfg: RunConfig) -> Path:
                 continue
         targets = _targets_for(cfg.data.targets, images, loaded.model, index)
         batch = torch.stack([images.images[i] for i in index])
-        logger = make_logger(cfg.logger, out, f"{job}-chunk{number}", job, asdict(cfg))
+        chunk_truths = [
+            pair_truth(truths[i], images.labels[i] if images.labels else None, t)
+            for i, ts in zip(index, targets, strict=True)
+            for t in ts
+        ]
+        run = _ChunkRun(
+            cfg, out, f"{job}-chunk{number}", group, _pair_names(ids, targets), loaded.classes
+        )
         try:
-            result = _explain(cfg, loaded.model, batch, targets, logger)
+            result = run.explain(loaded.model, batch, targets)
+            quality = mask_quality(result.masks, cfg.method.areas, chunk_truths)
+            run.log_quality(summarize_quality(quality["iou"], quality["pointing_hit"]))
         finally:
-            run_dir = _finish(logger)
+            run_dir = run.finish()
         if run_dir:
             wandb_dirs.append(run_dir)
         record = {
@@ -125,6 +164,9 @@ def run_job(cfg: RunConfig) -> Path:
             "rewards": result.rewards,
             "achieved_areas": result.areas,
             "history": result.history,
+            "steps": run.steps,
+            "iou": quality["iou"],
+            "pointing_hit": quality["pointing_hit"],
         }
         atomic_save(record, path)
         records.append(record)
@@ -135,7 +177,78 @@ def run_job(cfg: RunConfig) -> Path:
     return out
 
 
-def _explain(cfg: RunConfig, model, batch, targets, logger):
+def make_callbacks(cfg: RunConfig, out: Path, names: list[str], classes) -> list:
+    """The observing callbacks of one chunk (see ``logger.*`` in the config)."""
+    from lightning_extremal.callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
+
+    log = cfg.logger
+    callbacks: list = [ConvergenceMonitor(log.early_stop_tol, log.early_stop_window)]
+    if log.mask_every_n_steps:
+        callbacks.append(MaskEvolution(log.mask_every_n_steps, out / "mask_evolution", names))
+    if log.final_table:
+        callbacks.append(FinalOverlays(out / "final_overlays", names, classes))
+    return callbacks
+
+
+class _ChunkRun:
+    """One chunk's optimisation with its logger and callbacks, and the fallbacks that keep
+    a logging failure from losing its masks."""
+
+    def __init__(self, cfg: RunConfig, out: Path, name: str, group: str, names, classes) -> None:
+        self.cfg, self.out, self.name, self.names, self.classes = cfg, out, name, names, classes
+        self.steps = cfg.method.max_iter
+        try:
+            self.logger = make_logger(cfg.logger, out, name, group, asdict(cfg))
+        except Exception as error:
+            warnings.warn(
+                f"could not create the {cfg.logger.name} logger ({error!r}); "
+                f"{name} runs without one",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.logger = False
+
+    def explain(self, model, batch, targets):
+        callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
+        try:
+            result = _explain(self.cfg, model, batch, targets, self.logger, callbacks)
+        except Exception as error:
+            if self.logger is False:
+                raise
+            # Loggers are fail-soft, so this is rare (a failure outside the wrapped calls),
+            # or not about logging at all: then the rerun raises it again.
+            warnings.warn(
+                f"{self.name} failed with its logger attached ({error!r}); closing the logger "
+                "and running the chunk again without one",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            _finish(self.logger)
+            self.logger = False
+            callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
+            result = _explain(self.cfg, model, batch, targets, False, callbacks)
+        monitor = callbacks[0]
+        self.steps = monitor.steps or self.cfg.method.max_iter
+        return result
+
+    def log_quality(self, quality: dict[str, float] | None) -> None:
+        """``quality/iou``, ``quality/pointing`` to the logger (fail-soft, like every log)."""
+        if quality is None or self.logger is False:
+            return
+        metrics = {f"quality/{k}": v for k, v in quality.items() if k != "pairs"}
+        try:  # a FailSoftLogger never raises; a logger given unwrapped might
+            self.logger.log_metrics(metrics, step=self.steps)
+            self.logger.save()
+        except Exception as error:
+            warnings.warn(
+                f"could not log {sorted(metrics)}: {error!r}", RuntimeWarning, stacklevel=2
+            )
+
+    def finish(self) -> str | None:
+        return _finish(self.logger)
+
+
+def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
     t = cfg.trainer
     return extremal_perturbation(
         model,
@@ -151,6 +264,7 @@ def _explain(cfg: RunConfig, model, batch, targets, logger):
         progress=t.progress,
         log_every_n_steps=t.log_every_n_steps,
         logger=logger,
+        callbacks=list(callbacks),
     )
 
 
@@ -177,6 +291,9 @@ def _write_outputs(out: Path, records: list[dict], classes, skipped) -> None:
     atomic_save(merged, out / "masks.pt")
     summary = []
     areas = merged["areas"].tolist()
+    ious = [v for r in records for v in r.get("iou", [math.nan] * len(r["ids"]))]
+    hits = [v for r in records for v in r.get("pointing_hit", [None] * len(r["ids"]))]
+    pair = 0
     for r in records:
         for p, image_id in enumerate(r["ids"]):
             target = int(r["targets"][p])
@@ -191,14 +308,22 @@ def _write_outputs(out: Path, records: list[dict], classes, skipped) -> None:
                 r["rewards"][p].tolist(),
             )
             for k, area in enumerate(areas):
-                summary.append({
+                row = {
                     "image": image_id,
                     "target": target,
                     "target_name": name,
                     "area": area,
                     "reward": float(r["rewards"][p, k]),
                     "achieved_area": float(r["achieved_areas"][p, k]),
-                })
+                    "steps": int(r.get("steps", r["history"]["reward"].shape[-1])),
+                }
+                if hits[pair] is not None:
+                    # Pair-level scores (IoU at the largest area; pointing on the summed masks).
+                    row.update(iou=ious[pair], pointing_hit=hits[pair])
+                summary.append(row)
+            pair += 1
+    quality = summarize_quality(ious, hits)
     atomic_write_text(
-        json.dumps({"results": summary, "skipped": skipped}, indent=2), out / "summary.json"
+        json.dumps({"results": summary, "skipped": skipped, "quality": quality}, indent=2),
+        out / "summary.json",
     )

@@ -1,0 +1,175 @@
+"""Watch masks converge: every n steps, each pair's masks next to what the classifier sees."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from .sinks import (
+    WANDB_STEP_KEY,
+    FailSoft,
+    original_images,
+    pair_names,
+    resolve_out_dir,
+    save_png,
+    to_hwc,
+    wandb_run,
+)
+
+#: Pixels of white between the tiles of a frame.
+TILE_PADDING = 2
+#: Display time of one GIF frame, ms.
+GIF_FRAME_MS = 400
+
+
+def frame_grid(overlays: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """One frame: row 1 the K masks over the image, then one row per perturbed view.
+
+    ``overlays`` K×3×H×W and ``views`` V×K×3×H×W floats in [0, 1] → 3×H'×W' uint8.
+    """
+    from torchvision.utils import make_grid
+
+    from lightning_extremal.viz import to_uint8
+
+    tiles = torch.cat([overlays.unsqueeze(0), views]).flatten(0, 1)
+    grid = make_grid(tiles, nrow=overlays.shape[0], padding=TILE_PADDING, pad_value=1.0)
+    return to_uint8(grid)
+
+
+def save_gif(frames: Sequence[torch.Tensor], path: Path, frame_ms: int = GIF_FRAME_MS) -> Path:
+    """Write 3×H×W uint8 frames as a looping GIF; the last frame is held three times as long."""
+    from PIL import Image
+
+    images = [Image.fromarray(to_hwc(f)) for f in frames]
+    durations = [frame_ms] * (len(images) - 1) + [3 * frame_ms]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return path
+
+
+class MaskEvolution(Callback):
+    """Every ``every_n_steps`` steps, per (image, target) pair, one frame: the mask of every
+    area as a heat map over the image, above the perturbed input the classifier sees.
+
+    With a W&B logger each frame is logged as ``wandb.Image`` under the stable key
+    ``masks/<name>`` (the media panel's step slider then plays the convergence); without one
+    the frames are written as ``<out_dir>/<name>/step_<t>.png``. At the end of the fit an
+    animated ``<out_dir>/<name>.gif`` is always written and, with W&B, logged as
+    ``wandb.Video`` under ``mask_evolution/<name>``. Only rank zero logs and writes. The
+    frames are kept in memory for the GIF: ``max_iter / every_n_steps + 1`` per pair.
+
+    Args:
+        every_n_steps: frame interval in optimisation steps (the last step is always a frame).
+        out_dir: folder of the GIFs and PNGs; None: ``<trainer.log_dir>/mask_evolution``.
+        names: one name per (image, target) pair (e.g. image ids); None: ``pair<p>``.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 50,
+        out_dir: str | Path | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if (
+            isinstance(every_n_steps, bool)
+            or not isinstance(every_n_steps, int)
+            or every_n_steps < 1
+        ):
+            raise ValueError(f"every_n_steps must be a positive integer; got {every_n_steps!r}")
+        self.every_n_steps = every_n_steps
+        self.out_dir = out_dir
+        self.names = None if names is None else list(names)
+        self.frames: dict[str, list[torch.Tensor]] = {}
+        self.steps: list[int] = []
+        self.gifs: dict[str, Path] = {}
+        self._log = FailSoft(type(self).__name__)
+        self._dir: Path | None = None
+        self._names: list[str] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # A fresh record per fit (one callback may see several fits, e.g. ``batch_size=``).
+        self._dir = resolve_out_dir(self.out_dir, trainer, "mask_evolution")
+        self._names = pair_names(self.names, pl_module.num_pairs)
+        self.frames = {name: [] for name in self._names}
+        self.steps, self.gifs = [], {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._capture(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not self.steps or self.steps[-1] != trainer.global_step:
+            self._capture(trainer, pl_module)  # the final masks
+        if not trainer.is_global_zero:
+            return
+        for name, frames in self.frames.items():
+            if frames:
+                self.gifs[name] = save_gif(frames, self._dir / f"{name}.gif")
+        run = self._log("finding the W&B run", lambda: wandb_run(trainer))
+        if run is not None and self.gifs:
+            self._log("logging the GIFs", lambda: _log_gifs(run, self.gifs, trainer.global_step))
+
+    @torch.no_grad()
+    def _capture(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        step = trainer.global_step
+        masks = pl_module.masks().float()
+        views = pl_module.perturbed(masks).float()  # B×C×H×W, 2B for dual (preserve, delete)
+        frames = _frames(original_images(pl_module), masks, views, pl_module.num_areas)
+        self.steps.append(step)
+        for name, frame in zip(self._names, frames, strict=True):
+            self.frames[name].append(frame)
+        run = self._log("finding the W&B run", lambda: wandb_run(trainer))
+        if run is not None:
+            named = dict(zip(self._names, frames, strict=True))
+            self._log("logging mask images", lambda: _log_frames(run, named, step))
+        if run is None or self._log.disabled:  # no W&B, or it just failed: files instead
+            for name, frame in zip(self._names, frames, strict=True):
+                save_png(frame, self._dir / name / f"step_{step:06d}.png")
+
+
+def _frames(images, masks, views, num_areas: int) -> list[torch.Tensor]:
+    """Per pair, its frame (see :func:`frame_grid`)."""
+    from lightning_extremal.viz import overlay
+
+    images, masks, views = images.cpu(), masks.cpu(), views.cpu().clamp(0, 1)
+    if views.shape[1] == 1:
+        views = views.expand(-1, 3, -1, -1)
+    num_masks = len(masks)
+    views = views.view(-1, num_masks, *views.shape[1:])[:, :, :3]  # V×B×3×H×W
+    frames = []
+    for start in range(0, num_masks, num_areas):
+        part = slice(start, start + num_areas)
+        overlays = torch.stack(
+            [overlay(img, m[0]) for img, m in zip(images[part], masks[part], strict=True)]
+        )
+        frames.append(frame_grid(overlays, views[:, part]))
+    return frames
+
+
+def _log_frames(run, frames: dict[str, torch.Tensor], step: int) -> None:
+    """One ``run.log`` for all pairs, so a frame step is one W&B history row."""
+    import wandb
+
+    caption = f"step {step}: masks over the image (top), what the classifier sees (below)"
+    row: dict[str, Any] = {
+        f"masks/{name}": wandb.Image(to_hwc(frame), caption=caption)
+        for name, frame in frames.items()
+    }
+    run.log({**row, WANDB_STEP_KEY: step})
+
+
+def _log_gifs(run, gifs: dict[str, Path], step: int) -> None:
+    import wandb
+
+    row: dict[str, Any] = {
+        f"mask_evolution/{name}": wandb.Video(str(path), format="gif", caption=name)
+        for name, path in gifs.items()
+    }
+    run.log({**row, WANDB_STEP_KEY: step})

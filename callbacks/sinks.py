@@ -1,0 +1,106 @@
+"""Where the observing callbacks send what they make: the attached W&B run, else files.
+
+Shared by :mod:`.mask_evolution`, :mod:`.convergence` and :mod:`.final_overlays`. Logging is
+fail-soft: the first failure of a sink warns once and turns that sink off; the optimisation
+never sees it. wandb is imported only when a W&B logger is attached.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: Key of the step metric Lightning's WandbLogger declares for every key (``define_metric``).
+WANDB_STEP_KEY = "trainer/global_step"
+
+
+def wandb_run(trainer: Any) -> Any | None:
+    """The live ``wandb`` run of the trainer's first W&B logger (looking inside
+    :class:`~lightning_extremal.loggers.FailSoftLogger`), or None."""
+    from lightning.pytorch.loggers import WandbLogger  # does not import wandb itself
+
+    for logger in getattr(trainer, "loggers", []):
+        if getattr(logger, "failed", None) is not None:
+            continue  # a fail-soft logger that already failed stays off
+        if not isinstance(getattr(logger, "wrapped", logger), WandbLogger):
+            continue
+        experiment = logger.experiment
+        if experiment is not None and hasattr(experiment, "log"):
+            return experiment
+    return None
+
+
+def safe_name(name: str) -> str:
+    """A name usable as a file name and a W&B key component."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(name)).strip("_") or "unnamed"
+
+
+def pair_names(names: Sequence[str] | None, num_pairs: int) -> list[str]:
+    """Names of the P (image, target) pairs: the given ones, else ``pair0``, ``pair1``, …"""
+    if names is not None and len(names) == num_pairs:
+        return [safe_name(n) for n in names]
+    if names is not None:
+        warnings.warn(
+            f"got {len(names)} names for {num_pairs} (image, target) pairs; using pair0, pair1, …",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return [f"pair{p}" for p in range(num_pairs)]
+
+
+def resolve_out_dir(out_dir: str | Path | None, trainer: Any, subdir: str) -> Path:
+    """``out_dir``, else ``<trainer.log_dir or default_root_dir>/<subdir>`` (all ranks call it)."""
+    if out_dir is not None:
+        return Path(out_dir)
+    try:
+        root = trainer.log_dir  # a collective under DDP: every rank gets here
+    except Exception:  # a broken logger must not stop the callbacks writing files
+        root = None
+    return Path(root or trainer.default_root_dir) / subdir
+
+
+class FailSoft:
+    """Runs logging calls; the first exception warns (naming the callback) and disables it."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.disabled = False
+
+    def __call__(self, what: str, call: Callable[[], Any]) -> Any:
+        if self.disabled:
+            return None
+        try:
+            return call()
+        except Exception as error:
+            self.disabled = True
+            warnings.warn(
+                f"{self.owner}: {what} failed ({error!r}); it is off for the rest of this run, "
+                "the optimisation goes on",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+
+
+def original_images(pl_module: Any) -> torch.Tensor:
+    """The unperturbed image behind each mask, B×C×H×W (the pyramid's last level is the image)."""
+    return pl_module.pyramid[pl_module.mask_image, -1]
+
+
+def to_hwc(image: torch.Tensor) -> Any:
+    """C×H×W uint8 tensor → H×W×C numpy array (what PIL and ``wandb.Image`` take)."""
+    return image.permute(1, 2, 0).contiguous().numpy()
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """Write a C×H×W (or H×W) uint8 tensor as a PNG."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = image.numpy() if image.dim() == 2 else to_hwc(image)
+    Image.fromarray(array).save(path)

@@ -1,0 +1,455 @@
+"""End-to-end tests of ``extremal_perturbation`` and the Captum-style ``ExtremalPerturbation``."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lightning_extremal import ExtremalPerturbation, extremal_perturbation
+from lightning_extremal.freeze import hook_counts
+from lightning_extremal.perturbation import apply_pyramid, blur_pyramid
+from tests.conftest import BoxModel, box_scene, make_tiny_classifier
+
+# Small, fast settings for 40×40 images.
+FAST = dict(progress=False, step=4, sigma=8.0, max_blur=5.0)
+
+
+class Counter(Callback):
+    """Counts fits and optimisation steps."""
+
+    def __init__(self) -> None:
+        self.fits = 0
+        self.steps = 0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.fits += 1
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.steps += 1
+
+
+class Boom(Callback):
+    """Raises during training, after a few steps."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= 3:
+            raise RuntimeError("boom during training")
+
+
+# --------------------------------------------------------------------------- (a) batching
+
+
+def test_batching_invariance(tiny_classifier, small_images) -> None:
+    targets, areas = [0, 2, 1], [0.1, 0.3]
+    opts = dict(FAST, max_iter=30)
+    together = extremal_perturbation(tiny_classifier, small_images, targets, areas, **opts)
+    assert together.masks.shape == (3, 2, 40, 40)
+    # Each mask's gradient does not depend on the others (the loss is a sum over masks), so
+    # optimising alone gives the same masks up to float32 round-off of batched convolutions:
+    # tolerance 1e-5 on mask values in [0, 1].
+    for i in range(3):
+        alone = extremal_perturbation(
+            tiny_classifier, small_images[i : i + 1], [targets[i]], areas, **opts
+        )
+        torch.testing.assert_close(alone.masks[0], together.masks[i], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.rewards[0], together.rewards[i], atol=1e-4, rtol=1e-5)
+    counter = Counter()
+    chunked = extremal_perturbation(
+        tiny_classifier, small_images, targets, areas, batch_size=1, callbacks=[counter], **opts
+    )
+    assert counter.fits == 3
+    torch.testing.assert_close(chunked.masks, together.masks, atol=1e-5, rtol=0)
+    assert torch.equal(chunked.image_index, together.image_index)
+    for key in ("reward", "area_loss", "area", "lambda"):
+        torch.testing.assert_close(
+            chunked.history[key], together.history[key], atol=1e-4, rtol=1e-4
+        )
+
+
+# --------------------------------------------------------------------------- (b) planted evidence
+
+SIZE = 96
+BOX = (20, 36, 24, 24)  # top, left, height, width: columns 36..59 mirror onto themselves
+PLANTED = dict(progress=False, step=4, sigma=8.0, max_blur=10.0, max_iter=300)
+
+
+def _top_area_iou(mask: torch.Tensor, box: tuple[int, int, int, int]) -> float:
+    """IoU with the box of the mask's top-|box| pixels."""
+    top, left, height, width = box
+    truth = torch.zeros(mask.shape, dtype=torch.bool)
+    truth[top : top + height, left : left + width] = True
+    chosen = torch.zeros(mask.numel(), dtype=torch.bool)
+    chosen[mask.flatten().topk(int(truth.sum())).indices] = True
+    chosen = chosen.view(mask.shape)
+    return ((chosen & truth).sum() / (chosen | truth).sum()).item()
+
+
+def _planted(variant: str, **options) -> tuple[float, torch.Tensor]:
+    model = BoxModel(SIZE, BOX)
+    area = BOX[2] * BOX[3] / SIZE**2
+    result = extremal_perturbation(
+        model, box_scene(SIZE, BOX), 0, [area], variant=variant, **{**PLANTED, **options}
+    )
+    return _top_area_iou(result.masks[0, 0], BOX), result
+
+
+@pytest.mark.slow
+def test_planted_evidence_delete_blur() -> None:
+    # Measured IoU ≈ 0.83 (0.81–0.83 over box sizes 16–28 px and max_blur 10–20).
+    iou, result = _planted("delete")
+    assert iou >= 0.7, iou
+    assert result.rewards.item() < -4  # deleting the box removes most of the score (≈ 9.5)
+
+
+@pytest.mark.slow
+def test_planted_evidence_preserve_fade() -> None:
+    # Measured IoU ≈ 0.82–0.84. The fade perturbation scales every box pixel, so the
+    # reward's gradient reaches the whole box from the first step.
+    iou, result = _planted("preserve", perturbation="fade")
+    assert iou >= 0.7, iou
+    assert result.rewards.item() > 8
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason=(
+        "Blur-preserve on a mean-brightness box model stays at IoU ≈ 0.4–0.6 (step 4, σ 8, "
+        "max_blur 10–20, max_iter 300–600; 0.61–0.80 with max_blur 30 and 16–20 px boxes; 0.83 "
+        "with init=0.5 for one box but 0.0 for another, the mask drifting to the image corners). "
+        "From the all-ones start, the near-identity blur levels only change the box's rim, so the "
+        "box interior gets no reward gradient until the area term has already pulled it down, "
+        "and the optimisation settles in a local optimum covering part of the box."
+    ),
+    strict=False,
+)
+def test_planted_evidence_preserve_blur() -> None:
+    iou, _ = _planted("preserve")
+    assert iou >= 0.7, iou
+
+
+# --------------------------------------------------------------------------- (c) the model comes back
+
+
+def _mixed_model() -> torch.nn.Module:
+    model = make_tiny_classifier(seed=1).train()
+    model[1].eval()  # batch norm in eval
+    model[5].eval()  # dropout in eval
+    model[0].weight.requires_grad_(False)
+    model[8].bias.requires_grad_(False)
+    return model
+
+
+def _snapshot(model: torch.nn.Module) -> dict:
+    return {
+        "training": {name: m.training for name, m in model.named_modules()},
+        "grad": {name: p.requires_grad for name, p in model.named_parameters()},
+        "hooks": hook_counts(model),
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "params": [id(p) for p in model.parameters()],
+        "device": {p.device for p in model.parameters()},
+    }
+
+
+def _assert_same(model: torch.nn.Module, before: dict) -> None:
+    after = _snapshot(model)
+    assert after["training"] == before["training"]
+    assert after["grad"] == before["grad"]
+    assert after["hooks"] == before["hooks"]
+    assert after["params"] == before["params"]
+    assert after["device"] == before["device"]
+    assert after["state"].keys() == before["state"].keys()
+    for key, value in before["state"].items():
+        assert torch.equal(after["state"][key], value), key  # incl. batch-norm running stats
+    for p in model.parameters():
+        assert p.grad is None
+
+
+def test_model_left_as_given(small_images) -> None:
+    model = _mixed_model()
+    calls = []
+    model[2].register_forward_hook(lambda *args: calls.append(1))  # the caller's own hook
+    before = _snapshot(model)
+    assert model.training and not model[1].training and before["hooks"]["2._forward_hooks"] == 1
+    result = extremal_perturbation(model, small_images[:2], [0, 1], [0.2], max_iter=5, **FAST)
+    assert result.masks.shape == (2, 1, 40, 40)
+    assert calls  # the caller's hook stayed active during the run
+    _assert_same(model, before)
+
+
+def test_model_left_as_given_when_training_fails(small_images) -> None:
+    model = _mixed_model()
+    before = _snapshot(model)
+    with pytest.raises(RuntimeError, match="boom during training"):
+        extremal_perturbation(
+            model, small_images, 0, [0.2], max_iter=20, callbacks=[Boom()], **FAST
+        )
+    _assert_same(model, before)
+    # A failure while resolving targets (inside the frozen region) restores it too.
+    with pytest.raises(ValueError, match="out of range"):
+        extremal_perturbation(model, small_images, 9, [0.2], max_iter=5, **FAST)
+    _assert_same(model, before)
+
+
+# --------------------------------------------------------------------------- (d) targets
+
+
+def test_multi_label_targets(tiny_classifier, small_images) -> None:
+    result = extremal_perturbation(
+        tiny_classifier, small_images[:2], [[0, 1], [1]], [0.1, 0.2], max_iter=5, **FAST
+    )
+    assert result.image_index.tolist() == [0, 0, 1]
+    assert result.targets.tolist() == [0, 1, 1]
+    assert result.masks.shape == (3, 2, 40, 40)
+    assert result.rewards.shape == (3, 2)
+
+
+def test_targets_none_uses_predicted_class(tiny_classifier, small_images) -> None:
+    with torch.no_grad():
+        predicted = tiny_classifier(small_images).argmax(1)
+    result = extremal_perturbation(tiny_classifier, small_images, None, [0.2], max_iter=3, **FAST)
+    assert result.targets.tolist() == predicted.tolist()
+    assert result.image_index.tolist() == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------- (e) shapes
+
+
+def test_result_shapes_one_fit() -> None:
+    model = make_tiny_classifier()
+    images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    areas = [0.05, 0.1, 0.3]
+    steps, lambda0, growth = 12, 300.0, 1.05
+    counter = Counter()
+    result = extremal_perturbation(
+        model,
+        images,
+        list(range(4)) * 2,
+        areas,
+        max_iter=steps,
+        lambda0=lambda0,
+        lambda_growth=growth,
+        callbacks=[counter],
+        **FAST,
+    )
+    assert counter.fits == 1  # all 8 × 3 masks in ONE Lightning fit
+    assert counter.steps == steps
+    assert result.masks.shape == (8, 3, 32, 32)
+    assert result.masks.min() >= 0 and result.masks.max() <= 1
+    assert result.rewards.shape == result.areas.shape == (8, 3)
+    assert result.image_index.tolist() == list(range(8))
+    assert result.targets.tolist() == list(range(4)) * 2
+    torch.testing.assert_close(
+        result.target_areas.double(), torch.tensor(areas, dtype=torch.float64)
+    )
+    assert set(result.history) == {"reward", "area_loss", "area", "lambda"}
+    for key, value in result.history.items():
+        assert value.shape == (8, 3, steps), key
+        assert torch.isfinite(value).all(), key
+    expected = torch.tensor([lambda0 * growth**t for t in range(steps)])
+    torch.testing.assert_close(result.history["lambda"], expected.expand(8, 3, -1))
+    # The achieved area is the mean of the mask.
+    torch.testing.assert_close(result.areas, result.masks.mean((2, 3)))
+
+
+# --------------------------------------------------------------------------- (f) determinism
+
+
+def test_same_seed_same_masks(tiny_classifier, small_images) -> None:
+    opts = dict(FAST, max_iter=15, seed=123)
+    first = extremal_perturbation(tiny_classifier, small_images, [0, 1, 2], [0.1], **opts)
+    second = extremal_perturbation(tiny_classifier, small_images, [0, 1, 2], [0.1], **opts)
+    assert torch.equal(first.masks, second.masks)
+    assert torch.equal(first.rewards, second.rewards)
+    for key in first.history:
+        assert torch.equal(first.history[key], second.history[key]), key
+
+
+# --------------------------------------------------------------------------- (g) bad input
+
+IMAGES = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+NAN_IMAGES = IMAGES.clone()
+NAN_IMAGES[1, 0, 3, 3] = math.nan
+
+BAD_INPUTS = [
+    # (images, targets, areas, options, error, match)
+    pytest.param(IMAGES[0], 0, [0.1], {}, ValueError, "4 dims", id="rank-3"),
+    pytest.param(
+        torch.rand(2, 1, 32, 32), 0, [0.1], {}, ValueError, "1 channels.*expects 3", id="1-channel"
+    ),
+    pytest.param((IMAGES * 255).to(torch.uint8), 0, [0.1], {}, TypeError, "float", id="uint8"),
+    pytest.param(NAN_IMAGES, 0, [0.1], {}, ValueError, "NaN", id="nan"),
+    pytest.param(IMAGES, 4, [0.1], {}, ValueError, "target 4 .*out of range", id="target-4"),
+    pytest.param(
+        IMAGES, [0, -1], [0.1], {}, ValueError, "target -1 .*out of range", id="target-neg"
+    ),
+    pytest.param(IMAGES, [0], [0.1], {}, ValueError, "1 targets for 2 images", id="target-count"),
+    pytest.param(IMAGES, 0, [0.0], {}, ValueError, "areas", id="area-0"),
+    pytest.param(IMAGES, 0, [1.0], {}, ValueError, "areas", id="area-1"),
+    pytest.param(IMAGES, 0, [0.1, 1.5], {}, ValueError, "areas.*1.5", id="area-1.5"),
+    pytest.param(IMAGES, 0, -0.1, {}, ValueError, "areas.*-0.1", id="area-neg"),
+    pytest.param(IMAGES, 0, [], {}, ValueError, "areas", id="areas-empty"),
+    pytest.param(IMAGES, 0, [0.1], {"step": 0}, ValueError, "step", id="step-0"),
+    pytest.param(IMAGES, 0, [0.1], {"step": -3}, ValueError, "step", id="step-neg"),
+    pytest.param(IMAGES, 0, [0.1], {"sigma": 0.0}, ValueError, "sigma", id="sigma-0"),
+    pytest.param(IMAGES, 0, [0.1], {"sigma": -2.0}, ValueError, "sigma", id="sigma-neg"),
+    pytest.param(
+        IMAGES, 0, [0.1], {"variant": "keep"}, ValueError, "variant.*'keep'", id="variant"
+    ),
+    pytest.param(
+        IMAGES,
+        0,
+        [0.1],
+        {"perturbation": "noise"},
+        ValueError,
+        "perturbation.*'noise'",
+        id="perturbation",
+    ),
+    pytest.param(IMAGES, 0, [0.1], {"reward": "bogus"}, ValueError, "reward.*'bogus'", id="reward"),
+    pytest.param(
+        IMAGES, 0, [0.1], {"smoothing": "box"}, ValueError, "smoothing.*'box'", id="smoothing"
+    ),
+    pytest.param(
+        IMAGES, 0, [0.1], {"optimizer": "lbfgs"}, ValueError, "optimizer.*'lbfgs'", id="optimizer"
+    ),
+    pytest.param(
+        IMAGES,
+        0,
+        [0.1],
+        {"stepp": 4},
+        TypeError,
+        r"unknown option.*'stepp'.*valid options.*'step'",
+        id="unknown-option",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("images", "targets", "areas", "options", "error", "match"),
+    BAD_INPUTS,
+)
+def test_bad_input_fails_before_optimisation(
+    tiny_classifier, images, targets, areas, options, error, match
+) -> None:
+    counter = Counter()
+    with pytest.raises(error, match=match):
+        extremal_perturbation(
+            tiny_classifier,
+            images,
+            targets,
+            areas,
+            callbacks=[counter],
+            **{**FAST, "max_iter": 3, **options},
+        )
+    assert counter.fits == 0 and counter.steps == 0
+
+
+# --------------------------------------------------------------------------- (h) Captum style
+
+
+def test_captum_style_attribute(tiny_classifier, small_images) -> None:
+    explainer = ExtremalPerturbation(tiny_classifier, max_iter=5, **FAST)
+    masks = explainer.attribute(small_images, target=[0, 1, 2], areas=[0.1, 0.2])
+    assert masks.shape == (3, 2, 40, 40)
+    assert masks.min() >= 0 and masks.max() <= 1
+    assert explainer.last_result is not None and explainer.last_result.masks is masks
+    one = explainer.attribute(small_images[:1], target=3, areas=0.1)
+    assert one.shape == (1, 1, 40, 40)
+
+
+# --------------------------------------------------------------------------- (i, j) games and rewards
+
+
+def _manual_rewards(model, images, result, max_blur: float, reward) -> torch.Tensor:
+    """R(m) of the final masks with a hand-written forward: (P·K,) in row-major order."""
+    pyramid = blur_pyramid(images, 8, max_blur)
+    masks = result.masks.flatten(0, 1).unsqueeze(1)  # P·K × 1 × H × W
+    index = result.image_index.repeat_interleave(result.masks.shape[1])
+    targets = result.targets.repeat_interleave(result.masks.shape[1])
+    with torch.no_grad():
+
+        def score(m: torch.Tensor) -> torch.Tensor:
+            return reward(model(apply_pyramid(pyramid, m, index)), targets)
+
+        return score(masks), score(1 - masks)
+
+
+def _simple(logits, t):
+    return logits[torch.arange(len(t)), t]
+
+
+@pytest.mark.parametrize("variant", ["preserve", "delete", "dual"])
+def test_variant_rewards_match_manual_forward(variant) -> None:
+    # A box model on box scenes: R(m) and R(1 − m) differ by whole units, so a game that
+    # perturbs with the wrong mask cannot pass by accident.
+    box = (10, 12, 16, 16)
+    model = BoxModel(40, box)
+    images = torch.cat([box_scene(40, box, seed) for seed in (0, 1)])
+    result = extremal_perturbation(
+        model, images, 0, [0.1, 0.3], variant=variant, max_iter=15, **FAST
+    )
+    kept, deleted = _manual_rewards(model, images, result, 5.0, _simple)
+    assert (kept - deleted).abs().min() > 0.5
+    expected = {"preserve": kept, "delete": -deleted, "dual": kept - deleted}[variant]
+    torch.testing.assert_close(result.rewards.flatten(), expected, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(result.history["reward"]).all()
+
+
+def _contrastive(logits, t):
+    others = logits.clone()
+    others[torch.arange(len(t)), t] = -math.inf
+    return _simple(logits, t) - others.amax(1)
+
+
+def _first_logit(logits, t):
+    return logits[:, 0]
+
+
+@pytest.mark.parametrize("variant", ["preserve", "dual"])
+@pytest.mark.parametrize("reward", ["contrastive", "callable"])
+def test_contrastive_and_callable_rewards(tiny_classifier, small_images, reward, variant) -> None:
+    given, manual = (
+        ("contrastive", _contrastive) if reward == "contrastive" else (_first_logit,) * 2
+    )
+    result = extremal_perturbation(
+        tiny_classifier,
+        small_images,
+        [0, 1, 2],
+        [0.2],
+        reward=given,
+        variant=variant,
+        max_iter=8,
+        **FAST,
+    )
+    kept, deleted = _manual_rewards(tiny_classifier, small_images, result, 5.0, manual)
+    expected = kept if variant == "preserve" else kept - deleted
+    torch.testing.assert_close(result.rewards.flatten(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_lambda_reward_runs(tiny_classifier, small_images) -> None:
+    result = extremal_perturbation(
+        tiny_classifier,
+        small_images[:1],
+        0,
+        [0.2],
+        reward=lambda logits, t: logits[:, 0],
+        max_iter=3,
+        **FAST,
+    )
+    assert result.rewards.shape == (1, 1)
+
+
+# --------------------------------------------------------------------------- (k) optimiser
+
+
+def test_adam_runs_and_differs_from_sgd(tiny_classifier, small_images) -> None:
+    opts = dict(FAST, max_iter=20)
+    sgd = extremal_perturbation(tiny_classifier, small_images[:2], [0, 1], [0.2], **opts)
+    adam = extremal_perturbation(
+        tiny_classifier, small_images[:2], [0, 1], [0.2], optimizer="adam", **opts
+    )
+    assert adam.masks.shape == sgd.masks.shape
+    assert adam.masks.min() >= 0 and adam.masks.max() <= 1
+    assert (adam.masks - sgd.masks).abs().max() > 1e-2
