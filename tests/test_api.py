@@ -120,8 +120,8 @@ def test_planted_evidence_preserve_blur_lands_on_the_box() -> None:
     Measured IoU 0.4–0.6 (step 4, σ 8, max_blur 10–20, max_iter 300–600), the same kind of
     result the reference implementation gives: blurring a uniform box changes mostly its rim,
     so a mask over part of the box already keeps most of the score. (With ``fade`` every box
-    pixel matters and IoU reaches 0.82, see above.) Asserted: the mask's maximum lies in the
-    box and most of the top-area pixels are box pixels.
+    pixel matters and IoU reaches 0.82, see above.) Asserted: the mask's maximum lies within
+    one parameter cell of the box, most top-area pixels are box pixels (measured 66 %, IoU 0.49).
     """
     iou, result = _planted("preserve")
     mask = result.masks[0, 0]
