@@ -59,11 +59,14 @@ class ModelConfig:
 class DataConfig:
     """Which images, at what size, explained for which classes."""
 
-    source: str = "demo"  # demo | a folder | a glob pattern of image files
+    source: str = "demo"  # demo | synthetic | a folder | a glob pattern of image files
     size: int | None = None  # shorter side in px; None = the model's size (demo 128, else 224)
     crop: bool = True  # centre-crop to size×size so any photos batch together
     targets: Any = "top1"  # top1 (predicted class) | a class id | a list of class ids
     batch_size: int = 8  # images optimised together in one Lightning fit
+    num_images: int = 64  # data=synthetic: how many images
+    synthetic_seed: int = 1000  # data=synthetic: image stream (the demo CNN trained on others)
+    multi_object: bool = False  # data=synthetic: 2–3 objects per image, all of them labels
     # Folder of <image id>.png object masks for the quality/* scores (demo: built in).
     ground_truth: str | None = None
 

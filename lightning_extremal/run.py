@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 import os
 import tempfile
 import warnings
@@ -23,10 +22,14 @@ import torch
 
 from .api import extremal_perturbation, predicted_classes
 from .config import RunConfig, validate_logger, validate_method
-from .images import ImageSet, load_images
+from .images import ImageSource, open_source
 from .loggers import finish_logger, make_logger
 from .models import load_model
 from .quality import load_ground_truth, mask_quality, pair_truth, summarize_quality
+
+#: masks.pt (all masks in one file) is written when a run has at most this many pairs;
+#: larger runs keep their masks in the per-chunk files listed in manifest.json.
+MERGE_LIMIT = 4096
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -56,10 +59,11 @@ def output_dir(cfg: RunConfig) -> Path:
     return Path("outputs") / f"run-{stamp}"
 
 
-def _targets_for(cfg_targets: Any, images: ImageSet, model, index: list[int]) -> list[list[int]]:
+def _targets_for(
+    cfg_targets: Any, images: ImageSource, model, index: list[int], batch: torch.Tensor
+) -> list[list[int]]:
     """Per image, the classes to explain: top1, the dataset's labels, a class id or a list."""
     if cfg_targets == "top1":
-        batch = torch.stack([images.images[i] for i in index])
         return [[t] for t in predicted_classes(model, batch).tolist()]
     if cfg_targets == "labels":
         if images.labels is None:
@@ -75,11 +79,11 @@ def _targets_for(cfg_targets: Any, images: ImageSet, model, index: list[int]) ->
     )
 
 
-def _chunks(images: ImageSet, batch_size: int) -> list[list[int]]:
+def _chunks(images: ImageSource, batch_size: int) -> list[list[int]]:
     """Indices of images in chunks of ``batch_size``, each chunk of one image shape."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, image in enumerate(images.images):
-        by_shape.setdefault(tuple(image.shape), []).append(i)
+    for i, shape in enumerate(images.shapes):
+        by_shape.setdefault(tuple(shape), []).append(i)
     return [
         idx[s : s + batch_size] for idx in by_shape.values() for s in range(0, len(idx), batch_size)
     ]
@@ -91,6 +95,7 @@ def _chunk_key(cfg: RunConfig, ids: list[str]) -> str:
             "method": asdict(cfg.method),
             "model": asdict(cfg.model),
             "data": asdict(cfg.data),
+            "trainer": {"seed": cfg.trainer.seed, "precision": cfg.trainer.precision},
             "ids": ids,
         },
         sort_keys=True,
@@ -108,16 +113,32 @@ def _pair_names(ids: list[str], targets: list[list[int]]) -> list[str]:
 
 
 def run_job(cfg: RunConfig) -> Path:
-    """Run the configured job; every chunk's results are on disk as soon as it finishes."""
+    """Run the configured job, streaming chunk by chunk through a results store.
+
+    Each chunk is one Lightning fit; its results go to ``chunks/chunk-NNNNN.pt`` (atomic
+    write) and its summary rows to ``manifest.json`` (atomic rewrite) the moment it finishes,
+    with its overlays. Rerunning the same command skips every chunk whose file holds the same
+    key (configuration + image ids), so a run killed at any point resumes without losing or
+    redoing finished images, and memory does not grow with the number of chunks.
+    """
     validate_method(cfg.method)
     validate_logger(cfg.logger)
     if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
         raise ValueError(f"data.batch_size must be a positive integer; got {cfg.data.batch_size!r}")
     loaded = load_model(cfg.model)
     size = cfg.data.size if cfg.data.size is not None else loaded.size
-    images = load_images(cfg.data.source, size, cfg.data.crop)
-    truths = load_ground_truth(
-        cfg.data.source, cfg.data.ground_truth, images.ids, size, cfg.data.crop
+    images = open_source(
+        cfg.data.source,
+        size,
+        cfg.data.crop,
+        num_images=cfg.data.num_images,
+        seed=cfg.data.synthetic_seed,
+        multi_object=cfg.data.multi_object,
+    )
+    folder_truths = (
+        load_ground_truth(cfg.data.source, cfg.data.ground_truth, images.ids, size, cfg.data.crop)
+        if cfg.data.ground_truth
+        else None
     )
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,21 +147,27 @@ def run_job(cfg: RunConfig) -> Path:
     job = out.name
     group = cfg.logger.group or job
     wandb_dirs: list[str] = []
-    records = []
+    manifest: list[dict[str, Any]] = []
     for number, index in enumerate(_chunks(images, cfg.data.batch_size)):
-        ids = [images.ids[i] for i in index]
         path = out / "chunks" / f"chunk-{number:05d}.pt"
-        key = _chunk_key(cfg, ids)
-        if path.exists():
-            saved = torch.load(path, weights_only=False)
-            if saved.get("key") == key:
-                records.append(saved)
-                continue
-        targets = _targets_for(cfg.data.targets, images, loaded.model, index)
-        batch = torch.stack([images.images[i] for i in index])
+        key = _chunk_key(cfg, [images.ids[i] for i in index])
+        done = _finished_chunk(path, key)
+        if done is not None:
+            manifest.append(done)
+            continue
+        loaded_images = [(i, images.load(i)) for i in index]
+        index = [i for i, image in loaded_images if image is not None]
+        if not index:
+            continue
+        batch = torch.stack([image for _, image in loaded_images if image is not None])
+        ids = [images.ids[i] for i in index]
+        targets = _targets_for(cfg.data.targets, images, loaded.model, index, batch)
+        truths = (
+            [folder_truths[i] for i in index] if folder_truths else [images.truth(i) for i in index]
+        )
         chunk_truths = [
-            pair_truth(truths[i], images.labels[i] if images.labels else None, t)
-            for i, ts in zip(index, targets, strict=True)
+            pair_truth(truths[n], images.labels[i] if images.labels else None, t)
+            for n, (i, ts) in enumerate(zip(index, targets, strict=True))
             for t in ts
         ]
         run = _ChunkRun(
@@ -167,14 +194,65 @@ def run_job(cfg: RunConfig) -> Path:
             "steps": run.steps,
             "iou": quality["iou"],
             "pointing_hit": quality["pointing_hit"],
+            "rows": _summary_rows(cfg, loaded.classes, result, quality, run.steps, ids),
         }
         atomic_save(record, path)
-        records.append(record)
-    _write_outputs(out, records, loaded.classes, images.skipped)
+        _write_overlays(out, record, loaded.classes)
+        manifest.append(_manifest_entry(path, record))
+        atomic_write_text(json.dumps({"chunks": manifest}, indent=1), out / "manifest.json")
+        del record, result, batch
+    atomic_write_text(json.dumps({"chunks": manifest}, indent=1), out / "manifest.json")
+    _write_outputs(out, manifest, loaded.classes, images.skipped)
     for run_dir in wandb_dirs:
         print(f"W&B offline run: {run_dir}  (upload later: wandb sync {run_dir})")
     print(f"lightning-extremal: results in {out.resolve()}", flush=True)
     return out
+
+
+def _finished_chunk(path: Path, key: str) -> dict[str, Any] | None:
+    """The manifest entry of a chunk already on disk with this key, else None."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, weights_only=False, map_location="cpu")
+    except (RuntimeError, OSError, EOFError):  # a foreign or damaged file: redo the chunk
+        return None
+    if saved.get("key") != key or "rows" not in saved:
+        return None
+    return _manifest_entry(path, saved)
+
+
+def _manifest_entry(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "file": f"chunks/{path.name}",
+        "key": record["key"],
+        "ids": record["ids"],
+        "rows": record["rows"],
+    }
+
+
+def _summary_rows(cfg, classes, result, quality, steps, ids) -> list[dict[str, Any]]:
+    """One summary row per (image, target) pair and area."""
+    rows = []
+    pair_ids = [ids[i] for i in result.image_index.tolist()]
+    for p, image_id in enumerate(pair_ids):
+        target = int(result.targets[p])
+        name = classes[target] if classes and target < len(classes) else str(target)
+        for k, area in enumerate(cfg.method.areas):
+            row = {
+                "image": image_id,
+                "target": target,
+                "target_name": name,
+                "area": float(area),
+                "reward": float(result.rewards[p, k]),
+                "achieved_area": float(result.areas[p, k]),
+                "steps": int(steps if steps is not None else result.history["reward"].shape[-1]),
+            }
+            if quality["pointing_hit"][p] is not None:
+                # Pair-level scores (IoU at the largest area; pointing on the summed masks).
+                row.update(iou=quality["iou"][p], pointing_hit=quality["pointing_hit"][p])
+            rows.append(row)
+    return rows
 
 
 def make_callbacks(cfg: RunConfig, out: Path, names: list[str], classes) -> list:
@@ -276,54 +354,48 @@ def _finish(logger) -> str | None:
         return None
 
 
-def _write_outputs(out: Path, records: list[dict], classes, skipped) -> None:
+def _write_overlays(out: Path, record: dict[str, Any], classes) -> None:
+    """One overlay PNG per (image, target) pair of a finished chunk."""
     from .viz import save_overlay_figure
 
-    merged = {
-        "ids": [i for r in records for i in r["ids"]],
-        "targets": torch.cat([r["targets"] for r in records]),
-        "areas": records[0]["areas"],
-        "masks": torch.cat([r["masks"] for r in records]),
-        "rewards": torch.cat([r["rewards"] for r in records]),
-        "achieved_areas": torch.cat([r["achieved_areas"] for r in records]),
-        "classes": classes,
-    }
-    atomic_save(merged, out / "masks.pt")
-    summary = []
-    areas = merged["areas"].tolist()
-    ious = [v for r in records for v in r.get("iou", [math.nan] * len(r["ids"]))]
-    hits = [v for r in records for v in r.get("pointing_hit", [None] * len(r["ids"]))]
-    pair = 0
-    for r in records:
-        for p, image_id in enumerate(r["ids"]):
-            target = int(r["targets"][p])
-            name = classes[target] if classes and target < len(classes) else str(target)
-            stem = f"{image_id}_{target}" if r["ids"].count(image_id) > 1 else image_id
-            save_overlay_figure(
-                out / "overlays" / f"{stem}.png",
-                r["images"][p],
-                r["masks"][p],
-                areas,
-                f"{image_id}: {name}",
-                r["rewards"][p].tolist(),
-            )
-            for k, area in enumerate(areas):
-                row = {
-                    "image": image_id,
-                    "target": target,
-                    "target_name": name,
-                    "area": area,
-                    "reward": float(r["rewards"][p, k]),
-                    "achieved_area": float(r["achieved_areas"][p, k]),
-                    "steps": int(r.get("steps", r["history"]["reward"].shape[-1])),
-                }
-                if hits[pair] is not None:
-                    # Pair-level scores (IoU at the largest area; pointing on the summed masks).
-                    row.update(iou=ious[pair], pointing_hit=hits[pair])
-                summary.append(row)
-            pair += 1
-    quality = summarize_quality(ious, hits)
+    areas = record["areas"].tolist()
+    for p, image_id in enumerate(record["ids"]):
+        target = int(record["targets"][p])
+        name = classes[target] if classes and target < len(classes) else str(target)
+        stem = f"{image_id}_{target}" if record["ids"].count(image_id) > 1 else image_id
+        save_overlay_figure(
+            out / "overlays" / f"{stem}.png",
+            record["images"][p],
+            record["masks"][p],
+            areas,
+            f"{image_id}: {name}",
+            record["rewards"][p].tolist(),
+        )
+
+
+def _write_outputs(out: Path, manifest: list[dict[str, Any]], classes, skipped) -> None:
+    """summary.json from the manifest; masks.pt merged from the chunk files if not too big."""
+    rows = [row for entry in manifest for row in entry["rows"]]
+    pairs = sum(len(entry["ids"]) for entry in manifest)
+    if manifest and pairs <= MERGE_LIMIT:
+        parts = [
+            torch.load(out / e["file"], weights_only=False, map_location="cpu") for e in manifest
+        ]
+        merged = {
+            "ids": [i for r in parts for i in r["ids"]],
+            "targets": torch.cat([r["targets"] for r in parts]),
+            "areas": parts[0]["areas"],
+            "masks": torch.cat([r["masks"] for r in parts]),
+            "rewards": torch.cat([r["rewards"] for r in parts]),
+            "achieved_areas": torch.cat([r["achieved_areas"] for r in parts]),
+            "classes": classes,
+        }
+        atomic_save(merged, out / "masks.pt")
+    pair_rows = {(r["image"], r["target"]): r for r in rows if "pointing_hit" in r}
+    quality = summarize_quality(
+        [r["iou"] for r in pair_rows.values()], [r["pointing_hit"] for r in pair_rows.values()]
+    )
     atomic_write_text(
-        json.dumps({"results": summary, "skipped": skipped, "quality": quality}, indent=2),
+        json.dumps({"results": rows, "skipped": skipped, "quality": quality}, indent=2),
         out / "summary.json",
     )
