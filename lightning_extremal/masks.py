@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,7 @@ def smooth_max_mask(
     size: tuple[int, int],
     coldness: float = 20.0,
     margin: int = 0,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Smooth max-convolution of grid parameters into a mask over the visible image.
 
@@ -50,6 +52,9 @@ def smooth_max_mask(
     :func:`maxconv_kernel`), ``β`` the coldness (``β → ∞`` is a hard max) and parameters
     outside the grid taken as 0. Result clamped to [0, 1]. ``margin`` extends the mask that
     many pixels beyond every border of the image (the area constraint ranks those too).
+
+    ``compiled`` runs the tap reduction as ``torch.compile``-fused kernels (same values; falls
+    back to the eager kernels, with a warning, where compilation fails).
 
     Shapes: ``params`` B×1×h×w, ``kernel`` (2r+1)²×s×s, ``size`` (H, W) with H ≤ s·h,
     W ≤ s·w → B×1×(H+2·margin)×(W+2·margin).
@@ -67,6 +72,11 @@ def smooth_max_mask(
     weights = kernel.view(1, taps, 1, step, 1, step).to(neighbours.dtype)
     if math.isinf(coldness):
         mask = (neighbours * weights).amax(dim=1)
+    elif compiled and coldness <= SAFE_COLDNESS and _fused_kernels() is not None:
+        # Taps last, so the fused reductions run over contiguous memory.
+        mask = _FusedSmoothMax.apply(
+            neighbours.permute(0, 2, 3, 4, 5, 1), weights.permute(0, 2, 3, 4, 5, 1), float(coldness)
+        )
     else:
         mask = _SmoothMax.apply(neighbours, weights, float(coldness))
     first = extra * step - margin
@@ -119,6 +129,55 @@ class _SmoothMax(torch.autograd.Function):
             dz = scaled * e * (1 + beta * (z - mask))
             grads.append((dz * wt).sum(dim=(3, 5), keepdim=True))
         return torch.cat(grads, dim=1), None, None
+
+
+def _fused_forward(u: torch.Tensor, w: torch.Tensor, beta: float):
+    z = u * w
+    e = torch.exp(beta * z)
+    total = e.sum(-1)
+    return (z * e).sum(-1) / total, total
+
+
+def _fused_backward(grad, u, w, mask, total, beta: float):
+    z = u * w
+    e = torch.exp(beta * z)
+    dz = (grad / total).unsqueeze(-1) * e * (1 + beta * (z - mask.unsqueeze(-1)))
+    return (dz * w).sum(dim=(2, 4), keepdim=True)
+
+
+_FUSED: dict[str, object] = {}
+
+
+def _fused_kernels():
+    """``torch.compile``d forward/backward of the smooth max, or None where unavailable."""
+    if "kernels" not in _FUSED:
+        try:
+            _FUSED["kernels"] = (
+                torch.compile(_fused_forward, dynamic=False),
+                torch.compile(_fused_backward, dynamic=False),
+            )
+        except Exception as error:  # noqa: BLE001 - any compile failure means eager
+            warnings.warn(f"torch.compile unavailable ({error}); using eager kernels", stacklevel=3)
+            _FUSED["kernels"] = None
+    return _FUSED["kernels"]
+
+
+class _FusedSmoothMax(torch.autograd.Function):
+    """:class:`_SmoothMax` with taps last (u B×h×1×w×1×T, w 1×1×s×1×s×T), compiled kernels."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor:
+        forward, _ = _fused_kernels()
+        mask, total = forward(u, w, beta)
+        ctx.save_for_backward(u, w, mask, total)
+        ctx.beta = beta
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        _, backward = _fused_kernels()
+        u, w, mask, total = ctx.saved_tensors
+        return backward(grad.contiguous(), u, w, mask, total, ctx.beta), None, None
 
 
 def _stability_shift(u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor | float:
