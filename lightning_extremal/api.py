@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from .config import MethodConfig, validate_method
+from .config import PRECISIONS, MethodConfig, validate_method
 from .freeze import frozen
 from .module import HISTORY_ROWS, ExtremalPerturbationModule
 from .rewards import RewardFn
@@ -178,6 +178,9 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
     """A fresh Trainer for one optimisation (a finished Trainer ignores a second ``fit``)."""
     from lightning_extremal.callbacks import StepProgressBar
 
+    if str(run["precision"]) not in PRECISIONS:
+        # "bf16-true"/"16-true" would convert the caller's model weights in place.
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {run['precision']!r}")
     callbacks = list(callbacks)
     strategy = run["strategy"]
     if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
