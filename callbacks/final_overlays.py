@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from .sinks import (
     WANDB_STEP_KEY,
     FailSoft,
+    has_image_masks,
     original_images,
     pair_names,
     resolve_out_dir,
@@ -43,6 +44,7 @@ class FinalOverlays(Callback):
     With a W&B logger: a ``wandb.Table`` under ``key`` (default ``final/masks``). Without one:
     ``<out_dir>/<name>_area<a>_overlay.png`` and ``_mask.png`` and ``<out_dir>/final.csv``.
     ``rows`` keeps the table's scalar columns after the fit. Only rank zero logs and writes.
+    Fits whose masks are not over the image (channel or layer-grid masks) are skipped.
 
     Args:
         out_dir: folder of the PNGs and CSV; None: ``<trainer.log_dir>/final_overlays``.
@@ -72,8 +74,8 @@ class FinalOverlays(Callback):
 
     @torch.no_grad()
     def on_train_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
-            return
+        if not trainer.is_global_zero or not has_image_masks(pl_module):
+            return  # channel and layer-grid masks: the run writes its own figures
         from lightning_extremal.area import achieved_area
         from lightning_extremal.viz import overlay, to_uint8
 

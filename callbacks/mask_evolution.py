@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from .sinks import (
     WANDB_STEP_KEY,
     FailSoft,
+    has_image_masks,
     original_images,
     pair_names,
     resolve_out_dir,
@@ -60,7 +61,8 @@ class MaskEvolution(Callback):
     the frames are written as ``<out_dir>/<name>/step_<t>.png``. At the end of the fit an
     animated ``<out_dir>/<name>.gif`` is always written and, with W&B, logged as
     ``wandb.Video`` under ``mask_evolution/<name>``. Only rank zero logs and writes. The
-    frames are kept in memory for the GIF: ``max_iter / every_n_steps + 1`` per pair.
+    frames are kept in memory for the GIF: ``max_iter / every_n_steps + 1`` per pair. Fits
+    whose masks are not over the image (channel or layer-grid masks) are skipped.
 
     Args:
         every_n_steps: frame interval in optimisation steps (the last step is always a frame).
@@ -90,19 +92,23 @@ class MaskEvolution(Callback):
         self._log = FailSoft(type(self).__name__)
         self._dir: Path | None = None
         self._names: list[str] = []
+        self.active = True  # False for a fit whose masks are not over the image (channels…)
 
     def on_train_start(self, trainer, pl_module) -> None:
         # A fresh record per fit (one callback may see several fits, e.g. ``batch_size=``).
+        self.active = has_image_masks(pl_module)
         self._dir = resolve_out_dir(self.out_dir, trainer, "mask_evolution")
         self._names = pair_names(self.names, pl_module.num_pairs)
         self.frames = {name: [] for name in self._names}
         self.steps, self.gifs = [], {}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
+        if self.active and trainer.global_step % self.every_n_steps == 0:
             self._capture(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if not self.active:
+            return
         if not self.steps or self.steps[-1] != trainer.global_step:
             self._capture(trainer, pl_module)  # the final masks
         if not trainer.is_global_zero:

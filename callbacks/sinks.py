@@ -87,6 +87,12 @@ class FailSoft:
             return None
 
 
+def has_image_masks(pl_module: Any) -> bool:
+    """Whether the module's masks lie over the input image (``mask_kind`` "image", the default);
+    channel and layer-grid masks (:mod:`lightning_extremal.layer_module`) are not drawn."""
+    return getattr(pl_module, "mask_kind", "image") == "image"
+
+
 def original_images(pl_module: Any) -> torch.Tensor:
     """The unperturbed image behind each mask, B×C×H×W (the pyramid's last level is the image)."""
     return pl_module.pyramid[pl_module.mask_image, -1]

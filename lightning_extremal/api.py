@@ -6,7 +6,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import lightning as L
@@ -15,6 +15,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from .config import PRECISIONS, MethodConfig, validate_method
 from .freeze import frozen
+from .layer_module import ChannelPerturbationModule, LayerSpatialModule
+from .layers import get_layer
 from .module import HISTORY_ROWS, ExtremalPerturbationModule
 from .rewards import RewardFn
 
@@ -33,14 +35,20 @@ RUN_OPTIONS: dict[str, Any] = {
     "ckpt_path": None,
     "default_root_dir": None,
 }
+#: ``over=`` of a layer attribution → ``MethodConfig.kind``.
+OVER_KINDS = {"channels": "channel", "space": "layer-spatial"}
+#: MethodConfig fields that ``layer=``/``over=`` set, not options.
+_LAYER_FIELDS = ("kind", "layer")
 
 
 @dataclass
 class ExtremalResult:
     """Masks and their statistics for P (image, target) pairs × K areas.
 
-    ``masks`` P×K×H×W in [0, 1] at the input's resolution; ``rewards`` and ``areas`` (the
-    achieved fraction of the image) P×K after the last step; ``history`` maps ``"reward"``,
+    ``masks`` P×K×H×W in [0, 1] at the input's resolution (with ``layer=``: P×K×C over the
+    layer's channels, or P×K×H_L×W_L over its grid); ``rewards`` and ``areas`` (the
+    achieved fraction of the image, of the channels or of the layer grid) P×K after the
+    last step; ``history`` maps ``"reward"``,
     ``"area_loss"``, ``"area"`` and ``"lambda"`` to P×K×T per-step values; ``image_index``
     and ``targets`` (P,) say which image and class each row explains; ``target_areas`` (K,).
     """
@@ -142,7 +150,7 @@ def resolve_targets(
 
 
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    method_keys = {f.name for f in fields(MethodConfig)}
+    method_keys = {f.name for f in fields(MethodConfig)} - set(_LAYER_FIELDS)
     unknown = sorted(set(options) - method_keys - set(RUN_OPTIONS))
     if unknown:
         raise TypeError(
@@ -215,6 +223,8 @@ def extremal_perturbation(
     areas: Sequence[float] | float = (0.1,),
     *,
     reward: str | RewardFn = "simple",
+    layer: str | None = None,
+    over: str = "channels",
     **options: Any,
 ) -> ExtremalResult:
     """Extremal perturbations of ``images`` for ``targets`` at each of ``areas``.
@@ -228,16 +238,28 @@ def extremal_perturbation(
     ``devices``, ``strategy``, ``precision``, ``logger``, ``callbacks``, ``progress``,
     ``log_every_n_steps``, ``batch_size`` (pairs per Lightning fit; None = all in one fit),
     ``ckpt_path`` and ``default_root_dir``. The model is left exactly as given.
+
+    ``layer`` (a module name, e.g. ``"layer3"``, ``"features.28"``) explains that layer's
+    activation instead of the input: ``over="channels"`` masks its C channels (areas are
+    fractions of C, or channel counts when integral ≥ 1; ``channel_baseline`` zero|mean),
+    ``over="space"`` its H_L×W_L grid (``space_baseline``, ``layer_step``, ``layer_sigma``).
+    See README, "Intermediate layers".
     """
     method_options, run = _split_options(options)
     areas = [areas] if isinstance(areas, (int, float)) else list(areas)
     config = replace(MethodConfig(), areas=areas, **method_options)
+    if layer is not None:
+        if over not in OVER_KINDS:
+            raise ValueError(f"over must be one of {list(OVER_KINDS)}; got {over!r}")
+        config = replace(config, kind=OVER_KINDS[over], layer=layer)
     if isinstance(reward, str):
         config = replace(config, reward=reward)
     validate_method(config, reward_is_callable=callable(reward))
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     _check_images(images)
+    if layer is not None:
+        get_layer(model, layer)  # a wrong name fails here, listing the nearest names
     batch_size = run["batch_size"]
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
@@ -282,15 +304,14 @@ def _optimise(
 ) -> dict[str, Any]:
     """One Lightning fit over a chunk of pairs; returns its final masks and history."""
     used, local_index = torch.unique(image_index, return_inverse=True)
-    module = ExtremalPerturbationModule(
-        model,
-        images[used],
-        targets,
-        local_index,
-        config.areas,
-        config,
-        reward=None if isinstance(reward, str) else reward,
-    )
+    reward_fn = None if isinstance(reward, str) else reward
+    args = (model, images[used], targets, local_index, config.areas, config, reward_fn)
+    if config.kind == "channel":
+        module = ChannelPerturbationModule(*args, layer=config.layer)
+    elif config.kind == "layer-spatial":
+        module = LayerSpatialModule(*args, layer=config.layer)
+    else:
+        module = ExtremalPerturbationModule(*args)
     with _quiet_lightning():
         trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
         trainer.fit(module, ckpt_path=run["ckpt_path"])
@@ -305,6 +326,17 @@ def _optimise(
     history["lambda"] = lam.expand(pairs, k, -1).contiguous()
     out["history"] = history
     return out
+
+
+def method_options(method: MethodConfig) -> dict[str, Any]:
+    """Keyword arguments of :func:`extremal_perturbation` for a MethodConfig (not ``areas``):
+    its options, plus ``layer``/``over`` for the channel and layer-spatial kinds."""
+    options = {k: v for k, v in asdict(method).items() if k not in ("areas", *_LAYER_FIELDS)}
+    if method.kind in ("channel", "diff"):
+        options.update(layer=method.layer, over="channels")
+    elif method.kind == "layer-spatial":
+        options.update(layer=method.layer, over="space")
+    return options
 
 
 class ExtremalPerturbation:

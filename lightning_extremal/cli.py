@@ -7,6 +7,7 @@ import sys
 USAGE = """usage: lightning-extremal run [config=NAME|PATH] [GROUP=NAME] [key=value ...]
        lightning-extremal sweep SWEEP.yaml [--count N] [key=value ...]
        lightning-extremal report RUN_DIR [--out FILE.html]
+       lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|voc07|coco14] [key=value ...]
 
 Explain images with a classifier by extremal perturbations; writes masks.pt, overlays/*.png
 and summary.json under the output directory it prints.
@@ -15,12 +16,18 @@ and summary.json under the output directory it prints.
   lightning-extremal run areas=[0.05,0.1,0.2] max_iter=300
   lightning-extremal run model=resnet50 data=photos/ data.targets=top1
   lightning-extremal run preset=quick logger=csv
+  lightning-extremal run method=channel layer=features.block5   # top channels + diff figures
+  lightning-extremal run method=layer-spatial layer=features.block5
+  lightning-extremal run method=invert layer=features.block3     # feature inversions
+  lightning-extremal run method=diff                             # + image-pair channel diffs
   lightning-extremal sweep configs/sweeps/areas_smoothing.yaml max_iter=100
   lightning-extremal report outputs/run-20250101-120000
 
 Keys: any field of the config dataclasses as group.field (e.g. method.sigma=15) or, when
 unique, the bare field (sigma=15). GROUP=NAME merges configs/GROUP/NAME.yaml; model=, data=
-and logger= also take a model name, an image folder/glob and a logger name.
+and logger= also take a model name, an image folder/glob and a logger name, and method= a
+method kind (input | channel | layer-spatial | invert | diff; layer= a module name, default
+the last spatial feature map).
 
 sweep runs a W&B sweep file here, without a W&B server (trials: one `run` each, with the
 sweep's parameters, then the key=value overrides; output_dir= sets the sweep's folder);
@@ -104,7 +111,13 @@ def _report(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "sweep": _sweep, "report": _report}
+def _benchmark(args: list[str]) -> int:
+    from .evaluation.benchmark import main as benchmark_main
+
+    return benchmark_main(args)
+
+
+COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "benchmark": _benchmark}
 
 
 def main(argv: list[str] | None = None) -> int:

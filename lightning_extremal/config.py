@@ -15,6 +15,14 @@ OPTIMIZERS = ("sgd", "adam")
 REWARD_NAMES = ("simple", "contrastive")
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true")
+#: What a run explains: input masks, channels or the spatial grid of a layer, feature
+#: inversions, or channel attribution with activation diffing.
+METHOD_KINDS = ("input", "channel", "layer-spatial", "invert", "diff")
+#: Kinds that read a layer (``method.layer``) and kinds whose areas may be channel counts.
+LAYER_KINDS = ("channel", "layer-spatial", "invert", "diff")
+CHANNEL_KINDS = ("channel", "diff")
+CHANNEL_BASELINES = ("zero", "mean")
+SPACE_BASELINES = ("zero", "mean", "blur")
 
 
 @dataclass
@@ -43,6 +51,28 @@ class MethodConfig:
     init: float = 1.0  # initial parameter value: reference initialises to 1
     lambda0: float = 300.0  # λ₀, area-loss weight at step 0: reference value
     lambda_growth: float = 1.0035  # λ_t = λ₀·g^t: reference growth (≈16× by step 800)
+    # --- intermediate layers (README, "Intermediate layers") ---
+    kind: str = "input"  # input | channel | layer-spatial | invert | diff
+    layer: str | None = None  # module name (named_modules()); None: the last spatial feature map
+    # Channels outside the mask go to: zero (feature absent) | mean (the channel's spatial mean)
+    channel_baseline: str = "zero"
+    # Layer cells outside the mask go to: zero | mean | blur (σ = max_blur in input px)
+    space_baseline: str = "zero"
+    layer_step: int | None = None  # mask grid stride, layer cells; None: step / downsampling
+    layer_sigma: float | None = None  # mask σ, layer cells; None: sigma / downsampling
+
+
+@dataclass
+class InversionConfig:
+    """Feature inversion (Mahendran & Vedaldi, CVPR 2015) for method.kind=invert|channel|diff."""
+
+    invert_iter: int = 200  # Adam steps on the pixels (0: no inversion figures for channel)
+    invert_lr: float = 0.05  # Adam learning rate on pixels in [0, 1]
+    tv_weight: float = 1.0  # weight of the TV^β prior
+    tv_beta: float = 2.0  # β of TV^β: M&V's value for deep layers
+    norm_weight: float = 0.05  # weight of the α-norm prior
+    norm_alpha: float = 6.0  # α of the α-norm: M&V's value
+    invert_jitter: int = 0  # random translation of ±n px per step (M&V 2016); 0: off
 
 
 @dataclass
@@ -109,6 +139,7 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    inversion: InversionConfig = field(default_factory=InversionConfig)
     output_dir: str | None = None  # None: outputs/run-<timestamp>
 
 
@@ -130,12 +161,33 @@ def _positive(name: str, value: Any, integer: bool = False) -> None:
 
 def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:
     """Raise ``ValueError`` naming the first bad knob, before any work starts."""
+    _choice("kind", cfg.kind, METHOD_KINDS)
     areas = list(cfg.areas) if not isinstance(cfg.areas, (int, float)) else [cfg.areas]
     if not areas:
         raise ValueError("areas must be a non-empty list of fractions in (0, 1); got []")
     for a in areas:
+        if cfg.kind in CHANNEL_KINDS and _is_count(a):
+            continue  # a number of channels (checked against the layer's width later)
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
-            raise ValueError(f"areas must be fractions in the open interval (0, 1); got {a!r}")
+            also = " or channel counts ≥ 1" if cfg.kind in CHANNEL_KINDS else ""
+            raise ValueError(
+                f"areas must be fractions in the open interval (0, 1){also}; got {a!r}"
+            )
+    if cfg.kind in CHANNEL_KINDS and 0 < sum(_is_count(a) for a in areas) < len(areas):
+        raise ValueError(f"areas must be all fractions or all channel counts; got {areas}")
+    if cfg.layer is not None and (not isinstance(cfg.layer, str) or not cfg.layer):
+        raise ValueError(f"layer must be a module name or None; got {cfg.layer!r}")
+    if cfg.layer is not None and cfg.kind not in LAYER_KINDS:
+        raise ValueError(
+            f"layer={cfg.layer!r} is set but kind is {cfg.kind!r}, which explains the input; "
+            f"choose a layer kind: {list(LAYER_KINDS)} (e.g. method=channel)"
+        )
+    _choice("channel_baseline", cfg.channel_baseline, CHANNEL_BASELINES)
+    _choice("space_baseline", cfg.space_baseline, SPACE_BASELINES)
+    if cfg.layer_step is not None:
+        _positive("layer_step", cfg.layer_step, integer=True)
+    if cfg.layer_sigma is not None:
+        _positive("layer_sigma", cfg.layer_sigma)
     _choice("variant", cfg.variant, VARIANTS)
     _choice("perturbation", cfg.perturbation, PERTURBATIONS)
     _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
@@ -172,6 +224,30 @@ def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None
             raise ValueError(f"{name} must be in [0, 1); got {value!r}")
 
 
+def _is_count(a: Any) -> bool:
+    """An area given as a number of channels: an integral value ≥ 1 (``3`` or ``3.0``)."""
+    return (
+        not isinstance(a, bool) and isinstance(a, (int, float)) and a >= 1 and float(a).is_integer()
+    )
+
+
+def validate_inversion(cfg: InversionConfig) -> None:
+    """Raise ``ValueError`` naming the first bad feature-inversion knob."""
+    steps = cfg.invert_iter
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"inversion.invert_iter must be an integer ≥ 0; got {steps!r}")
+    _positive("inversion.invert_lr", cfg.invert_lr)
+    _positive("inversion.tv_beta", cfg.tv_beta)
+    _positive("inversion.norm_alpha", cfg.norm_alpha)
+    for name in ("tv_weight", "norm_weight"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"inversion.{name} must be a number ≥ 0; got {value!r}")
+    jitter = cfg.invert_jitter
+    if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
+        raise ValueError(f"inversion.invert_jitter must be an integer ≥ 0; got {jitter!r}")
+
+
 def validate_logger(cfg: LoggerConfig) -> None:
     """Raise ``ValueError`` naming the first bad logging/observability knob."""
     _choice("logger.name", cfg.name, LOGGERS)
@@ -191,6 +267,7 @@ def validate_logger(cfg: LoggerConfig) -> None:
 # --- composing a RunConfig from YAML files and key=value overrides ---------------------------
 
 #: ``GROUP=value`` with a scalar value sets this field when no ``configs/GROUP/value.yaml`` exists.
+#: (``method=KIND`` likewise sets ``method.kind`` when KIND is one of :data:`METHOD_KINDS`.)
 GROUP_PRIMARY = {"model": "name", "data": "source", "logger": "name"}
 #: Groups that can be set from ``configs/GROUP/NAME.yaml`` (``preset`` may touch any group).
 GROUPS = ("model", "data", "method", "trainer", "logger", "preset")
@@ -271,9 +348,13 @@ def compose(args: list[str]) -> RunConfig:
                 layers.append(data if key == "preset" else OmegaConf.create({key: data}))
             elif key in GROUP_PRIMARY:
                 overrides.append(OmegaConf.from_dotlist([f"{key}.{GROUP_PRIMARY[key]}={value}"]))
+            elif key == "method" and value in METHOD_KINDS:
+                # method=channel: no configs/method/channel.yaml, so it names the kind.
+                layers.append(OmegaConf.create({"method": {"kind": value}}))
             else:
+                kinds = f"; or a method kind: {list(METHOD_KINDS)}" if key == "method" else ""
                 raise ValueError(
-                    f"{key}={value!r}: no such {key} config; available: {_available(key)}"
+                    f"{key}={value!r}: no such {key} config; available: {_available(key)}{kinds}"
                 )
         else:
             dotted = aliases.get(key, key)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .api import extremal_perturbation, predicted_classes
+from .api import extremal_perturbation, method_options, predicted_classes
 from .config import RunConfig, validate_logger, validate_method
 from .images import ImageSource, open_source
 from .loggers import finish_logger, make_logger
@@ -144,6 +144,10 @@ def run_job(cfg: RunConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     atomic_write_text(json.dumps(asdict(cfg), indent=2, default=str), out / "config.json")
+    if cfg.method.kind != "input":  # channel | layer-spatial | invert | diff
+        from .layer_job import run_layer_job
+
+        return run_layer_job(cfg, loaded, images, out)
     job = out.name
     group = cfg.logger.group or job
     wandb_dirs: list[str] = []
@@ -333,7 +337,7 @@ def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
         batch,
         targets,
         cfg.method.areas,
-        **{k: v for k, v in asdict(cfg.method).items() if k != "areas"},
+        **method_options(cfg.method),
         seed=t.seed,
         accelerator=t.accelerator,
         devices=t.devices,

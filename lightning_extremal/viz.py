@@ -65,3 +65,137 @@ def save_overlay_figure(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# --- intermediate layers: channel bars, inversions, activation diffs --------------------------
+
+#: Bar colours: attributed (top) channels and the rest.
+TOP_COLOR, REST_COLOR = "tab:red", "tab:gray"
+#: At most this many channel ids are written above the bars.
+MAX_LABELLED = 12
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _hwc(image: torch.Tensor):
+    """C×H×W float → H×W×C (or H×W for one channel) numpy in [0, 1] for ``imshow``."""
+    image = image.detach().float().cpu().clamp(0, 1)
+    return image[0].numpy() if image.shape[0] == 1 else image[:3].permute(1, 2, 0).numpy()
+
+
+def _save(fig, plt, path: Path) -> None:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _panels(path: Path, panels: list[tuple[torch.Tensor, str]], title: str) -> None:
+    """One PNG: images side by side, each with its caption, under ``title``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.1), squeeze=False)
+    for ax, (image, caption) in zip(axes[0], panels, strict=True):
+        if image.dim() == 2:
+            ax.imshow(image.detach().float().cpu().numpy(), cmap="magma")
+        else:
+            ax.imshow(_hwc(image), cmap="gray" if image.shape[0] == 1 else None)
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    _save(fig, plt, path)
+
+
+def save_channel_bars(
+    path: Path,
+    masks: torch.Tensor,
+    areas: Sequence[float],
+    tops: Sequence[Sequence[int]],
+    title: str,
+) -> None:
+    """One PNG: per area, the channel mask (K×C) as bars, the attributed channels in colour
+    with their ids written above (up to ``MAX_LABELLED``)."""
+    plt = _pyplot()
+    count, channels = masks.shape
+    fig, axes = plt.subplots(
+        count, 1, figsize=(max(6.0, 0.08 * channels), 2.2 * count), squeeze=False
+    )
+    for k, ax in enumerate(axes[:, 0]):
+        values = masks[k].detach().float().cpu().numpy()
+        colors = [REST_COLOR] * channels
+        for c in tops[k]:
+            colors[c] = TOP_COLOR
+        ax.bar(range(channels), values, color=colors, width=0.9)
+        for c in list(tops[k])[:MAX_LABELLED]:
+            ax.text(c, values[c] + 0.02, str(c), ha="center", va="bottom", fontsize=6)
+        ax.set_ylim(0, 1.15)
+        ax.set_xlim(-1, channels)
+        ax.set_ylabel("mask", fontsize=8)
+        ax.set_title(f"area {areas[k]:g}: {len(tops[k])} channels kept", fontsize=8)
+    axes[-1, 0].set_xlabel("channel", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, plt, path)
+
+
+def save_inversion_figure(
+    path: Path, image: torch.Tensor, inversion: torch.Tensor, title: str
+) -> None:
+    """One PNG: the image and the inversion of its activation."""
+    _panels(path, [(image, "image"), (inversion, "inversion of Φ(x)")], title)
+
+
+def save_diff_figure(
+    path: Path,
+    image: torch.Tensor,
+    full: torch.Tensor,
+    attributed: torch.Tensor,
+    channels: Sequence[int],
+    title: str,
+) -> None:
+    """One PNG: the image, the inversion of its full activation, of the activation with only
+    the attributed ``channels``, and their difference ``|full − attributed|`` (summed over
+    colour channels) as a heat map."""
+    difference = (full.float() - attributed.float()).abs().sum(0)
+    shown = ", ".join(str(c) for c in list(channels)[:MAX_LABELLED])
+    more = "…" if len(channels) > MAX_LABELLED else ""
+    panels = [
+        (image, "image"),
+        (full, "inversion: all channels"),
+        (attributed, f"only {len(channels)} attributed"),
+        (difference, "|difference|"),
+    ]
+    _panels(path, panels, f"{title}\nattributed channels: {shown}{more}")
+
+
+def _ids(channels: Sequence[int]) -> str:
+    listed = ", ".join(str(c) for c in list(channels)[:MAX_LABELLED])
+    return (listed + ("…" if len(channels) > MAX_LABELLED else "")) or "none"
+
+
+def save_comparison_figure(
+    path: Path,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    comparison,
+    names: tuple[str, str],
+) -> None:
+    """One PNG: two images, and the inversions of each one's activation on the attributed
+    channels the other lacks (a :class:`~.diffing.ChannelComparison`)."""
+    panels = [(first, names[0]), (second, names[1])]
+    for inversion, only, name in (
+        (comparison.first_only, comparison.only_first, names[0]),
+        (comparison.second_only, comparison.only_second, names[1]),
+    ):
+        if inversion is not None:
+            panels.append((inversion, f"only in {name}: {len(only)} ch"))
+    title = (
+        f"shared: {_ids(comparison.shared)}\nonly {names[0]}: {_ids(comparison.only_first)}"
+        f" · only {names[1]}: {_ids(comparison.only_second)}"
+    )
+    _panels(path, panels, title)
