@@ -128,13 +128,15 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the mask generator")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     areas = AREAS[: args.areas]
     print(
         f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, device {args.device}, precision {args.precision}"
+        f"torch {torch.__version__}, device {args.device}, precision {args.precision}, "
+        f"compile {args.compile}"
     )
     print(f"# batch: {args.images} images × {len(areas)} areas at 224 px, random weights")
     print("| model | EP ms/iter | classifier fwd+input-bwd ms | overhead ratio |")
@@ -142,7 +144,9 @@ def main() -> None:
     for name in args.models:
         model = torchvision.models.get_model(name).eval().requires_grad_(False).to(args.device)
         images = torch.rand(args.images, 3, 224, 224, device=args.device)
-        ep = ours_per_iteration(model, images, areas, args.device, args.precision)
+        ep = ours_per_iteration(
+            model, images, areas, args.device, args.precision, compile=args.compile
+        )
         batch = images.repeat_interleave(len(areas), 0)
         autocast = torch.autocast(
             args.device, dtype=torch.bfloat16, enabled="bf16" in args.precision
@@ -153,7 +157,7 @@ def main() -> None:
     if not args.no_reference and args.device == "cpu":
         model = torchvision.models.resnet18().eval()
         images = torch.rand(args.ref_images, 3, 224, 224)
-        ours = ours_per_iteration(model, images, areas, "cpu", args.precision)
+        ours = ours_per_iteration(model, images, areas, "cpu", args.precision, compile=args.compile)
         ref = reference_per_iteration(model, images, areas)
         print(
             f"\n# masks/s at equal iterations: resnet18, {args.ref_images} images × {len(areas)} areas"

@@ -30,6 +30,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "logger": False,
     "callbacks": None,
     "progress": True,
+    "compile": False,
     "log_every_n_steps": 10,
     "batch_size": None,
     "ckpt_path": None,
@@ -312,6 +313,7 @@ def _optimise(
         module = LayerSpatialModule(*args, layer=config.layer)
     else:
         module = ExtremalPerturbationModule(*args)
+    module.compiled = bool(run["compile"])
     with _quiet_lightning():
         trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
         trainer.fit(module, ckpt_path=run["ckpt_path"])

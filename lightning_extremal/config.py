@@ -110,6 +110,7 @@ class TrainerConfig:
     strategy: str = "auto"  # Lightning strategy
     precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed (classifier only)
     progress: bool = True  # show a progress bar over optimisation steps
+    compile: bool = False  # torch.compile the mask generator: faster long runs, slow first step
     log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
     seed: int = 0  # seed_everything value
 

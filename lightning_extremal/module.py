@@ -262,6 +262,7 @@ class ExtremalPerturbationModule(MaskGameModule):
             mask_shape=size,
         )
         self.size, self.margin = size, margin
+        self.compiled = False  # fuse the smooth max with torch.compile (same values)
         with torch.no_grad():
             pyramid = perturbation_pyramid(
                 images.float(),
@@ -280,7 +281,9 @@ class ExtremalPerturbationModule(MaskGameModule):
         with torch.autocast(self.device.type, enabled=False):
             if cfg.smoothing == "gaussian":
                 return gaussian_mask(params, cfg.step, cfg.sigma, self.size, self.margin)
-            return smooth_max_mask(params, self.kernel, self.size, cfg.coldness, self.margin)
+            return smooth_max_mask(
+                params, self.kernel, self.size, cfg.coldness, self.margin, self.compiled
+            )
 
     def visible(self, padded: torch.Tensor) -> torch.Tensor:
         """Crop the margin: B×1×H×W."""

@@ -344,6 +344,7 @@ def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
         strategy=t.strategy,
         precision=t.precision,
         progress=t.progress,
+        compile=t.compile,
         log_every_n_steps=t.log_every_n_steps,
         logger=logger,
         callbacks=list(callbacks),

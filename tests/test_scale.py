@@ -162,3 +162,13 @@ def test_synthetic_source_quality_and_chunk_memory(tmp_path):
     summary = json.loads((small / "summary.json").read_text())
     assert summary["quality"]["pairs"] == 8  # every synthetic image has ground truth
     assert 0 <= summary["quality"]["pointing"] <= 1
+
+
+@pytest.mark.slow
+def test_compiled_mask_generator_matches_eager(problem, reference):
+    model, images, targets = problem
+    try:
+        result = extremal_perturbation(model, images, targets, compile=True, **OPTIONS)
+    except Exception as error:  # noqa: BLE001 - no C++ toolchain: compile unavailable here
+        pytest.skip(f"torch.compile unavailable: {error}")
+    assert (result.masks - reference.masks).abs().max() <= 1e-4
