@@ -165,10 +165,28 @@ def test_synthetic_source_quality_and_chunk_memory(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_mask_generator_matches_eager(problem, reference):
-    model, images, targets = problem
+def test_compiled_mask_generator_matches_eager():
+    """The fused kernels compute the same mask and gradient as the eager ones (float32 rounding
+    only). End-to-end runs are compared after one step: the optimisation amplifies 1e-6
+    differences (the level index ⌊m·(L−1)⌋ and the area ranks are discontinuous), so two
+    implementations agree bitwise only on identical kernels, as batching and DDP do here."""
+    from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
+
+    torch.manual_seed(0)
+    kernel = maxconv_kernel(4, 8.0)
+    params = torch.rand(6, 1, *param_grid_shape(40, 40, 4), requires_grad=True)
+    weights = torch.rand(6, 1, 56, 56)
     try:
-        result = extremal_perturbation(model, images, targets, compile=True, **OPTIONS)
+        fused = smooth_max_mask(params, kernel, (40, 40), 20.0, 8, compiled=True)
+        (fused_grad,) = torch.autograd.grad((fused * weights).sum(), params)
     except Exception as error:  # noqa: BLE001 - no C++ toolchain: compile unavailable here
         pytest.skip(f"torch.compile unavailable: {error}")
-    assert (result.masks - reference.masks).abs().max() <= 1e-4
+    eager = smooth_max_mask(params, kernel, (40, 40), 20.0, 8)
+    (eager_grad,) = torch.autograd.grad((eager * weights).sum(), params)
+    assert (fused - eager).abs().max() <= 1e-5
+    assert (fused_grad - eager_grad).abs().max() <= 1e-5 * eager_grad.abs().max()
+    model, images = TinyConvNet(), torch.rand(3, 3, 40, 40)
+    one_step = {**OPTIONS, "max_iter": 1}
+    a = extremal_perturbation(model, images, [0, 1, 2], **one_step)
+    b = extremal_perturbation(model, images, [0, 1, 2], compile=True, **one_step)
+    assert (a.masks - b.masks).abs().max() <= 5e-3
