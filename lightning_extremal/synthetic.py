@@ -193,7 +193,7 @@ def _blob_polygon(rng: np.random.Generator, size: int) -> list[tuple[float, floa
     t = np.linspace(0, 2 * math.pi, 24, endpoint=False)
     x, y = length * np.cos(t), minor * np.sin(t)
     c, s = math.cos(angle), math.sin(angle)
-    return [(cx + c * a - s * b, cy + s * a + c * b) for a, b in zip(x, y)]
+    return [(cx + c * a - s * b, cy + s * a + c * b) for a, b in zip(x, y, strict=True)]
 
 
 def render_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -233,7 +233,9 @@ def _unit_polygon(label: int, angle: float) -> np.ndarray:
     return points
 
 
-def draw_shape_mask(label: int, cx: float, cy: float, r: float, angle: float, size: int) -> np.ndarray:
+def draw_shape_mask(
+    label: int, cx: float, cy: float, r: float, angle: float, size: int
+) -> np.ndarray:
     """S×S bool mask of class ``label`` centred at ``(cx, cy)``, circumradius ``r`` pixels.
 
     Circles and rings are round (ring hole radius ``RING_INNER_RADIUS·r``); the other shapes
@@ -297,8 +299,9 @@ def _paint_object(rng: np.random.Generator, canvas: np.ndarray, mask: np.ndarray
     canvas[mask] = texture
 
 
-def _propose(rng: np.random.Generator, label: int, r: float, size: int, placed: list[_Placed],
-             gap: float) -> _Placed | None:
+def _propose(
+    rng: np.random.Generator, label: int, r: float, size: int, placed: list[_Placed], gap: float
+) -> _Placed | None:
     """A centre whose circumscribed circle lies inside the image and ``gap`` away from ``placed``."""
     for _ in range(PLACEMENT_TRIES):
         cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
@@ -318,7 +321,7 @@ def _layout_multi(rng: np.random.Generator, size: int) -> list[_Placed]:
     gap = MIN_GAP * size
     for attempt in range(LAYOUT_RETRIES):
         placed: list[_Placed] = []
-        for label, r in zip(labels, radii * LAYOUT_SHRINK**attempt):
+        for label, r in zip(labels, radii * LAYOUT_SHRINK**attempt, strict=True):
             obj = _propose(rng, int(label), float(r), size, placed, gap)
             if obj is None:
                 break
@@ -349,7 +352,9 @@ def _layout_single(rng: np.random.Generator, size: int) -> tuple[list[_Placed], 
     return [main], distractors
 
 
-def _draw_objects(rng: np.random.Generator, canvas: np.ndarray, objects: list[_Placed]) -> np.ndarray:
+def _draw_objects(
+    rng: np.random.Generator, canvas: np.ndarray, objects: list[_Placed]
+) -> np.ndarray:
     """Paint ``objects`` into ``canvas``; returns their masks, K×S×S bool (0×S×S if none)."""
     size = canvas.shape[0]
     masks = np.zeros((len(objects), size, size), dtype=bool)
@@ -434,7 +439,12 @@ class SyntheticShapes(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, num_images: int, *, seed: int = 0, size: int = DEFAULT_SIZE, multi_object: bool = False
+        self,
+        num_images: int,
+        *,
+        seed: int = 0,
+        size: int = DEFAULT_SIZE,
+        multi_object: bool = False,
     ) -> None:
         self.num_images = _check_int("num_images", num_images, 1)
         self.seed = _check_int("seed", seed, 0)
