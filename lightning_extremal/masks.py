@@ -167,17 +167,29 @@ class _FusedSmoothMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor:
-        forward, _ = _fused_kernels()
-        mask, total = forward(u, w, beta)
+        mask, total = _run_fused(0, _fused_forward, u, w, beta)
         ctx.save_for_backward(u, w, mask, total)
         ctx.beta = beta
         return mask
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        _, backward = _fused_kernels()
         u, w, mask, total = ctx.saved_tensors
-        return backward(grad.contiguous(), u, w, mask, total, ctx.beta), None, None
+        grad_u = _run_fused(1, _fused_backward, grad.contiguous(), u, w, mask, total, ctx.beta)
+        return grad_u, None, None
+
+
+def _run_fused(which: int, eager, *args):
+    """Run compiled kernel ``which`` (0 forward, 1 backward); if compiling fails (no C++
+    compiler, unsupported platform…), warn once and use the same function eagerly."""
+    kernels = _fused_kernels()
+    if kernels is not None:
+        try:
+            return kernels[which](*args)
+        except Exception as error:  # noqa: BLE001 - any compile failure means eager
+            warnings.warn(f"torch.compile failed ({error}); using eager kernels", stacklevel=2)
+            _FUSED["kernels"] = None
+    return eager(*args)
 
 
 def _stability_shift(u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor | float:
