@@ -45,6 +45,7 @@ def smooth_max_mask(
     coldness: float = 20.0,
     margin: int = 0,
     compiled: bool = False,
+    low_memory: bool = False,
 ) -> torch.Tensor:
     """Smooth max-convolution of grid parameters into a mask over the visible image.
 
@@ -54,7 +55,8 @@ def smooth_max_mask(
     many pixels beyond every border of the image (the area constraint ranks those too).
 
     ``compiled`` runs the tap reduction as ``torch.compile``-fused kernels (same values; falls
-    back to the eager kernels, with a warning, where compilation fails).
+    back to the eager kernels, with a warning, where compilation fails); ``low_memory`` uses a
+    custom autograd Function that stores no (2r+1)²-fold tensor (slower on CPU).
 
     Shapes: ``params`` B×1×h×w, ``kernel`` (2r+1)²×s×s, ``size`` (H, W) with H ≤ s·h,
     W ≤ s·w → B×1×(H+2·margin)×(W+2·margin).
@@ -77,8 +79,13 @@ def smooth_max_mask(
         mask = _FusedSmoothMax.apply(
             neighbours.permute(0, 2, 3, 4, 5, 1), weights.permute(0, 2, 3, 4, 5, 1), float(coldness)
         )
-    else:
+    elif low_memory:
         mask = _SmoothMax.apply(neighbours, weights, float(coldness))
+    else:
+        # One fused softmax over the taps: faster than the chunked Function on CPUs, at the
+        # cost of keeping the (2r+1)²-fold tensors for the backward pass.
+        z = neighbours * weights
+        mask = (z * torch.softmax(coldness * z, dim=1)).sum(dim=1)
     first = extra * step - margin
     mask = mask.reshape(batch, 1, grid_h * step, grid_w * step)
     mask = mask[..., first : first + height + 2 * margin, first : first + width + 2 * margin]

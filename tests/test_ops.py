@@ -346,3 +346,19 @@ def test_get_reward() -> None:
     assert get_reward(fn) is fn
     with pytest.raises(ValueError, match="'bogus'"):
         get_reward("bogus")
+
+
+def test_low_memory_smooth_max_equals_default() -> None:
+    """The chunked autograd Function computes the same mask and gradient as the softmax form."""
+    from lightning_extremal.masks import maxconv_kernel, smooth_max_mask
+
+    torch.manual_seed(0)
+    kernel = maxconv_kernel(5, 10.0)
+    params = torch.rand(3, 1, 10, 10, requires_grad=True)
+    weights = torch.rand(3, 1, 70, 70)
+    plain = smooth_max_mask(params, kernel, (50, 50), 20.0, 10)
+    low = smooth_max_mask(params, kernel, (50, 50), 20.0, 10, low_memory=True)
+    (g_plain,) = torch.autograd.grad((plain * weights).sum(), params)
+    (g_low,) = torch.autograd.grad((low * weights).sum(), params)
+    assert (plain - low).abs().max() <= 1e-5
+    assert (g_plain - g_low).abs().max() <= 1e-5 * g_plain.abs().max()
