@@ -1,7 +1,7 @@
 """lightning-extremal: extremal perturbations (Fong, Patrick & Vedaldi, ICCV 2019) on Lightning."""
 
 from .api import ExtremalPerturbation, ExtremalResult, extremal_perturbation
-from .area import achieved_area, area_loss, reference_vector
+from .area import achieved_area, area_loss, ones_count, reference_vector
 from .config import MethodConfig, RunConfig
 from .diffing import ActivationDiff, ChannelComparison, activation_diff
 from .freeze import frozen
@@ -39,6 +39,7 @@ __all__ = [
     "layer_activation",
     "maxconv_kernel",
     "perturbation_pyramid",
+    "ones_count",
     "reference_vector",
     "simple_reward",
     "smooth_max_mask",

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from .config import PRECISIONS, MethodConfig, validate_method
+from .config import PRECISIONS, MethodConfig, validate_method, validate_run_options
 from .freeze import frozen
 from .layer_module import ChannelPerturbationModule, LayerSpatialModule
 from .layers import get_layer
@@ -30,7 +30,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "logger": False,
     "callbacks": None,
     "progress": True,
-    "compile": False,
+    "compile": "auto",
     "log_every_n_steps": 10,
     "batch_size": None,
     "ckpt_path": None,
@@ -159,6 +159,7 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
         )
     method = {k: v for k, v in options.items() if k in method_keys}
     run = {**RUN_OPTIONS, **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
+    validate_run_options(run["precision"], run["compile"])
     return method, run
 
 
@@ -313,7 +314,7 @@ def _optimise(
         module = LayerSpatialModule(*args, layer=config.layer)
     else:
         module = ExtremalPerturbationModule(*args)
-    module.compiled = bool(run["compile"])
+    module.compiled = run["compile"]
     with _quiet_lightning():
         trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
         trainer.fit(module, ckpt_path=run["ckpt_path"])

@@ -110,7 +110,9 @@ class TrainerConfig:
     strategy: str = "auto"  # Lightning strategy
     precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed (classifier only)
     progress: bool = True  # show a progress bar over optimisation steps
-    compile: bool = False  # torch.compile the mask generator: faster long runs, slow first step
+    # torch.compile the smooth max: true | false | auto (compile when the run is long enough
+    # for the one-off compile time to pay off; same values as eager within float rounding).
+    compile: Any = "auto"
     log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
     seed: int = 0  # seed_everything value
 
@@ -158,6 +160,18 @@ def _positive(name: str, value: Any, integer: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
         what = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name} must be {what}; got {value!r}")
+
+
+#: Values of ``trainer.compile`` / ``compile=``.
+COMPILE_CHOICES = (True, False, "auto")
+
+
+def validate_run_options(precision: str, compile: Any) -> None:
+    """Raise ``ValueError`` for an unknown precision or compile setting."""
+    if str(precision) not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    if not (isinstance(compile, bool) or compile == "auto"):
+        raise ValueError(f"compile must be one of {list(COMPILE_CHOICES)}; got {compile!r}")
 
 
 def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .area import reference_vector
+from .area import ones_count
 from .config import MethodConfig
 from .layers import layer_activation, layer_calls, replaced_output
 from .masks import gaussian_mask, maxconv_kernel, param_grid_shape, smooth_max_mask
@@ -26,7 +26,7 @@ TIE_BREAK = 1e-3
 
 def channel_counts(areas: Sequence[float], num_channels: int) -> list[int]:
     """Channels kept at each area: a fraction ``a ∈ (0, 1)`` keeps
-    ``C − ⌊(1 − a)·C⌋`` channels (the count :func:`~.area.reference_vector` uses), an
+    ``C − ⌊(1 − a)·C⌋`` channels (the count :func:`~.area.ones_count` gives), an
     integral ``a ≥ 1`` is itself a count. Raises ``ValueError`` for a count above ``C``.
     """
     counts = []
@@ -41,12 +41,6 @@ def channel_counts(areas: Sequence[float], num_channels: int) -> list[int]:
         else:
             counts.append(num_channels - math.floor(num_channels * (1 - a)))
     return counts
-
-
-def count_reference(num_channels: int, counts: Sequence[int]) -> torch.Tensor:
-    """Step vectors ``r``: ``C − n`` zeros then ``n`` ones, one row per count, K×C float32."""
-    ranks = torch.arange(num_channels).view(1, -1)
-    return (ranks >= num_channels - torch.tensor(counts).view(-1, 1)).float()
 
 
 def channel_baseline(activation: torch.Tensor, kind: str) -> torch.Tensor:
@@ -133,7 +127,7 @@ class LayerMaskModule(MaskGameModule):
         activation: torch.Tensor,
         baseline: torch.Tensor,
         param_shape: tuple[int, ...],
-        reference: torch.Tensor,
+        ones: list[int],
         mask_shape: tuple[int, ...],
     ) -> None:
         super().__init__(
@@ -144,7 +138,7 @@ class LayerMaskModule(MaskGameModule):
             config,
             reward,
             param_shape=param_shape,
-            reference=reference,
+            ones=ones,
             mask_shape=mask_shape,
         )
         self.layer = layer
@@ -235,7 +229,6 @@ class ChannelPerturbationModule(LayerMaskModule):
     ) -> None:
         activation = _activation(classifier, layer, images)
         num_channels = activation.shape[1]
-        reference = count_reference(num_channels, channel_counts(areas, num_channels))
         super().__init__(
             classifier,
             images,
@@ -248,7 +241,7 @@ class ChannelPerturbationModule(LayerMaskModule):
             activation,
             channel_baseline(activation, config.channel_baseline),
             param_shape=(num_channels,),
-            reference=reference,
+            ones=channel_counts(areas, num_channels),
             mask_shape=(num_channels,),
         )
 
@@ -291,7 +284,6 @@ class LayerSpatialModule(LayerMaskModule):
         size = tuple(activation.shape[-2:])
         downsampling = max(images.shape[-2] / size[0], images.shape[-1] / size[1])
         step, sigma, margin = layer_grid(config, downsampling)
-        num_ranked = (size[0] + 2 * margin) * (size[1] + 2 * margin)
         super().__init__(
             classifier,
             images,
@@ -304,7 +296,7 @@ class LayerSpatialModule(LayerMaskModule):
             activation,
             space_baseline(activation, config.space_baseline, config.max_blur / downsampling),
             param_shape=(1, *param_grid_shape(*size, step)),
-            reference=reference_vector(num_ranked, areas, size[0] * size[1]),
+            ones=ones_count(size[0] * size[1], areas).tolist(),
             mask_shape=size,
         )
         self.size, self.step, self.sigma, self.margin = size, step, sigma, margin

@@ -75,10 +75,7 @@ def smooth_max_mask(
     if math.isinf(coldness):
         mask = (neighbours * weights).amax(dim=1)
     elif compiled and coldness <= SAFE_COLDNESS and _fused_kernels() is not None:
-        # Taps last, so the fused reductions run over contiguous memory.
-        mask = _FusedSmoothMax.apply(
-            neighbours.permute(0, 2, 3, 4, 5, 1), weights.permute(0, 2, 3, 4, 5, 1), float(coldness)
-        )
+        mask = _FusedSmoothMax.apply(neighbours, weights, float(coldness))
     elif low_memory:
         mask = _SmoothMax.apply(neighbours, weights, float(coldness))
     else:
@@ -90,6 +87,17 @@ def smooth_max_mask(
     mask = mask.reshape(batch, 1, grid_h * step, grid_w * step)
     mask = mask[..., first : first + height + 2 * margin, first : first + width + 2 * margin]
     return mask.clamp(0, 1)
+
+
+#: Tap evaluations (masks × ranked pixels × taps × steps) from which ``compile="auto"``
+#: compiles the smooth max: eagerly that is about a minute of CPU work, several times the
+#: one-off compile time (figures in benchmarks/RESULTS.md).
+AUTO_COMPILE_WORK = 3e9
+
+
+def compile_pays_off(tap_evaluations: float) -> bool:
+    """Whether compiling the smooth max pays off for an optimisation of this much work."""
+    return tap_evaluations >= AUTO_COMPILE_WORK
 
 
 #: Taps processed at once by the smooth max: bounds the temporary memory to
@@ -139,17 +147,23 @@ class _SmoothMax(torch.autograd.Function):
 
 
 def _fused_forward(u: torch.Tensor, w: torch.Tensor, beta: float):
-    z = u * w
-    e = torch.exp(beta * z)
-    total = e.sum(-1)
-    return (z * e).sum(-1) / total, total
+    """Forward of :class:`_FusedSmoothMax` written tap by tap, so that the compiler emits
+    one pass over the pixels with the taps as an inner loop (nothing (2r+1)²-fold stored)."""
+    numer = total = None
+    for t in range(u.shape[1]):
+        z = u[:, t] * w[:, t]
+        e = torch.exp(beta * z)
+        numer = z * e if numer is None else numer + z * e
+        total = e if total is None else total + e
+    return numer / total, total
 
 
 def _fused_backward(grad, u, w, mask, total, beta: float):
+    """``∂L/∂u_t = Σ_{offsets} g/S·e^{βz_t}·(1 + β(z_t − m))·w_t`` (B×T×h×1×w×1)."""
     z = u * w
     e = torch.exp(beta * z)
-    dz = (grad / total).unsqueeze(-1) * e * (1 + beta * (z - mask.unsqueeze(-1)))
-    return (dz * w).sum(dim=(2, 4), keepdim=True)
+    dz = (grad / total).unsqueeze(1) * e * (1 + beta * (z - mask.unsqueeze(1)))
+    return (dz * w).sum(dim=(3, 5), keepdim=True)
 
 
 _FUSED: dict[str, object] = {}
@@ -170,7 +184,7 @@ def _fused_kernels():
 
 
 class _FusedSmoothMax(torch.autograd.Function):
-    """:class:`_SmoothMax` with taps last (u B×h×1×w×1×T, w 1×1×s×1×s×T), compiled kernels."""
+    """:class:`_SmoothMax` as two compiled kernels (u B×T×h×1×w×1, w 1×T×1×s×1×s)."""
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor:

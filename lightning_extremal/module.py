@@ -9,9 +9,15 @@ import lightning as L
 import torch
 from torch import nn
 
-from .area import achieved_area, area_loss, reference_vector
+from .area import achieved_area, area_loss, ones_count
 from .config import MethodConfig
-from .masks import gaussian_mask, maxconv_kernel, param_grid_shape, smooth_max_mask
+from .masks import (
+    compile_pays_off,
+    gaussian_mask,
+    maxconv_kernel,
+    param_grid_shape,
+    smooth_max_mask,
+)
 from .perturbation import apply_pyramid, perturbation_pyramid
 from .rewards import RewardFn, get_reward, mean_reward
 
@@ -47,7 +53,8 @@ class MaskGameModule(L.LightningModule):
         targets: (P,) class of each pair. image_index: (P,) image of each pair.
         areas: the K target areas. config: the method's knobs. reward: overrides
         ``config.reward`` with a callable ``(logits, targets) -> reward``.
-        param_shape: shape of one mask's parameters. reference: K×|Ω| area step vectors.
+        param_shape: shape of one mask's parameters. ones: per area, the ones ``k`` of its
+            area step vector (the mask values the area constraint pulls to 1).
         mask_shape: shape of one mask as returned in results.
     """
 
@@ -60,7 +67,7 @@ class MaskGameModule(L.LightningModule):
         config: MethodConfig,
         reward: RewardFn | None,
         param_shape: tuple[int, ...],
-        reference: torch.Tensor,
+        ones: list[int],
         mask_shape: tuple[int, ...],
     ) -> None:
         super().__init__()
@@ -72,7 +79,8 @@ class MaskGameModule(L.LightningModule):
         num_masks = self.num_pairs * self.num_areas
         self.register_buffer("mask_image", image_index.repeat_interleave(self.num_areas), False)
         self.register_buffer("mask_target", targets.repeat_interleave(self.num_areas), False)
-        self.register_buffer("reference", reference, False)
+        self.register_buffer("ones", torch.as_tensor(ones, dtype=torch.long), False)
+        self.ones_bounds = (int(min(ones)), int(max(ones)))  # Python ints: no device sync
         self.mask_params = nn.Parameter(torch.full((num_masks, *param_shape), float(config.init)))
         self.register_buffer("history", torch.zeros(config.max_iter, len(HISTORY_ROWS), num_masks))
         self.save_hyperparameters({"method": asdict(config), "areas": list(areas)})
@@ -160,7 +168,7 @@ class MaskGameModule(L.LightningModule):
         masks = self.visible(padded)
         reward = self.game_reward(masks, part, flip=self.config.jitter and step % 2 == 0)
         with torch.autocast(self.device.type, enabled=False):
-            loss_area = area_loss(padded, self.reference[self._area_index(part)])
+            loss_area = area_loss(padded, self.ones[self._area_index(part)], self.ones_bounds)
             energy = reward - lam * loss_area
         area = achieved_area(masks.detach())
         stats = torch.stack([reward.detach(), loss_area.detach(), area])
@@ -248,8 +256,6 @@ class ExtremalPerturbationModule(MaskGameModule):
         # feel the same area pressure as inner ones (ranking the visible image alone pulls
         # masks into the corners); the target is still a fraction of the visible image.
         margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
-        num_ranked = (size[0] + 2 * margin) * (size[1] + 2 * margin)
-        reference = reference_vector(num_ranked, areas, size[0] * size[1])  # K × |Ω|
         super().__init__(
             classifier,
             targets,
@@ -258,11 +264,12 @@ class ExtremalPerturbationModule(MaskGameModule):
             config,
             reward,
             param_shape=(1, *param_grid_shape(*size, config.step)),
-            reference=reference,
+            ones=ones_count(size[0] * size[1], areas).tolist(),
             mask_shape=size,
         )
         self.size, self.margin = size, margin
-        self.compiled = False  # fuse the smooth max with torch.compile (same values)
+        # torch.compile the smooth max: True | False | "auto" (when the run is long enough).
+        self.compiled: bool | str = "auto"
         with torch.no_grad():
             pyramid = perturbation_pyramid(
                 images.float(),
@@ -282,8 +289,17 @@ class ExtremalPerturbationModule(MaskGameModule):
             if cfg.smoothing == "gaussian":
                 return gaussian_mask(params, cfg.step, cfg.sigma, self.size, self.margin)
             return smooth_max_mask(
-                params, self.kernel, self.size, cfg.coldness, self.margin, self.compiled
+                params, self.kernel, self.size, cfg.coldness, self.margin, self.use_compiled()
             )
+
+    def use_compiled(self) -> bool:
+        """Whether the smooth max runs compiled: ``compiled``, or for ``"auto"`` whether this
+        optimisation's work pays off the compile time (:func:`~.masks.compile_pays_off`)."""
+        if self.compiled != "auto":
+            return bool(self.compiled)
+        pixels = (self.size[0] + 2 * self.margin) * (self.size[1] + 2 * self.margin)
+        taps = self.kernel.shape[0] * self.mask_params.shape[0] * pixels
+        return compile_pays_off(taps * self.config.max_iter)
 
     def visible(self, padded: torch.Tensor) -> torch.Tensor:
         """Crop the margin: B×1×H×W."""

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .api import extremal_perturbation, method_options, predicted_classes
-from .config import RunConfig, validate_logger, validate_method
+from .config import RunConfig, validate_logger, validate_method, validate_run_options
 from .images import ImageSource, open_source
 from .loggers import finish_logger, make_logger
 from .models import load_model
@@ -123,6 +123,7 @@ def run_job(cfg: RunConfig) -> Path:
     """
     validate_method(cfg.method)
     validate_logger(cfg.logger)
+    validate_run_options(cfg.trainer.precision, cfg.trainer.compile)
     if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
         raise ValueError(f"data.batch_size must be a positive integer; got {cfg.data.batch_size!r}")
     loaded = load_model(cfg.model)

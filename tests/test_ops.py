@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from lightning_extremal.area import achieved_area, area_loss, reference_vector
+from lightning_extremal.area import achieved_area, area_loss, ones_count, reference_vector
 from lightning_extremal.masks import (
     gaussian_mask,
     maxconv_kernel,
@@ -183,20 +183,38 @@ def test_area_loss_zero_iff_sorted_mask_matches_reference() -> None:
     margin = 3
     num_ranked = (h + 2 * margin) ** 2
     ref = reference_vector(num_ranked, [0.2, 0.4], h * w)
+    ones = ones_count(h * w, [0.2, 0.4])
+    assert ones.tolist() == ref.sum(1).long().tolist()
     # A padded mask whose values, in any order, are exactly the reference vector.
     masks = torch.stack([r[torch.randperm(num_ranked, generator=g)] for r in ref])
     masks = masks.view(2, 1, h + 2 * margin, w + 2 * margin)
-    assert torch.equal(area_loss(masks, ref), torch.zeros(2))
+    assert torch.equal(area_loss(masks, ones), torch.zeros(2))
     # Any other mask has a positive loss: here one pixel changed.
     other = masks.clone()
     other[0, 0, 0, 0] = 0.5
-    loss = area_loss(other, ref)
+    loss = area_loss(other, ones)
     assert loss[0] == pytest.approx(0.25 / num_ranked) and loss[1] == 0
-    # Random masks: positive, equal to the definition mean((sort(m) − r)²).
-    rand = torch.rand(2, 1, h + 2 * margin, w + 2 * margin, generator=g)
-    expected = (rand.flatten(1).sort(1).values - ref).pow(2).mean(1)
-    torch.testing.assert_close(area_loss(rand, ref), expected)
-    assert (area_loss(rand, ref) > 0).all()
+    assert (area_loss(torch.rand(2, 1, 16, 16, generator=g), ones) > 0).all()
+
+
+@pytest.mark.parametrize("areas", [[0.025, 0.2], [0.9, 0.95], [0.1, 0.9], [1.0, 0.5]])
+@pytest.mark.parametrize("bounds", [False, True])
+def test_area_loss_equals_sorted_definition(areas: list[float], bounds: bool) -> None:
+    """The top-k form equals ``mean((sort(m) − r)²)`` in value and gradient, whichever of
+    the top-k / bottom-(n−k) branches runs and whether the bounds are given."""
+    g = torch.Generator().manual_seed(1)
+    num_ranked, num_visible = 24 * 24, 18 * 18
+    ref = reference_vector(num_ranked, areas, num_visible)
+    ones = ones_count(num_visible, areas)
+    rand = torch.rand(2, 1, 24, 24, generator=g)
+    ours_in = rand.clone().requires_grad_(True)
+    theirs_in = rand.clone().requires_grad_(True)
+    ours = area_loss(ours_in, ones, (0, num_ranked) if bounds else None)
+    theirs = (theirs_in.flatten(1).sort(1).values - ref).pow(2).mean(1)
+    torch.testing.assert_close(ours, theirs)
+    ours.sum().backward()
+    theirs.sum().backward()
+    torch.testing.assert_close(ours_in.grad, theirs_in.grad)
 
 
 def test_achieved_area_is_mean() -> None:
