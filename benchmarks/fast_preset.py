@@ -6,7 +6,7 @@ and prints mean IoU of the mask at the object's own area... (``quality/iou``: to
 the largest area's mask vs the object) and pointing accuracy, with the wall time. The winner
 becomes ``configs/preset/fast.yaml`` (not shipped yet: not measured).
 
-  python benchmarks/fast_preset.py [--images 16] [--areas 0.05 0.1 0.2] [--compile]
+  python benchmarks/fast_preset.py [--images 16] [--areas 0.05 0.1 0.2] [--compile auto|true|false]
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ CANDIDATES = {
         "max_iter=400",
         "lambda_growth=1.007",
     ],
+    "adam lr 0.05, 200, growth 1.014": [
+        "optimizer=adam",
+        "lr=0.05",
+        "max_iter=200",
+        "lambda_growth=1.014",
+    ],
     "adam lr 0.05, 300, growth 1.0095": [
         "optimizer=adam",
         "lr=0.05",
@@ -45,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--areas", type=float, nargs="+", default=[0.05, 0.1, 0.2])
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile", default="auto", choices=["auto", "true", "false"])
     parser.add_argument("--only", nargs="*", help="candidate names to run")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")

@@ -89,7 +89,8 @@ class ModelConfig:
 class DataConfig:
     """Which images, at what size, explained for which classes."""
 
-    source: str = "demo"  # demo | synthetic | a folder | a glob pattern of image files
+    # demo | synthetic | voc07 | coco14 (a local root, see `root`) | a folder | a glob
+    source: str = "demo"
     size: int | None = None  # shorter side in px; None = the model's size (demo 128, else 224)
     crop: bool = True  # centre-crop to size×size so any photos batch together
     targets: Any = "top1"  # top1 (predicted class) | a class id | a list of class ids
@@ -99,6 +100,10 @@ class DataConfig:
     multi_object: bool = False  # data=synthetic: 2–3 objects per image, all of them labels
     # Folder of <image id>.png object masks for the quality/* scores (demo: built in).
     ground_truth: str | None = None
+    root: str | None = None  # voc07: holds VOCdevkit/VOC2007; coco14: val2014/ + annotations/
+    image_set: str = "test"  # voc07: ImageSets/Main list (test | trainval | …)
+    ann_file: str | None = None  # coco14: instances JSON (default root/annotations/…val2014)
+    image_dir: str | None = None  # coco14: image folder (default root/val2014)
 
 
 @dataclass

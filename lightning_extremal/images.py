@@ -176,6 +176,40 @@ def _fit_mask(mask: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
     return resize_image(mask.float().unsqueeze(0), size, crop)[0] > 0.5
 
 
+def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
+    """A local VOC / COCO dataset (:mod:`~lightning_extremal.evaluation.datasets`) as a source.
+
+    Ids, sizes and labels (the classes with ground truth) come from the annotations up front;
+    an image is decoded only when its chunk runs. Ground truth of a label: the union of its
+    boxes (VOC) or instance masks (COCO), resized like the image.
+    """
+    labels = [dataset.labels(i) for i in range(len(dataset))]
+    shapes = [(3, *resized_shape(*dataset.image_size(i), size, crop)) for i in range(len(dataset))]
+    last: dict[int, object] = {}
+
+    def item(i: int):
+        if i not in last:  # the loader and the ground truth of one image share one decode
+            last.clear()
+            last[i] = dataset[i]
+        return last[i]
+
+    def truth(i: int) -> list[torch.Tensor]:
+        masks = item(i).masks
+        return [_fit_mask(masks[c], size, crop) for c in labels[i]]
+
+    return ImageSource(
+        ids=[dataset.image_id(i) for i in range(len(dataset))],
+        shapes=shapes,
+        loader=lambda i: resize_image(item(i).image, size, crop),
+        labels=labels,
+        truths=truth,
+    )
+
+
+#: ``data.source`` values that name a local dataset root (``data.root``).
+DATASET_SOURCES = ("voc07", "coco14")
+
+
 def open_source(
     source: str,
     size: int | None = None,
@@ -184,12 +218,41 @@ def open_source(
     num_images: int = 64,
     seed: int = 0,
     multi_object: bool = False,
+    root: str | None = None,
+    image_set: str = "test",
+    ann_file: str | None = None,
+    image_dir: str | None = None,
 ) -> ImageSource:
-    """``demo``, ``synthetic`` (``num_images``, ``seed``, ``multi_object``), a folder or a glob."""
+    """``demo``, ``synthetic`` (``num_images``, ``seed``, ``multi_object``), ``voc07``
+    (``root`` holding ``VOCdevkit/VOC2007``, ``image_set``), ``coco14`` (``root`` holding
+    ``val2014/`` and ``annotations/instances_val2014.json``, or ``image_dir``/``ann_file``),
+    a folder or a glob."""
     if source == "demo":
         return demo_source(size, crop)
     if source == "synthetic":
         return synthetic_source(num_images, seed, multi_object, size, crop)
+    if source in DATASET_SOURCES:
+        from .evaluation.datasets import COCOPointing, VOCPointing
+
+        if root is None and not (source == "coco14" and image_dir and ann_file):
+            raise ValueError(
+                f"data={source} needs data.root=<folder> (nothing is downloaded): "
+                + (
+                    "the folder holding VOCdevkit/VOC2007"
+                    if source == "voc07"
+                    else "the folder holding val2014/ and annotations/instances_val2014.json"
+                )
+            )
+        if source == "voc07":
+            dataset = VOCPointing(root, image_set=image_set, size=None)
+        else:
+            base = Path(root) if root else None
+            dataset = COCOPointing(
+                image_dir or base / "val2014",
+                ann_file or base / "annotations" / "instances_val2014.json",
+                size=None,
+            )
+        return dataset_source(dataset, size, crop)
     return folder_source(source, size, crop)
 
 

@@ -135,6 +135,10 @@ def run_job(cfg: RunConfig) -> Path:
         num_images=cfg.data.num_images,
         seed=cfg.data.synthetic_seed,
         multi_object=cfg.data.multi_object,
+        root=cfg.data.root,
+        image_set=cfg.data.image_set,
+        ann_file=cfg.data.ann_file,
+        image_dir=cfg.data.image_dir,
     )
     folder_truths = (
         load_ground_truth(cfg.data.source, cfg.data.ground_truth, images.ids, size, cfg.data.crop)

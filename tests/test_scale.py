@@ -190,3 +190,76 @@ def test_compiled_mask_generator_matches_eager():
     a = extremal_perturbation(model, images, [0, 1, 2], **one_step)
     b = extremal_perturbation(model, images, [0, 1, 2], compile=True, **one_step)
     assert (a.masks - b.masks).abs().max() <= 5e-3
+
+
+def _run_dataset(out, model: str, *args: str) -> dict:
+    import json
+
+    from lightning_extremal.cli import main
+
+    code = main(
+        [
+            "run",
+            f"model={model}",
+            *args,
+            "data.size=48",
+            "areas=[0.1,0.3]",
+            "max_iter=3",
+            "step=4",
+            "sigma=8",
+            "logger=none",
+            "trainer.progress=false",
+            "logger.final_table=false",
+            f"output_dir={out}",
+        ]
+    )
+    assert code == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_run_over_local_voc07_and_coco14_roots(tmp_path, monkeypatch):
+    """`data=voc07|coco14 data.root=…` explains every scored class of every image (VOC: the
+    all-difficult class is skipped), with the annotations as ground truth, and resumes."""
+    from tests.test_evaluation import make_fake_coco, make_fake_voc
+
+    monkeypatch.chdir(ROOT)
+    make_fake_voc(tmp_path / "voc")
+    summary = _run_dataset(
+        tmp_path / "out_voc",
+        "tests.test_evaluation:twenty_class_model",
+        "data=voc07",
+        f"data.root={tmp_path / 'voc'}",
+    )
+    pairs = sorted({(r["image"], r["target"]) for r in summary["results"]})
+    assert pairs == [("000001", 7), ("000001", 11), ("000002", 11)]  # cat, dog; dog
+    assert summary["quality"]["pairs"] == 3  # every pair scored against its boxes
+    assert len(summary["results"]) == 3 * 2
+    stamp = (tmp_path / "out_voc" / "chunks" / "chunk-00000.pt").stat().st_mtime_ns
+    _run_dataset(
+        tmp_path / "out_voc",
+        "tests.test_evaluation:twenty_class_model",
+        "data=voc07",
+        f"data.root={tmp_path / 'voc'}",
+    )
+    assert (tmp_path / "out_voc" / "chunks" / "chunk-00000.pt").stat().st_mtime_ns == stamp
+
+    make_fake_coco(tmp_path / "coco")
+    summary = _run_dataset(
+        tmp_path / "out_coco",
+        "tests.test_evaluation:six_class_model",
+        "data=coco14",
+        f"data.root={tmp_path / 'coco'}",
+    )
+    pairs = sorted({(r["image"], r["target"]) for r in summary["results"]})
+    assert pairs == [
+        ("COCO_val2014_000000000001", 0),  # person
+        ("COCO_val2014_000000000001", 2),  # kite
+        ("COCO_val2014_000000000002", 1),  # car; image 3 has no annotations: left out
+    ]
+
+
+def test_dataset_root_is_required():
+    from lightning_extremal.images import open_source
+
+    with pytest.raises(ValueError, match="data.root"):
+        open_source("voc07", 64)

@@ -160,11 +160,12 @@ class VOCPointing:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> PointingItem:
-        image, target = self.dataset[index]
-        annotation = target["annotation"]
-        height = int(annotation["size"]["height"])
-        width = int(annotation["size"]["width"])
+    def _objects(self, index: int) -> tuple[dict, dict[int, list], dict[int, bool]]:
+        """Annotation, boxes per class and "all boxes difficult" per class, from the XML only."""
+        import xml.etree.ElementTree as ET
+
+        root = ET.parse(self.dataset.annotations[index]).getroot()
+        annotation = self.dataset.parse_voc_xml(root)["annotation"]
         objects = annotation.get("object", [])
         objects = objects if isinstance(objects, list) else [objects]
         boxes: dict[int, list[tuple[int, int, int, int]]] = {}
@@ -180,11 +181,33 @@ class VOCPointing:
             boxes.setdefault(c, []).append(coords)  # type: ignore[arg-type]
             difficult = bool(int(obj.get("difficult", "0") or 0))
             all_difficult[c] = all_difficult.get(c, True) and difficult
+        return annotation, boxes, all_difficult
+
+    def labels(self, index: int) -> tuple[int, ...]:
+        """The scored classes of image ``index`` (sorted ids), without decoding the image."""
+        _, _, all_difficult = self._objects(index)
+        return tuple(sorted(c for c, hard in all_difficult.items() if not hard))
+
+    def image_id(self, index: int) -> str:
+        """The file name's stem, e.g. ``000001``."""
+        return Path(self.dataset.images[index]).stem
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """(H, W) of image ``index`` from its annotation."""
+        size = self._objects(index)[0]["size"]
+        return int(size["height"]), int(size["width"])
+
+    def __getitem__(self, index: int) -> PointingItem:
+        annotation, boxes, all_difficult = self._objects(index)
+        with Image.open(self.dataset.images[index]) as pil:
+            image = to_model_input(pil, self.size)
+        height = int(annotation["size"]["height"])
+        width = int(annotation["size"]["width"])
         masks = {c: boxes_mask(b, (height, width)) for c, b in boxes.items()}
         scored = {c: m for c, m in masks.items() if not all_difficult[c]}
         stem = Path(annotation["filename"]).stem
         return PointingItem(
-            image=to_model_input(image, self.size),
+            image=image,
             image_id=stem,
             size=(height, width),
             masks=scored,
@@ -257,6 +280,21 @@ class COCOPointing:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def labels(self, index: int) -> tuple[int, ...]:
+        """The annotated classes of image ``index`` (sorted ids), without decoding the image."""
+        return tuple(
+            sorted({self.class_index[a["category_id"]] for a in self._anns[self.ids[index]]})
+        )
+
+    def image_id(self, index: int) -> str:
+        """The file name's stem, e.g. ``COCO_val2014_000000000042``."""
+        return Path(self._images[self.ids[index]]["file_name"]).stem
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """(H, W) of image ``index`` from the annotation file."""
+        info = self._images[self.ids[index]]
+        return int(info["height"]), int(info["width"])
 
     def _mask(self, ann: dict, size: tuple[int, int]) -> torch.Tensor:
         if self.use_pycocotools:
