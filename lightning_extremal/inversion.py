@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from .freeze import frozen
+from .freeze import FrozenClassifierModule, frozen
 from .layers import get_layer, layer_activation, layer_output
 
 #: Rows of :attr:`FeatureInversionModule.history`: the three terms of the objective per image.
@@ -76,7 +76,7 @@ def initial_images(
     return ((low + high) / 2 + INIT_NOISE * (high - low) * noise).clamp(low, high)
 
 
-class FeatureInversionModule(L.LightningModule):
+class FeatureInversionModule(FrozenClassifierModule):
     """``x* = argmin_x ‖Φ_L(x) − Φ₀‖²/‖Φ₀‖² + λ_TV·TV^β(x) + λ_α·N_α(x)`` by Adam on the pixels.
 
     The images are the only trainable parameters (``image``, N×C×H×W); the classifier is
@@ -118,24 +118,6 @@ class FeatureInversionModule(L.LightningModule):
         self.norm_weight, self.norm_alpha = norm_weight, norm_alpha
         self.pixel_range = (float(pixel_range[0]), float(pixel_range[1]))
 
-    def train(self, mode: bool = True) -> FeatureInversionModule:
-        super().train(mode)
-        self.classifier.train(False)
-        return self
-
-    def state_dict(self, *args, **kwargs):
-        """Checkpoints hold the images and their history, not the (caller's) classifier."""
-        state = super().state_dict(*args, **kwargs)
-        for key in [k for k in state if k.startswith("classifier.")]:
-            del state[key]
-        return state
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        state = dict(state_dict)
-        for key, value in self.classifier.state_dict(prefix="classifier.").items():
-            state.setdefault(key, value)
-        return super().load_state_dict(state, strict=strict, assign=assign)
-
     def terms(self, images: torch.Tensor) -> torch.Tensor:
         """The objective's three terms per image, 3×N: match, TV^β, α-norm."""
         low, high = self.pixel_range
@@ -164,11 +146,6 @@ class FeatureInversionModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([self.image], lr=self.lr)
-
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        from .module import _OneStep
-
-        return torch.utils.data.DataLoader(_OneStep(), batch_size=None)
 
 
 def _image_shape(model: nn.Module, count: int, size: Any, channels: int | None) -> tuple:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 
-import lightning as L
 import torch
 from torch import nn
 
 from .area import achieved_area, area_loss, ones_count
 from .config import MethodConfig
+from .freeze import FrozenClassifierModule
 from .masks import (
     compile_pays_off,
     gaussian_mask,
@@ -25,18 +25,7 @@ from .rewards import RewardFn, get_reward, mean_reward
 HISTORY_ROWS = ("reward", "area_loss", "area")
 
 
-class _OneStep(torch.utils.data.Dataset):
-    """One dummy batch per epoch: an epoch is one optimisation step, so checkpoints taken at
-    epoch ends resume exactly."""
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> int:
-        return index
-
-
-class MaskGameModule(L.LightningModule):
+class MaskGameModule(FrozenClassifierModule):
     """The objective shared by every extremal-perturbation optimisation.
 
     Masks for P (target, image) pairs × K areas are optimised together; mask ``b = p·K + k``
@@ -106,25 +95,6 @@ class MaskGameModule(L.LightningModule):
         if self.config.variant == "delete":
             return [1 - masks]
         return [masks, 1 - masks]
-
-    # The classifier stays in eval mode whatever Lightning does with the module.
-    def train(self, mode: bool = True) -> MaskGameModule:
-        super().train(mode)
-        self.classifier.train(False)
-        return self
-
-    def state_dict(self, *args, **kwargs):
-        """Checkpoints hold the masks and their history, not the (caller's) classifier."""
-        state = super().state_dict(*args, **kwargs)
-        for key in [k for k in state if k.startswith("classifier.")]:
-            del state[key]
-        return state
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        state = dict(state_dict)
-        for key, value in self.classifier.state_dict(prefix="classifier.").items():
-            state.setdefault(key, value)
-        return super().load_state_dict(state, strict=strict, assign=assign)
 
     def lambda_at(self, step: int) -> float:
         """``λ_t = λ₀·g^t``."""
@@ -215,9 +185,6 @@ class MaskGameModule(L.LightningModule):
         return torch.optim.SGD(
             [self.mask_params], lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening
         )
-
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(_OneStep(), batch_size=None)
 
     @torch.no_grad()
     def final(self) -> dict[str, torch.Tensor]:
