@@ -322,6 +322,10 @@ BAD_INPUTS = [
     pytest.param(
         IMAGES, 0, [0.1], {"optimizer": "lbfgs"}, ValueError, "optimizer.*'lbfgs'", id="optimizer"
     ),
+    pytest.param(IMAGES, 0, [0.1], {"compile": "yes"}, ValueError, "compile.*'yes'", id="compile"),
+    pytest.param(
+        IMAGES, 0, [0.1], {"precision": "8-true"}, ValueError, "precision.*'8-true'", id="precision"
+    ),
     pytest.param(
         IMAGES,
         0,
@@ -461,3 +465,31 @@ def test_adam_runs_and_differs_from_sgd(tiny_classifier, small_images) -> None:
     assert adam.masks.shape == sgd.masks.shape
     assert adam.masks.min() >= 0 and adam.masks.max() <= 1
     assert (adam.masks - sgd.masks).abs().max() > 1e-2
+
+
+def test_compile_auto_compiles_long_runs_only() -> None:
+    """``compile="auto"`` compiles when masks × ranked pixels × taps × steps reaches
+    ``AUTO_COMPILE_WORK``; True/False are obeyed."""
+    from lightning_extremal.config import MethodConfig
+    from lightning_extremal.masks import AUTO_COMPILE_WORK
+    from lightning_extremal.module import ExtremalPerturbationModule
+
+    def module(size: int, steps: int, compiled="auto") -> ExtremalPerturbationModule:
+        m = ExtremalPerturbationModule(
+            torch.nn.Identity(),
+            torch.zeros(4, 3, size, size),
+            torch.zeros(4, dtype=torch.long),
+            torch.arange(4),
+            [0.05, 0.1, 0.2, 0.4],
+            MethodConfig(max_iter=steps),
+        )
+        m.compiled = compiled
+        return m
+
+    work = 16 * (224 + 2 * 21) ** 2 * 81  # 16 masks at 224 px, one step
+    assert work * 800 >= AUTO_COMPILE_WORK > work * 12
+    assert module(224, 800).use_compiled()  # the paper's setting: compiled
+    assert not module(224, 12).use_compiled()  # a short look: eager
+    assert not module(64, 100).use_compiled()  # small images, few steps: eager
+    assert module(32, 5, compiled=True).use_compiled()
+    assert not module(224, 800, compiled=False).use_compiled()
