@@ -104,6 +104,20 @@ def test_hit_rule_inside_near_and_far():
         pointing.pointing_hit(torch.zeros(50, 50), gt, 15)
 
 
+def test_object_iou_at_the_objects_own_area():
+    from lightning_extremal.evaluation.pointing import object_iou
+
+    truth = torch.zeros(10, 10, dtype=torch.bool)
+    truth[2:4, 2:7] = True  # 10 pixels
+    exact = truth.float() + 0.01 * torch.rand(10, 10)
+    assert object_iou(exact, truth) == 1.0  # the 10 highest pixels are the object
+    shifted = torch.zeros(10, 10)
+    shifted[3:5, 2:7] = 1  # half of it overlaps: 5 / 15
+    assert object_iou(shifted, truth) == pytest.approx(5 / 15)
+    assert object_iou(-exact, truth) == 0.0  # pointing away
+    assert object_iou(exact, torch.zeros(10, 10, dtype=torch.bool)) == 0.0
+
+
 def test_scaled_tolerance_and_point():
     assert pointing.scaled_tolerance(128, 200) == pytest.approx(15 * 128 / 224)
     assert pointing.scaled_tolerance(224, 300) == 15
@@ -544,6 +558,7 @@ def test_benchmark_command_prints_writes_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| Center |" in printed and "| Grad-CAM |" in printed and "(All/Diff)" in printed
+    assert "IoU @ object area" in printed
     rows = (out / "pointing.csv").read_text().splitlines()
     assert rows[0].startswith("method,label,dataset,model,pairs") and len(rows) == 3
     assert (out / "pointing_per_class.csv").is_file() and (out / "manifest.json").is_file()

@@ -26,9 +26,11 @@ import torch
 from ..run import atomic_save, atomic_write_text
 from . import baselines
 from .baselines import COCO_AREAS, METHODS, VOC_AREAS, method_name
-from .pointing import pointing_accuracy, pointing_hit, pointing_map
+from .pointing import object_iou, pointing_accuracy, pointing_hit, pointing_map, resize_saliency
 
 TASKS = ("pointing", "faithfulness")
+#: Version of the per-pair records; chunk files of an older format are computed again.
+RECORD_FORMAT = 2
 DATASETS = ("synthetic", "voc07", "coco14")
 DATASET_LABELS = {"synthetic": "Synthetic", "voc07": "VOC07", "coco14": "COCO14"}
 BENCHMARK_LOGGERS = ("wandb", "none")
@@ -201,6 +203,7 @@ def _key(cfg: BenchmarkConfig, method: str, ids: list[str], fingerprint: str = "
         "options": method_options(cfg, method),
         "ids": ids,
         "curve_steps": cfg.curve_steps if cfg.task == "faithfulness" else None,
+        "format": RECORD_FORMAT,
     }
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -231,6 +234,7 @@ def _pointing_records(method, model, items, options) -> list[dict]:
         item = items[i]
         scored = pointing_map(sal, item.size, kind)
         hit = pointing_hit(scored, item.masks[c], item.tolerance)
+        iou = object_iou(resize_saliency(sal.float(), item.size), item.masks[c])
         index = int(scored.flatten().argmax())
         records.append(
             {
@@ -239,7 +243,10 @@ def _pointing_records(method, model, items, options) -> list[dict]:
                 "hit": bool(hit),
                 "diff": bool(item.diff[c]),
                 "point": (index // item.size[1], index % item.size[1]),
+                "iou": iou,
                 "finite": bool(torch.isfinite(sal).all()),
+                # the map itself (model-input size, float16), for metrics added later
+                "map": sal.detach().to(torch.float16).cpu(),
             }
         )
     return records
@@ -332,7 +339,10 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
             else:
                 records = _faithfulness_records(method, model, items, options, cfg.curve_steps)
             elapsed = time.perf_counter() - start
-            atomic_save({"key": key, "ids": ids, "records": records, "seconds": elapsed}, path)
+            # The maps go to the chunk file only (for metrics added later), not into memory.
+            maps = [r.pop("map") for r in records if "map" in r]
+            chunk = {"key": key, "ids": ids, "records": records, "seconds": elapsed, "maps": maps}
+            atomic_save(chunk, path)
             done.setdefault(method, {})[str(number)] = {"key": key, "pairs": len(records)}
             atomic_write_text(json.dumps(manifest, indent=1, default=str), manifest_path)
             results[method] += records
@@ -442,6 +452,7 @@ def _summarise(cfg, dataset, results, seconds, sanity) -> list[dict[str, Any]]:
                 ).accuracy
             )
             row["diff_pairs"] = len(diff)
+            row["iou"] = 100 * _mean([r["iou"] for r in records if "iou" in r])
         else:
             row["deletion_auc"] = _mean([r["deletion"] for r in records])
             row["insertion_auc"] = _mean([r["insertion"] for r in records])
@@ -464,10 +475,15 @@ def format_table(cfg: BenchmarkConfig, rows: list[dict[str, Any]]) -> str:
     """The markdown table in the seed's format (one column: this dataset × model)."""
     column = f"{DATASET_LABELS[cfg.dataset]} {cfg.model}"
     if cfg.task == "pointing":
-        lines = [f"| method | {column} (All/Diff) | pairs (All/Diff) |", "|---|---|---|"]
+        lines = [
+            f"| method | {column} (All/Diff) | IoU @ object area | pairs (All/Diff) |",
+            "|---|---|---|---|",
+        ]
         for r in rows:
             cell = f"{_fmt(r['all'])}/{_fmt(r['diff'])}"
-            lines.append(f"| {r['label']} | {cell} | {r['pairs']}/{r['diff_pairs']} |")
+            lines.append(
+                f"| {r['label']} | {cell} | {_fmt(r['iou'])} | {r['pairs']}/{r['diff_pairs']} |"
+            )
         return "\n".join(lines)
     lines = [
         f"| method | {column} deletion AUC ↓ | insertion AUC ↑ | "

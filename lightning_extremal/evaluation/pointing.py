@@ -125,6 +125,19 @@ def pointing_hit(saliency: torch.Tensor, gt_mask: torch.Tensor, tolerance: float
     return _hit_at_point(saliency_point(saliency), gt_mask.bool(), tolerance)
 
 
+def object_iou(saliency: torch.Tensor, gt_mask: torch.Tensor) -> float:
+    """IoU with the object at the object's own area: the ``|GT|`` highest pixels of the H×W
+    map (ties: lower raster index first) against the H×W ground truth; 0 for an empty GT."""
+    gt = gt_mask.bool().flatten()
+    count = int(gt.sum())
+    if count == 0:
+        return 0.0
+    flat = saliency.detach().float().flatten()
+    region = torch.zeros_like(gt)
+    region[torch.sort(flat, descending=True, stable=True).indices[:count]] = True
+    return float((region & gt).sum()) / float((region | gt).sum())
+
+
 def is_difficult_pair(box_area_fraction: float, other_classes: int) -> bool:
     """The "Diff" subset of Zhang et al. (ECCV 2016, §5.1), per (image, class) pair.
 
