@@ -4,7 +4,8 @@ Prints, in one process and side by side:
   1. the overhead ratio = time per EP iteration ÷ time of the classifier's forward +
      input-gradient backward on the same batch (N images × K areas at 224 px);
   2. masks per second vs the reference implementation at equal iterations;
-  3. peak memory per mask (CPU: resident-set growth measured in a fresh subprocess).
+  3. peak memory per mask: what a run adds at its peak to the memory in use before it (fresh
+     process, after a warm-up run; CPU: resident set, CUDA: allocated memory), per mask.
 
 Per-iteration times are differences of two runs with different iteration counts, so set-up
 (the blur pyramid, Trainer start) cancels out. Usage:
@@ -108,23 +109,34 @@ def fast_preset() -> dict | None:
     return {"max_iter": 800, **method}
 
 
-def peak_memory_per_mask(name: str, images: int, areas: int, device: str) -> float:
-    """MiB per mask: peak RSS (CPU) / peak allocated (CUDA) of a 3-step run, fresh process."""
+def peak_memory_per_mask(name: str, images: int, areas: int, device: str, compile) -> float:
+    """MiB per mask that a 3-step run adds at its peak, in a fresh process, after a warm-up run
+    of the same shapes (so one-off compilation does not count). CPU: the resident set's peak
+    (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``) minus the resident set before
+    the run; CUDA: ``max_memory_allocated`` minus the memory allocated before the run."""
     code = f"""
-import resource, torch, torchvision, json
+import json, torch, torchvision
 from lightning_extremal import extremal_perturbation
-m = torchvision.models.{name}().eval()
-x = torch.rand({images}, 3, 224, 224)
 dev = "{device}"
+m = torchvision.models.{name}().eval().to(dev)
+x = torch.rand({images}, 3, 224, 224, device=dev)
+def run():
+    extremal_perturbation(m, x, list(range({images})), {AREAS[:areas]}, max_iter=3,
+                          progress=False, accelerator="gpu" if dev == "cuda" else "cpu",
+                          compile={compile!r})
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+run()
 if dev == "cuda":
-    m = m.cuda(); x = x.cuda()
-    torch.cuda.reset_peak_memory_stats()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-extremal_perturbation(m, x, list(range({images})), {AREAS[:areas]}, max_iter=3, progress=False,
-                      accelerator="gpu" if dev == "cuda" else "cpu")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-used = torch.cuda.max_memory_allocated() / 2**20 if dev == "cuda" else (peak - base) / 1024
-print(json.dumps(used / ({images} * {areas})))
+    torch.cuda.synchronize(); base = torch.cuda.memory_allocated() / 2**20
+    torch.cuda.reset_peak_memory_stats(); run(); torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / 2**20
+else:
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak resident set
+    base = status("VmRSS:"); run(); peak = status("VmHWM:")
+print(json.dumps((peak - base) / ({images} * {areas})))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -142,6 +154,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-ratio", action="store_true", help="skip the overhead-ratio table")
     parser.add_argument(
         "--compile",
         default="true",
@@ -162,7 +175,7 @@ def main() -> None:
     print(f"# batch: {args.images} images × {len(areas)} areas at 224 px, random weights")
     print("| model | EP ms/iter | classifier fwd+input-bwd ms | overhead ratio |")
     print("|---|---|---|---|")
-    for name in args.models:
+    for name in [] if args.no_ratio else args.models:
         model = torchvision.models.get_model(name).eval().requires_grad_(False).to(args.device)
         images = torch.rand(args.images, 3, 224, 224, device=args.device)
         ep = ours_per_iteration(
@@ -206,11 +219,14 @@ def main() -> None:
         if ref:
             print(f"| TorchRay 1.0 | {ref:.2f} | {masks / (800 * ref):.4f} | 1.00× |")
     if not args.no_memory:
-        print("\n# peak memory per mask (MiB), 3-step run in a fresh process")
+        print(
+            f"\n# peak memory per mask (MiB): peak added by a 3-step run of {args.images} images × "
+            f"{args.areas} areas, after a warm-up run, fresh process"
+        )
         print("| model | MiB per mask |")
         print("|---|---|")
         for name in args.models:
-            mib = peak_memory_per_mask(name, args.images, args.areas, args.device)
+            mib = peak_memory_per_mask(name, args.images, args.areas, args.device, args.compile)
             print(f"| {name} | {mib:.0f} |", flush=True)
 
 
