@@ -89,15 +89,17 @@ def smooth_max_mask(
     return mask.clamp(0, 1)
 
 
-#: Tap evaluations (masks × ranked pixels × taps × steps) from which ``compile="auto"``
-#: compiles the smooth max: eagerly that is about a minute of CPU work, several times the
-#: one-off compile time (figures in benchmarks/RESULTS.md).
-AUTO_COMPILE_WORK = 3e9
+#: Tap evaluations per mask (ranked pixels × taps × steps) from which ``compile="auto"``
+#: compiles the smooth max: ~7 s of eager CPU work per mask (22 ns per tap, both passes), so a
+#: chunk of a few masks already repays the one-off compile (~20 s, then cached on disk;
+#: figures in benchmarks/RESULTS.md). Per mask, not per chunk, so that the choice — and
+#: with it the float rounding — does not depend on the batch size or the DDP shard.
+AUTO_COMPILE_WORK = 3e8
 
 
-def compile_pays_off(tap_evaluations: float) -> bool:
-    """Whether compiling the smooth max pays off for an optimisation of this much work."""
-    return tap_evaluations >= AUTO_COMPILE_WORK
+def compile_pays_off(tap_evaluations_per_mask: float) -> bool:
+    """Whether compiling the smooth max pays off for masks that take this much work each."""
+    return tap_evaluations_per_mask >= AUTO_COMPILE_WORK
 
 
 #: Taps processed at once by the smooth max: bounds the temporary memory to

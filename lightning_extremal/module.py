@@ -261,12 +261,11 @@ class ExtremalPerturbationModule(MaskGameModule):
 
     def use_compiled(self) -> bool:
         """Whether the smooth max runs compiled: ``compiled``, or for ``"auto"`` whether this
-        optimisation's work pays off the compile time (:func:`~.masks.compile_pays_off`)."""
+        optimisation's work per mask pays off the compile time (:func:`~.masks.compile_pays_off`)."""
         if self.compiled != "auto":
             return bool(self.compiled)
         pixels = (self.size[0] + 2 * self.margin) * (self.size[1] + 2 * self.margin)
-        taps = self.kernel.shape[0] * self.mask_params.shape[0] * pixels
-        return compile_pays_off(taps * self.config.max_iter)
+        return compile_pays_off(self.kernel.shape[0] * pixels * self.config.max_iter)
 
     def visible(self, padded: torch.Tensor) -> torch.Tensor:
         """Crop the margin: B×1×H×W."""
