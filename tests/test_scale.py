@@ -273,8 +273,11 @@ def _live_tensor_mib() -> float:
     storages = {}
     for obj in gc.get_objects():
         if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
-            storage = obj.untyped_storage()
-            storages[storage.data_ptr()] = storage.nbytes()
+            try:
+                storage = obj.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+            except RuntimeError:  # fake tensors left by torch.compile have no storage
+                continue
     return sum(storages.values()) / 2**20
 
 
