@@ -224,23 +224,18 @@ def test_run_over_local_voc07_and_coco14_roots(tmp_path, monkeypatch):
 
     monkeypatch.chdir(ROOT)
     make_fake_voc(tmp_path / "voc")
-    summary = _run_dataset(
-        tmp_path / "out_voc",
+    voc = (
         "tests.test_evaluation:twenty_class_model",
         "data=voc07",
         f"data.root={tmp_path / 'voc'}",
     )
+    summary = _run_dataset(tmp_path / "out_voc", *voc)
     pairs = sorted({(r["image"], r["target"]) for r in summary["results"]})
     assert pairs == [("000001", 7), ("000001", 11), ("000002", 11)]  # cat, dog; dog
     assert summary["quality"]["pairs"] == 3  # every pair scored against its boxes
     assert len(summary["results"]) == 3 * 2
     stamp = (tmp_path / "out_voc" / "chunks" / "chunk-00000.pt").stat().st_mtime_ns
-    _run_dataset(
-        tmp_path / "out_voc",
-        "tests.test_evaluation:twenty_class_model",
-        "data=voc07",
-        f"data.root={tmp_path / 'voc'}",
-    )
+    _run_dataset(tmp_path / "out_voc", *voc)  # the rerun skips the finished chunk
     assert (tmp_path / "out_voc" / "chunks" / "chunk-00000.pt").stat().st_mtime_ns == stamp
 
     make_fake_coco(tmp_path / "coco")
