@@ -35,8 +35,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def classifier_time(model, batch: torch.Tensor, device: str, repeats: int = 3) -> float:
-    """Seconds for one forward + input-gradient backward of ``batch``."""
+def classifier_time(
+    model, batch: torch.Tensor, device: str, repeats: int = 3, channels_last: bool = False
+) -> float:
+    """Seconds for one forward + input-gradient backward of ``batch`` (model and batch in
+    channels-last memory format if asked; the model is converted back afterwards)."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    batch = batch.contiguous(memory_format=layout)
 
     def once():
         x = batch.clone().requires_grad_(True)
@@ -48,6 +54,7 @@ def classifier_time(model, batch: torch.Tensor, device: str, repeats: int = 3) -
     for _ in range(repeats):
         once()
     _sync(device)
+    model.to(memory_format=torch.contiguous_format)
     return (time.perf_counter() - start) / repeats
 
 
@@ -162,36 +169,54 @@ def main() -> None:
         help="torch.compile the smooth max (default true: what compile=auto picks for any "
         "800-step run of these sizes; the timed runs here are only 4–12 steps long)",
     )
+    parser.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=["true", "false", "auto"],
+        help="trainer.channels_last of the timed runs (default auto, the product's default)",
+    )
     args = parser.parse_args()
     args.compile = {"true": True, "false": False}.get(args.compile, args.compile)
+    cl = {"true": True, "false": False}.get(args.channels_last, args.channels_last)
+    run = dict(compile=args.compile, channels_last=cl)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     areas = AREAS[: args.areas]
     print(
         f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, device {args.device}, precision {args.precision}, "
-        f"compile {args.compile}"
+        f"compile {args.compile}, channels_last {cl}"
     )
     print(f"# batch: {args.images} images × {len(areas)} areas at 224 px, random weights")
-    print("| model | EP ms/iter | classifier fwd+input-bwd ms | overhead ratio |")
-    print("|---|---|---|---|")
+    print(
+        "# classifier: its forward + input-gradient backward on the same batch, contiguous and "
+        "channels-last; the ratio divides by the faster of the two (the classifier's own best)"
+    )
+    print(
+        "| model | EP ms/iter | classifier ms (contiguous) | classifier ms (channels-last) "
+        "| overhead ratio |"
+    )
+    print("|---|---|---|---|---|")
     for name in [] if args.no_ratio else args.models:
         model = torchvision.models.get_model(name).eval().requires_grad_(False).to(args.device)
         images = torch.rand(args.images, 3, 224, 224, device=args.device)
-        ep = ours_per_iteration(
-            model, images, areas, args.device, args.precision, compile=args.compile
-        )
+        ep = ours_per_iteration(model, images, areas, args.device, args.precision, **run)
         batch = images.repeat_interleave(len(areas), 0)
         autocast = torch.autocast(
             args.device, dtype=torch.bfloat16, enabled="bf16" in args.precision
         )
         with autocast:
-            clf = classifier_time(model, batch, args.device)
-        print(f"| {name} | {ep * 1e3:.0f} | {clf * 1e3:.0f} | {ep / clf:.2f} |", flush=True)
+            plain = classifier_time(model, batch, args.device)
+            nhwc = classifier_time(model, batch, args.device, channels_last=True)
+        best = min(plain, nhwc)
+        print(
+            f"| {name} | {ep * 1e3:.0f} | {plain * 1e3:.0f} | {nhwc * 1e3:.0f} | {ep / best:.2f} |",
+            flush=True,
+        )
     if not args.no_reference and args.device == "cpu":
         model = torchvision.models.resnet18().eval()
         images = torch.rand(args.ref_images, 3, 224, 224)
-        ours = ours_per_iteration(model, images, areas, "cpu", args.precision, compile=args.compile)
+        ours = ours_per_iteration(model, images, areas, "cpu", args.precision, **run)
         ref = reference_per_iteration(model, images, areas)
         print(
             f"\n# masks/s at equal iterations: resnet18, {args.ref_images} images × {len(areas)} areas"
@@ -209,7 +234,7 @@ def main() -> None:
         if fast and ref:
             steps = fast.pop("max_iter")
             per_iter = ours_per_iteration(
-                model, images, areas, "cpu", args.precision, compile=args.compile, **fast
+                model, images, areas, "cpu", args.precision, **run, **fast
             )
             print(
                 f"| lightning-extremal, preset=fast ({steps} iterations, equal quality) | "

@@ -31,6 +31,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "callbacks": None,
     "progress": True,
     "compile": "auto",
+    "channels_last": "auto",
     "log_every_n_steps": 10,
     "batch_size": None,
     "ckpt_path": None,
@@ -159,7 +160,7 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
         )
     method = {k: v for k, v in options.items() if k in method_keys}
     run = {**RUN_OPTIONS, **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
-    validate_run_options(run["precision"], run["compile"])
+    validate_run_options(run["precision"], run["compile"], run["channels_last"])
     return method, run
 
 
@@ -315,6 +316,7 @@ def _optimise(
     else:
         module = ExtremalPerturbationModule(*args)
     module.compiled = run["compile"]
+    module.channels_last = run["channels_last"]
     with _quiet_lightning():
         trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
         trainer.fit(module, ckpt_path=run["ckpt_path"])

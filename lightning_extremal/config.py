@@ -118,6 +118,9 @@ class TrainerConfig:
     # torch.compile the smooth max: true | false | auto (compile when the run is long enough
     # for the one-off compile time to pay off; same values as eager within float rounding).
     compile: Any = "auto"
+    # Feed the classifier channels-last inputs: true | false | auto (when it has a Conv2d and
+    # gives the same scores that way; ~20 % faster convolutions on CPUs, also on GPUs).
+    channels_last: Any = "auto"
     log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
     seed: int = 0  # seed_everything value
 
@@ -167,16 +170,17 @@ def _positive(name: str, value: Any, integer: bool = False) -> None:
         raise ValueError(f"{name} must be {what}; got {value!r}")
 
 
-#: Values of ``trainer.compile`` / ``compile=``.
+#: Values of ``trainer.compile`` / ``compile=`` and of ``trainer.channels_last``.
 COMPILE_CHOICES = (True, False, "auto")
 
 
-def validate_run_options(precision: str, compile: Any) -> None:
-    """Raise ``ValueError`` for an unknown precision or compile setting."""
+def validate_run_options(precision: str, compile: Any, channels_last: Any = "auto") -> None:
+    """Raise ``ValueError`` for an unknown precision, compile or channels_last setting."""
     if str(precision) not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
-    if not (isinstance(compile, bool) or compile == "auto"):
-        raise ValueError(f"compile must be one of {list(COMPILE_CHOICES)}; got {compile!r}")
+    for name, value in (("compile", compile), ("channels_last", channels_last)):
+        if not (isinstance(value, bool) or value == "auto"):
+            raise ValueError(f"{name} must be one of {list(COMPILE_CHOICES)}; got {value!r}")
 
 
 def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:

@@ -32,12 +32,13 @@ def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Put ``model`` in eval mode without parameter gradients; restore everything on exit.
 
     Restored, also when the body raises: each submodule's ``training`` flag, each
-    parameter's ``requires_grad``, and the device of the parameters (Lightning moves the
-    module to the accelerator and back to the CPU at teardown). Hooks added inside the body
-    are removed.
+    parameter's ``requires_grad`` and memory format (a run may switch the classifier to
+    channels-last), and the device of the parameters (Lightning moves the module to the
+    accelerator and back to the CPU at teardown). Hooks added inside the body are removed.
     """
     modes = {m: m.training for m in model.modules()}
     grads = {p: p.requires_grad for p in model.parameters()}
+    formats = {p: _memory_format(p) for p in model.parameters() if p.dim() == 4}
     first = next(iter(model.parameters()), None)
     device = first.device if first is not None else None
     hooks = {
@@ -55,12 +56,23 @@ def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             module.training = training
         for param, flag in grads.items():
             param.requires_grad_(flag)
+        for param, memory_format in formats.items():
+            if _memory_format(param) != memory_format:
+                param.data = param.data.contiguous(memory_format=memory_format)
         for (module, kind), saved in hooks.items():
             current = getattr(module, kind)
             for key in [k for k in current if k not in saved]:
                 del current[key]
         if device is not None and first.device != device:
             model.to(device)
+
+
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    """channels_last for a 4-D tensor stored that way (and not also contiguous), else
+    contiguous_format."""
+    if not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 class _OneStep(torch.utils.data.Dataset):

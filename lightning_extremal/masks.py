@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
 
+from .compiling import Compiled
 from .perturbation import gaussian_blur
 
 
@@ -70,12 +70,17 @@ def smooth_max_mask(
         params = F.pad(params, (extra, extra, extra, extra))
         grid_h, grid_w = grid_h + 2 * extra, grid_w + 2 * extra
     neighbours = F.unfold(params, 2 * radius + 1, padding=radius)  # B × taps × (h·w)
+    if compiled and coldness <= SAFE_COLDNESS and _FUSED_FORWARD.available:
+        # Offsets outer, grid cells inner: the compiled loops then run over h·w contiguous
+        # cells and vectorise (an inner loop over a step-wide offset row does not: 2× slower).
+        weights = kernel.view(1, taps, step, step, 1).to(neighbours.dtype)
+        mask = _FusedSmoothMax.apply(neighbours.unsqueeze(2).unsqueeze(2), weights, float(coldness))
+        mask = mask.view(batch, step, step, grid_h, grid_w).permute(0, 3, 1, 4, 2)
+        return _crop_mask(mask, batch, grid_h, grid_w, step, extra, margin, size)
     neighbours = neighbours.view(batch, taps, grid_h, 1, grid_w, 1)
     weights = kernel.view(1, taps, 1, step, 1, step).to(neighbours.dtype)
     if math.isinf(coldness):
         mask = (neighbours * weights).amax(dim=1)
-    elif compiled and coldness <= SAFE_COLDNESS and _fused_kernels() is not None:
-        mask = _FusedSmoothMax.apply(neighbours, weights, float(coldness))
     elif low_memory:
         mask = _SmoothMax.apply(neighbours, weights, float(coldness))
     else:
@@ -83,6 +88,12 @@ def smooth_max_mask(
         # cost of keeping the (2r+1)²-fold tensors for the backward pass.
         z = neighbours * weights
         mask = (z * torch.softmax(coldness * z, dim=1)).sum(dim=1)
+    return _crop_mask(mask, batch, grid_h, grid_w, step, extra, margin, size)
+
+
+def _crop_mask(mask, batch, grid_h, grid_w, step, extra, margin, size) -> torch.Tensor:
+    """B×h×s×w×s cell-major values → the B×1×(H+2·margin)×(W+2·margin) mask, in [0, 1]."""
+    height, width = size
     first = extra * step - margin
     mask = mask.reshape(batch, 1, grid_h * step, grid_w * step)
     mask = mask[..., first : first + height + 2 * margin, first : first + width + 2 * margin]
@@ -161,36 +172,24 @@ def _fused_forward(u: torch.Tensor, w: torch.Tensor, beta: float):
 
 
 def _fused_backward(grad, u, w, mask, total, beta: float):
-    """``∂L/∂u_t = Σ_{offsets} g/S·e^{βz_t}·(1 + β(z_t − m))·w_t`` (B×T×h×1×w×1)."""
+    """``∂L/∂u_t = Σ_{offsets} g/S·e^{βz_t}·(1 + β(z_t − m))·w_t`` (B×T×1×1×h·w)."""
     z = u * w
     e = torch.exp(beta * z)
     dz = (grad / total).unsqueeze(1) * e * (1 + beta * (z - mask.unsqueeze(1)))
-    return (dz * w).sum(dim=(3, 5), keepdim=True)
+    return (dz * w).sum(dim=(2, 3), keepdim=True)
 
 
-_FUSED: dict[str, object] = {}
-
-
-def _fused_kernels():
-    """``torch.compile``d forward/backward of the smooth max, or None where unavailable."""
-    if "kernels" not in _FUSED:
-        try:
-            _FUSED["kernels"] = (
-                torch.compile(_fused_forward, dynamic=False),
-                torch.compile(_fused_backward, dynamic=False),
-            )
-        except Exception as error:  # noqa: BLE001 - any compile failure means eager
-            warnings.warn(f"torch.compile unavailable ({error}); using eager kernels", stacklevel=3)
-            _FUSED["kernels"] = None
-    return _FUSED["kernels"]
+_FUSED_FORWARD = Compiled(_fused_forward)
+_FUSED_BACKWARD = Compiled(_fused_backward)
 
 
 class _FusedSmoothMax(torch.autograd.Function):
-    """:class:`_SmoothMax` as two compiled kernels (u B×T×h×1×w×1, w 1×T×1×s×1×s)."""
+    """:class:`_SmoothMax` as two compiled kernels, offsets outer and grid cells inner:
+    ``u`` B×T×1×1×(h·w) (neighbour parameters), ``w`` 1×T×s×s×1 → B×s×s×(h·w)."""
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor:
-        mask, total = _run_fused(0, _fused_forward, u, w, beta)
+        mask, total = _FUSED_FORWARD(u, w, beta)
         ctx.save_for_backward(u, w, mask, total)
         ctx.beta = beta
         return mask
@@ -198,21 +197,7 @@ class _FusedSmoothMax(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         u, w, mask, total = ctx.saved_tensors
-        grad_u = _run_fused(1, _fused_backward, grad.contiguous(), u, w, mask, total, ctx.beta)
-        return grad_u, None, None
-
-
-def _run_fused(which: int, eager, *args):
-    """Run compiled kernel ``which`` (0 forward, 1 backward); if compiling fails (no C++
-    compiler, unsupported platform…), warn once and use the same function eagerly."""
-    kernels = _fused_kernels()
-    if kernels is not None:
-        try:
-            return kernels[which](*args)
-        except Exception as error:  # noqa: BLE001 - any compile failure means eager
-            warnings.warn(f"torch.compile failed ({error}); using eager kernels", stacklevel=2)
-            _FUSED["kernels"] = None
-    return eager(*args)
+        return _FUSED_BACKWARD(grad.contiguous(), u, w, mask, total, ctx.beta), None, None
 
 
 def _stability_shift(u: torch.Tensor, w: torch.Tensor, beta: float) -> torch.Tensor | float:

@@ -18,7 +18,7 @@ from .masks import (
     param_grid_shape,
     smooth_max_mask,
 )
-from .perturbation import apply_pyramid, perturbation_pyramid
+from .perturbation import apply_pyramid, compiled_apply_pyramid, perturbation_pyramid
 from .rewards import RewardFn, get_reward, mean_reward
 
 #: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
@@ -237,6 +237,10 @@ class ExtremalPerturbationModule(MaskGameModule):
         self.size, self.margin = size, margin
         # torch.compile the smooth max: True | False | "auto" (when the run is long enough).
         self.compiled: bool | str = "auto"
+        # Run the classifier on channels-last inputs: True | False | "auto" (when it has a
+        # 2-D convolution and gives the same scores that way; decided at the first call).
+        self.channels_last: bool | str = "auto"
+        self._channels_last_on: bool | None = None
         with torch.no_grad():
             pyramid = perturbation_pyramid(
                 images.float(),
@@ -274,13 +278,51 @@ class ExtremalPerturbationModule(MaskGameModule):
 
     def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
         x = torch.cat([self.blend(m, part) for m in kept])
-        return self.classifier(x.flip(-1) if flip else x)
+        x = x.flip(-1) if flip else x
+        if self._channels_last_on is None:
+            self._channels_last_on = pick_channels_last(self.classifier, x, self.channels_last)
+        if self._channels_last_on:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.classifier(x)
 
     def blend(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
         """``m ⊗ x``: each image blended with its pyramid by the mask (fp32), B×C×H×W."""
+        blend = compiled_apply_pyramid if self.use_compiled() else apply_pyramid
         with torch.autocast(self.device.type, enabled=False):
-            return apply_pyramid(self.pyramid, masks, self.mask_image[part])
+            return blend(self.pyramid, masks, self.mask_image[part])
 
     def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
         """What the classifier sees for the variant (no jitter): B×C×H×W, 2B for dual."""
         return torch.cat([self.blend(m, part) for m in self.kept(masks)])
+
+
+def pick_channels_last(classifier: nn.Module, probe: torch.Tensor, setting: bool | str) -> bool:
+    """Convert ``classifier`` to channels-last memory format if ``setting`` asks for it.
+
+    ``True`` converts; ``False`` leaves it; ``"auto"`` converts when the classifier has a
+    ``Conv2d`` (where oneDNN/cuDNN run faster that way: ~20 % on CPU convnets, see
+    benchmarks/RESULTS.md) and gives the same scores on one channels-last image of ``probe``
+    (B×C×H×W) — a model that reshapes with ``.view`` fails or differs and stays as it was.
+    The caller's model gets its format back at the end (:func:`~.freeze.frozen`).
+    """
+    if setting is False or probe.dim() != 4:
+        return False
+    if setting is True:
+        classifier.to(memory_format=torch.channels_last)
+        return True
+    if not any(isinstance(m, nn.Conv2d) for m in classifier.modules()):
+        return False
+    x = probe[:1].detach()
+    with torch.no_grad():
+        expected = classifier(x).float()
+        try:
+            classifier.to(memory_format=torch.channels_last)
+            got = classifier(x.contiguous(memory_format=torch.channels_last)).float()
+            same = got.shape == expected.shape and bool(
+                torch.allclose(got, expected, rtol=1e-2, atol=1e-2 * float(expected.abs().max()))
+            )
+        except Exception:  # noqa: BLE001 - a model that cannot take channels-last inputs
+            same = False
+    if not same:
+        classifier.to(memory_format=torch.contiguous_format)
+    return same

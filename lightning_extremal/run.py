@@ -123,7 +123,7 @@ def run_job(cfg: RunConfig) -> Path:
     """
     validate_method(cfg.method)
     validate_logger(cfg.logger)
-    validate_run_options(cfg.trainer.precision, cfg.trainer.compile)
+    validate_run_options(cfg.trainer.precision, cfg.trainer.compile, cfg.trainer.channels_last)
     if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
         raise ValueError(f"data.batch_size must be a positive integer; got {cfg.data.batch_size!r}")
     loaded = load_model(cfg.model)
@@ -350,6 +350,7 @@ def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
         precision=t.precision,
         progress=t.progress,
         compile=t.compile,
+        channels_last=t.channels_last,
         log_every_n_steps=t.log_every_n_steps,
         logger=logger,
         callbacks=list(callbacks),

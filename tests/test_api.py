@@ -158,6 +158,7 @@ def _snapshot(model: torch.nn.Module) -> dict:
         "state": {k: v.clone() for k, v in model.state_dict().items()},
         "params": [id(p) for p in model.parameters()],
         "device": {p.device for p in model.parameters()},
+        "strides": {name: p.stride() for name, p in model.named_parameters()},
     }
 
 
@@ -168,6 +169,7 @@ def _assert_same(model: torch.nn.Module, before: dict) -> None:
     assert after["hooks"] == before["hooks"]
     assert after["params"] == before["params"]
     assert after["device"] == before["device"]
+    assert after["strides"] == before["strides"]  # memory format too (channels_last runs)
     assert after["state"].keys() == before["state"].keys()
     for key, value in before["state"].items():
         assert torch.equal(after["state"][key], value), key  # incl. batch-norm running stats
@@ -323,6 +325,9 @@ BAD_INPUTS = [
         IMAGES, 0, [0.1], {"optimizer": "lbfgs"}, ValueError, "optimizer.*'lbfgs'", id="optimizer"
     ),
     pytest.param(IMAGES, 0, [0.1], {"compile": "yes"}, ValueError, "compile.*'yes'", id="compile"),
+    pytest.param(
+        IMAGES, 0, [0.1], {"channels_last": "nhwc"}, ValueError, "channels_last.*'nhwc'", id="cl"
+    ),
     pytest.param(
         IMAGES, 0, [0.1], {"precision": "8-true"}, ValueError, "precision.*'8-true'", id="precision"
     ),
@@ -495,3 +500,52 @@ def test_compile_auto_compiles_long_runs_only() -> None:
     assert module(128, 800).use_compiled()  # the demo at the reference's 800 steps
     assert module(32, 5, compiled=True).use_compiled()
     assert not module(224, 800, compiled=False).use_compiled()
+
+
+class _ViewFlatten(torch.nn.Module):
+    """A convnet that flattens its feature map with ``.view``: wrong for channels-last inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 2, 3, stride=4, padding=1)
+        self.fc = torch.nn.Linear(2 * 10 * 10, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.fc(y.view(y.shape[0], -1))
+
+
+def test_channels_last_auto_converts_only_models_that_score_the_same(small_images) -> None:
+    """``channels_last="auto"`` switches a convnet to channels-last (and the run gives the
+    masks of a contiguous run); a model that breaks on channels-last inputs, or one without a
+    Conv2d, stays as it is; the caller's model gets its memory format back."""
+    from lightning_extremal.module import pick_channels_last
+
+    convnet = make_tiny_classifier(seed=1)
+    assert pick_channels_last(convnet, small_images, "auto")
+    assert convnet[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not convnet[0].weight.is_contiguous()
+    viewer = _ViewFlatten().eval()
+    assert not pick_channels_last(viewer, small_images, "auto")
+    assert viewer.conv.weight.is_contiguous()  # converted back
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 40 * 40, 4))
+    assert not pick_channels_last(mlp, small_images, "auto")
+    assert not pick_channels_last(convnet, small_images, False)
+    with pytest.raises(RuntimeError):  # forced: the .view model fails loudly, not silently
+        pick_channels_last(viewer, small_images, True)
+        viewer(small_images.contiguous(memory_format=torch.channels_last))
+    viewer.to(memory_format=torch.contiguous_format)
+
+    model = make_tiny_classifier(seed=1)
+    before = _snapshot(model)
+    opts = dict(FAST, max_iter=3)
+    plain = extremal_perturbation(
+        model, small_images[:2], [0, 1], [0.2], channels_last=False, **opts
+    )
+    fast = extremal_perturbation(model, small_images[:2], [0, 1], [0.2], channels_last=True, **opts)
+    _assert_same(model, before)
+    assert (plain.masks - fast.masks).abs().max() < 1e-3
+    # the .view model runs under "auto" (it just stays contiguous)
+    result = extremal_perturbation(viewer, small_images[:2], 0, [0.2], **opts)
+    assert torch.isfinite(result.masks).all()
