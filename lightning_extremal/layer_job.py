@@ -3,6 +3,7 @@ classifier and write its masks, top channels, inversions and diff figures."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,12 +18,14 @@ from .inversion import activation_match, feature_inversion
 from .layer_module import channel_counts
 from .layers import default_layer, get_layer, layer_activation
 from .run import (
+    _chunk_key,
     _ChunkRun,
     _chunks,
     _pair_names,
     _targets_for,
     atomic_save,
     atomic_write_text,
+    load_chunk,
 )
 
 #: How many top channels per image the job prints (all of them go to summary.json).
@@ -63,8 +66,10 @@ def run_layer_job(cfg: RunConfig, loaded, images, out: Path) -> Path:
     """The layer kinds of :func:`~.run.run_job` (model loaded, images opened, ``out`` made).
 
     ``method.layer`` None picks :func:`~.layers.default_layer`. Chunks of ``data.batch_size``
-    images are explained in turn (no resume: layer runs are short); pairs are compared
-    (``diff``) within a chunk.
+    images are explained in turn; pairs are compared (``diff``) within a chunk. Like input
+    runs, each finished chunk is saved atomically to ``chunks/chunk-NNNNN.pt`` with a key of
+    everything that affects it (inversion settings included), so rerunning the command after
+    a crash skips the chunks already done.
     """
     validate_inversion(cfg.inversion)
     kind, model = cfg.method.kind, loaded.model
@@ -82,6 +87,13 @@ def run_layer_job(cfg: RunConfig, loaded, images, out: Path) -> Path:
     rows: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for number, index in enumerate(_chunks(images, cfg.data.batch_size)):
+        path = out / "chunks" / f"chunk-{number:05d}.pt"
+        key = _layer_chunk_key(cfg, [images.ids[i] for i in index])
+        done = load_chunk(path, key)
+        if done is not None:
+            rows += done["rows"]
+            parts += [done["part"]] if done["part"] is not None else []
+            continue
         loaded_images = [(i, images.load(i)) for i in index]
         index = [i for i, image in loaded_images if image is not None]
         if not index:
@@ -89,7 +101,9 @@ def run_layer_job(cfg: RunConfig, loaded, images, out: Path) -> Path:
         batch = torch.stack([image for _, image in loaded_images if image is not None])
         ids = [images.ids[i] for i in index]
         if kind == "invert":
-            rows += _invert(cfg, model, layer, batch, ids, out)
+            chunk_rows = _invert(cfg, model, layer, batch, ids, out)
+            atomic_save({"key": key, "rows": chunk_rows, "part": None}, path)
+            rows += chunk_rows
             continue
         targets = _targets_for(cfg.data.targets, images, model, index, batch)
         run = _ChunkRun(
@@ -100,20 +114,23 @@ def run_layer_job(cfg: RunConfig, loaded, images, out: Path) -> Path:
         finally:
             run.finish()
         pair_ids = [ids[i] for i in result.image_index.tolist()]
-        parts.append(
-            {
-                "ids": pair_ids,
-                "targets": result.targets,
-                "masks": result.masks,
-                "rewards": result.rewards,
-                "achieved_areas": result.areas,
-            }
-        )
+        part = {
+            "ids": pair_ids,
+            "targets": result.targets,
+            "masks": result.masks,
+            "rewards": result.rewards,
+            "achieved_areas": result.areas,
+        }
         pair_images = batch[result.image_index]
         if kind == "layer-spatial":
-            rows += _spatial_outputs(cfg, result, pair_images, pair_ids, loaded.classes, out)
+            chunk_rows = _spatial_outputs(cfg, result, pair_images, pair_ids, loaded.classes, out)
         else:
-            rows += _channel_outputs(cfg, model, result, pair_images, pair_ids, loaded.classes, out)
+            chunk_rows = _channel_outputs(
+                cfg, model, result, pair_images, pair_ids, loaded.classes, out
+            )
+        atomic_save({"key": key, "rows": chunk_rows, "part": part}, path)
+        rows += chunk_rows
+        parts.append(part)
     if parts:
         merged = {
             key: torch.cat([p[key] for p in parts])
@@ -287,3 +304,9 @@ def _spatial_outputs(cfg, result, images, ids, classes, out: Path) -> list[dict]
                 }
             )
     return rows
+
+
+def _layer_chunk_key(cfg: RunConfig, ids: list[str]) -> str:
+    """:func:`~.run._chunk_key` plus the inversion settings (they shape the figures)."""
+    inversion = json.dumps(asdict(cfg.inversion), sort_keys=True)
+    return hashlib.sha256((_chunk_key(cfg, ids) + inversion).encode()).hexdigest()[:16]

@@ -218,15 +218,21 @@ def run_job(cfg: RunConfig) -> Path:
     return out
 
 
-def _finished_chunk(path: Path, key: str) -> dict[str, Any] | None:
-    """The manifest entry of a chunk already on disk with this key, else None."""
+def load_chunk(path: Path, key: str) -> dict[str, Any] | None:
+    """A chunk file's contents if it is on disk and holds this key, else None."""
     if not path.exists():
         return None
     try:
         saved = torch.load(path, weights_only=False, map_location="cpu")
     except (RuntimeError, OSError, EOFError):  # a foreign or damaged file: redo the chunk
         return None
-    if saved.get("key") != key or "rows" not in saved:
+    return saved if isinstance(saved, dict) and saved.get("key") == key else None
+
+
+def _finished_chunk(path: Path, key: str) -> dict[str, Any] | None:
+    """The manifest entry of a chunk already on disk with this key, else None."""
+    saved = load_chunk(path, key)
+    if saved is None or "rows" not in saved:
         return None
     return _manifest_entry(path, saved)
 

@@ -399,3 +399,46 @@ def test_cli_layer_kinds_write_their_figures(tmp_path, monkeypatch, capsys):
     assert (out / "inversions" / "img0.png").is_file()
     rows = json.loads((out / "summary.json").read_text())["results"]
     assert [r["image"] for r in rows] == ["img0", "img1"]
+
+
+@pytest.mark.slow
+def test_cli_layer_run_resumes_chunk_by_chunk(tmp_path, monkeypatch):
+    """A layer run (channels, one image per chunk) killed after its first chunk resumes: the
+    finished chunk file is reused untouched, the missing one is computed, and the final masks
+    equal an uninterrupted run's. Changing an inversion setting recomputes every chunk."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    data = tmp_path / "images"
+    _write_images(data, 2)
+    out = tmp_path / "channels"
+    args = [
+        "run",
+        "method=channel",
+        "layer=features.2",
+        f"model={TINY_MODEL}",
+        f"data={data}",
+        "data.size=32",
+        "data.batch_size=1",
+        "logger=none",
+        "max_iter=15",
+        "invert_iter=5",
+        "trainer.progress=false",
+        "areas=[0.25]",
+        f"output_dir={out}",
+    ]
+    assert main(args) == 0
+    whole = torch.load(out / "masks.pt", weights_only=False)
+    first, second = out / "chunks" / "chunk-00000.pt", out / "chunks" / "chunk-00001.pt"
+    assert first.is_file() and second.is_file()
+    stamp = first.stat().st_mtime_ns
+    second.unlink()  # as if the run had been killed after the first chunk
+    (out / "masks.pt").unlink()
+    assert main(args) == 0
+    assert first.stat().st_mtime_ns == stamp  # reused, not recomputed
+    assert second.is_file()
+    resumed = torch.load(out / "masks.pt", weights_only=False)
+    assert resumed["ids"] == whole["ids"] == ["img0", "img1"]
+    assert torch.equal(resumed["masks"], whole["masks"])
+    rows = json.loads((out / "summary.json").read_text())["results"]
+    assert [r["image"] for r in rows if "top_channels" in r] == ["img0", "img1"]
+    assert main([*args, "invert_iter=6"]) == 0  # another inversion: a different key
+    assert first.stat().st_mtime_ns != stamp
