@@ -1,9 +1,10 @@
 """Where one extremal-perturbation step spends its time: each part's forward + backward.
 
 Times, for N images × K areas at 224 px (default 4 × 4 = 16 masks), the classifier's forward +
-input-gradient backward and, on the same masks, the smooth max-convolution (compiled and
-eager), the blur-pyramid blend, the area loss (top-k, and the full sort it replaced) and the
-per-step cost of the Lightning loop (a 16-px problem). Prints a markdown table.
+input-gradient backward (contiguous and channels-last) and, on the same masks, the smooth
+max-convolution and the blur-pyramid blend (compiled and eager), the area loss (top-k, and the
+full sort it replaced) and the per-step cost of the Lightning loop (a 16-px problem). Prints a
+markdown table.
 
   python benchmarks/profile_step.py [--model resnet18] [--images 4] [--areas 4]
 """
@@ -20,7 +21,11 @@ import torchvision
 from lightning_extremal import extremal_perturbation
 from lightning_extremal.area import area_loss, ones_count
 from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
-from lightning_extremal.perturbation import apply_pyramid, perturbation_pyramid
+from lightning_extremal.perturbation import (
+    apply_pyramid,
+    compiled_apply_pyramid,
+    perturbation_pyramid,
+)
 
 AREAS = [0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 
@@ -50,9 +55,13 @@ def main() -> None:
     images = torch.rand(args.images, 3, size, size)
     batch = images.repeat_interleave(len(areas), 0)
 
-    def classifier():
-        x = batch.clone().requires_grad_(True)
-        model(x)[:, 0].sum().backward()
+    def classifier(layout=torch.contiguous_format):
+        def run():
+            model.to(memory_format=layout)
+            x = batch.contiguous(memory_format=layout).requires_grad_(True)
+            model(x)[:, 0].sum().backward()
+
+        return run
 
     kernel = maxconv_kernel(step, sigma)
     params = torch.rand(masks_n, 1, *param_grid_shape(size, size, step), requires_grad=True)
@@ -67,8 +76,11 @@ def main() -> None:
     index = torch.arange(args.images).repeat_interleave(len(areas))
     visible = torch.rand(masks_n, 1, size, size, requires_grad=True)
 
-    def blend():
-        apply_pyramid(pyramid, visible, index).sum().backward()
+    def blend(fn):
+        def run():
+            fn(pyramid, visible, index).sum().backward()
+
+        return run
 
     padded = torch.rand(masks_n, 1, size + 2 * margin, size + 2 * margin, requires_grad=True)
     ones = ones_count(size * size, areas).repeat(args.images)
@@ -105,10 +117,15 @@ def main() -> None:
     print("| part of one step | ms |")
     print("|---|---|")
     rows = [
-        (f"classifier forward + input backward ({args.model})", timed(classifier)),
+        (f"classifier forward + input backward ({args.model})", timed(classifier())),
+        (
+            f"classifier forward + input backward ({args.model}, channels-last)",
+            timed(classifier(torch.channels_last)),
+        ),
         ("smooth max-convolution, compiled", timed(smooth_max(True))),
         ("smooth max-convolution, eager", timed(smooth_max(False))),
-        ("blur-pyramid blend", timed(blend)),
+        ("blur-pyramid blend, compiled", timed(blend(compiled_apply_pyramid))),
+        ("blur-pyramid blend, eager", timed(blend(apply_pyramid))),
         ("area loss, top-k", timed(topk_loss)),
         ("area loss, full sort (replaced)", timed(sort_loss)),
         ("Lightning loop + optimiser + logging (16-px problem)", per_step),
