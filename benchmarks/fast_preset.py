@@ -40,6 +40,13 @@ CANDIDATES = {
         "lambda_growth=1.014",
     ],
     "preset=fast": ["preset=fast"],
+    "adam lr 0.05, 300, λ0 3, growth 1.02512": [
+        "optimizer=adam",
+        "lr=0.05",
+        "max_iter=300",
+        "lambda0=3",
+        "lambda_growth=1.02512",
+    ],
     "adam lr 0.05, 300, growth 1.0095": [
         "optimizer=adam",
         "lr=0.05",
