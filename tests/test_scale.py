@@ -166,8 +166,8 @@ def test_synthetic_source_quality_and_chunk_memory(tmp_path):
 
 @pytest.mark.slow
 def test_compiled_mask_generator_matches_eager():
-    """The fused kernels compute the same mask and gradient as the eager ones (float32 rounding
-    only). End-to-end runs are compared after one step: the optimisation amplifies 1e-6
+    """The fused kernels (smooth max, pyramid blend) compute the same values and gradients as
+    the eager ones (float32 rounding only). End-to-end runs are compared after one step: the optimisation amplifies 1e-6
     differences (the level index ⌊m·(L−1)⌋ and the area ranks are discontinuous), so two
     implementations agree bitwise only on identical kernels, as batching and DDP do here."""
     from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
@@ -184,6 +184,33 @@ def test_compiled_mask_generator_matches_eager():
     eager = smooth_max_mask(params, kernel, (40, 40), 20.0, 8)
     (eager_grad,) = torch.autograd.grad((eager * weights).sum(), params)
     assert (fused - eager).abs().max() <= 1e-5
+    assert (fused_grad - eager_grad).abs().max() <= 1e-5 * eager_grad.abs().max()
+    # Non-square, not a multiple of the step, margin wider than a cell: the layout and the crop.
+    kernel = maxconv_kernel(3, 5.0)
+    params = torch.rand(2, 1, *param_grid_shape(29, 37, 3), requires_grad=True)
+    fused = smooth_max_mask(params, kernel, (29, 37), 20.0, 7, compiled=True)
+    eager = smooth_max_mask(params, kernel, (29, 37), 20.0, 7)
+    assert fused.shape == eager.shape == (2, 1, 43, 51)
+    weights = torch.rand_like(eager)
+    (fused_grad,) = torch.autograd.grad((fused * weights).sum(), params)
+    (eager_grad,) = torch.autograd.grad((eager * weights).sum(), params)
+    assert (fused - eager).abs().max() <= 1e-5
+    assert (fused_grad - eager_grad).abs().max() <= 1e-5 * eager_grad.abs().max()
+    from lightning_extremal.perturbation import (
+        apply_pyramid,
+        compiled_apply_pyramid,
+        perturbation_pyramid,
+    )
+
+    pyramid = perturbation_pyramid(torch.rand(2, 3, 40, 40), "blur", 8, 5.0)
+    masks = torch.rand(4, 1, 40, 40, requires_grad=True)
+    index = torch.tensor([0, 0, 1, 1])
+    blend_weights = torch.rand(4, 3, 40, 40)
+    fused = compiled_apply_pyramid(pyramid, masks, index)
+    (fused_grad,) = torch.autograd.grad((fused * blend_weights).sum(), masks)
+    eager = apply_pyramid(pyramid, masks, index)
+    (eager_grad,) = torch.autograd.grad((eager * blend_weights).sum(), masks)
+    assert (fused - eager).abs().max() <= 1e-6
     assert (fused_grad - eager_grad).abs().max() <= 1e-5 * eager_grad.abs().max()
     model, images = TinyConvNet(), torch.rand(3, 3, 40, 40)
     one_step = {**OPTIONS, "max_iter": 1}
