@@ -238,9 +238,10 @@ def extremal_perturbation(
     callable ``(logits, targets) -> reward``. ``options`` are the fields of
     :class:`~lightning_extremal.config.MethodConfig` (``variant``, ``max_iter``, ``step``,
     ``sigma``, ``optimizer``, ``lr``, …) and the run options ``seed``, ``accelerator``,
-    ``devices``, ``strategy``, ``precision``, ``logger``, ``callbacks``, ``progress``,
-    ``log_every_n_steps``, ``batch_size`` (pairs per Lightning fit; None = all in one fit),
-    ``ckpt_path`` and ``default_root_dir``. The model is left exactly as given.
+    ``devices``, ``strategy``, ``precision``, ``compile`` and ``channels_last`` (True | False |
+    "auto"), ``logger``, ``callbacks``, ``progress``, ``log_every_n_steps``, ``batch_size``
+    (pairs per Lightning fit; None = all in one fit), ``ckpt_path`` and ``default_root_dir``.
+    The model is left exactly as given (memory format included).
 
     ``layer`` (a module name, e.g. ``"layer3"``, ``"features.28"``) explains that layer's
     activation instead of the input: ``over="channels"`` masks its C channels (areas are
