@@ -10,9 +10,16 @@ import torch
 
 
 class Compiled:
-    """``fn`` compiled on first use (``torch.compile(fn, dynamic=False)``); if compiling or
-    running the compiled code raises (no C++ compiler, unsupported platform…), one warning
-    and ``fn`` itself from then on. ``available`` is False once it has fallen back."""
+    """``fn`` compiled on first use; if compiling or running the compiled code raises (no C++
+    compiler, unsupported platform…), one warning and ``fn`` itself from then on.
+    ``available`` is False once it has fallen back.
+
+    Shapes: the first call compiles for its exact shapes; the first call with other shapes
+    compiles once more with those dimensions symbolic (``torch.compile``'s automatic dynamic
+    shapes), and that kernel serves every later shape. With ``dynamic=False`` each new image
+    size (VOC/COCO images differ in width) would recompile, and past dynamo's recompile limit
+    (8) run eagerly — 17× slower. The dynamic kernels are as fast as the static ones here
+    (benchmarks/RESULTS.md)."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
@@ -23,7 +30,7 @@ class Compiled:
         if self.available:
             try:
                 if self._compiled is None:
-                    self._compiled = torch.compile(self.fn, dynamic=False)
+                    self._compiled = torch.compile(self.fn, dynamic=None)
                 return self._compiled(*args)
             except Exception as error:  # noqa: BLE001 - any compile failure means eager
                 name = getattr(self.fn, "__name__", "function")

@@ -325,3 +325,28 @@ def test_memory_does_not_grow_from_chunk_to_chunk(tmp_path, monkeypatch):
     assert len(live) == 16
     # One chunk's pyramid alone is 8 levels × 2 images × 3 × 64² floats = 0.75 MiB.
     assert max(live[1:]) - live[1] < 0.1, [round(m, 2) for m in live]
+
+
+@pytest.mark.slow
+def test_compiled_kernels_do_not_recompile_for_every_image_size():
+    """Images of many sizes (VOC/COCO widths differ) compile the smooth max at most twice —
+    static, then dynamic — instead of once per size until dynamo's recompile limit."""
+    from torch._dynamo.utils import counters
+
+    from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
+
+    kernel = maxconv_kernel(4, 8.0)
+
+    def run(width: int) -> int:
+        params = torch.rand(2, 1, *param_grid_shape(24, width, 4), requires_grad=True)
+        try:
+            smooth_max_mask(params, kernel, (24, width), 20.0, 8, compiled=True).sum().backward()
+        except Exception as error:  # noqa: BLE001 - no C++ toolchain: compile unavailable here
+            pytest.skip(f"torch.compile unavailable: {error}")
+        return counters["stats"].get("unique_graphs", 0)
+
+    run(29)
+    run(31)  # a second size: the dynamic recompile
+    settled = run(33)
+    for width in (35, 38, 41, 44, 47, 50, 53, 56, 59):  # more sizes than the recompile limit
+        assert run(width) == settled
