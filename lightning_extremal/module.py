@@ -277,7 +277,8 @@ class ExtremalPerturbationModule(MaskGameModule):
         return padded[..., g : g + self.size[0], g : g + self.size[1]]
 
     def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
-        x = torch.cat([self.blend(m, part) for m in kept])
+        blends = [self.blend(m, part) for m in kept]
+        x = blends[0] if len(blends) == 1 else torch.cat(blends)  # no copy for one game
         x = x.flip(-1) if flip else x
         if self._channels_last_on is None:
             self._channels_last_on = pick_channels_last(self.classifier, x, self.channels_last)
