@@ -3,7 +3,6 @@ classifier and write its masks, top channels, inversions and diff figures."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -88,7 +87,7 @@ def run_layer_job(cfg: RunConfig, loaded, images, out: Path) -> Path:
     parts: list[dict[str, Any]] = []
     for number, index in enumerate(_chunks(images, cfg.data.batch_size)):
         path = out / "chunks" / f"chunk-{number:05d}.pt"
-        key = _layer_chunk_key(cfg, [images.ids[i] for i in index])
+        key = _chunk_key(cfg, [images.ids[i] for i in index], inversion=asdict(cfg.inversion))
         done = load_chunk(path, key)
         if done is not None:
             rows += done["rows"]
@@ -304,9 +303,3 @@ def _spatial_outputs(cfg, result, images, ids, classes, out: Path) -> list[dict]
                 }
             )
     return rows
-
-
-def _layer_chunk_key(cfg: RunConfig, ids: list[str]) -> str:
-    """:func:`~.run._chunk_key` plus the inversion settings (they shape the figures)."""
-    inversion = json.dumps(asdict(cfg.inversion), sort_keys=True)
-    return hashlib.sha256((_chunk_key(cfg, ids) + inversion).encode()).hexdigest()[:16]

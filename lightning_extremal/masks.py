@@ -76,7 +76,7 @@ def smooth_max_mask(
         weights = kernel.view(1, taps, step, step, 1).to(neighbours.dtype)
         mask = _FusedSmoothMax.apply(neighbours.unsqueeze(2).unsqueeze(2), weights, float(coldness))
         mask = mask.view(batch, step, step, grid_h, grid_w).permute(0, 3, 1, 4, 2)
-        return _crop_mask(mask, batch, grid_h, grid_w, step, extra, margin, size)
+        return _crop_mask(mask, extra * step - margin, margin, size)
     neighbours = neighbours.view(batch, taps, grid_h, 1, grid_w, 1)
     weights = kernel.view(1, taps, 1, step, 1, step).to(neighbours.dtype)
     if math.isinf(coldness):
@@ -88,13 +88,14 @@ def smooth_max_mask(
         # cost of keeping the (2r+1)²-fold tensors for the backward pass.
         z = neighbours * weights
         mask = (z * torch.softmax(coldness * z, dim=1)).sum(dim=1)
-    return _crop_mask(mask, batch, grid_h, grid_w, step, extra, margin, size)
+    return _crop_mask(mask, extra * step - margin, margin, size)
 
 
-def _crop_mask(mask, batch, grid_h, grid_w, step, extra, margin, size) -> torch.Tensor:
-    """B×h×s×w×s cell-major values → the B×1×(H+2·margin)×(W+2·margin) mask, in [0, 1]."""
+def _crop_mask(mask: torch.Tensor, first: int, margin: int, size: tuple[int, int]) -> torch.Tensor:
+    """B×h×s×w×s cell-major values → the B×1×(H+2·margin)×(W+2·margin) mask from pixel
+    ``first`` on, clamped to [0, 1]."""
+    batch, grid_h, step, grid_w, _ = mask.shape
     height, width = size
-    first = extra * step - margin
     mask = mask.reshape(batch, 1, grid_h * step, grid_w * step)
     mask = mask[..., first : first + height + 2 * margin, first : first + width + 2 * margin]
     return mask.clamp(0, 1)

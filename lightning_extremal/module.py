@@ -277,8 +277,7 @@ class ExtremalPerturbationModule(MaskGameModule):
         return padded[..., g : g + self.size[0], g : g + self.size[1]]
 
     def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
-        blends = [self.blend(m, part) for m in kept]
-        x = blends[0] if len(blends) == 1 else torch.cat(blends)  # no copy for one game
+        x = self._blend_all(kept, part)
         x = x.flip(-1) if flip else x
         if self._channels_last_on is None:
             self._channels_last_on = pick_channels_last(self.classifier, x, self.channels_last)
@@ -294,7 +293,12 @@ class ExtremalPerturbationModule(MaskGameModule):
 
     def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
         """What the classifier sees for the variant (no jitter): B×C×H×W, 2B for dual."""
-        return torch.cat([self.blend(m, part) for m in self.kept(masks)])
+        return self._blend_all(self.kept(masks), part)
+
+    def _blend_all(self, kept: list[torch.Tensor], part: slice) -> torch.Tensor:
+        """Every kept mask's blend, one batch (no concatenation copy for a single game)."""
+        blends = [self.blend(m, part) for m in kept]
+        return blends[0] if len(blends) == 1 else torch.cat(blends)
 
 
 def pick_channels_last(classifier: nn.Module, probe: torch.Tensor, setting: bool | str) -> bool:

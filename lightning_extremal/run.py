@@ -89,7 +89,9 @@ def _chunks(images: ImageSource, batch_size: int) -> list[list[int]]:
     ]
 
 
-def _chunk_key(cfg: RunConfig, ids: list[str]) -> str:
+def _chunk_key(cfg: RunConfig, ids: list[str], **extra: Any) -> str:
+    """Hash of what a chunk's results depend on: method, model, data, seed, precision, the
+    image ids, and ``extra`` settings of the job kind (e.g. the inversion of layer runs)."""
     payload = json.dumps(
         {
             "method": asdict(cfg.method),
@@ -97,6 +99,7 @@ def _chunk_key(cfg: RunConfig, ids: list[str]) -> str:
             "data": asdict(cfg.data),
             "trainer": {"seed": cfg.trainer.seed, "precision": cfg.trainer.precision},
             "ids": ids,
+            **extra,
         },
         sort_keys=True,
         default=str,
