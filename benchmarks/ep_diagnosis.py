@@ -28,9 +28,9 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from lightning_extremal import extremal_perturbation
-from lightning_extremal.demo import load_demo_classifier
-from lightning_extremal.perturbation import apply_pyramid, perturbation_pyramid
-from lightning_extremal.synthetic import CLASSES, render_sample
+from lightning_extremal.data.demo import load_demo_classifier
+from lightning_extremal.data.synthetic import CLASSES, render_sample
+from lightning_extremal.ops.perturbation import apply_pyramid, perturbation_pyramid
 
 AREAS = [0.025, 0.05, 0.1, 0.2]
 #: ``preset=fast``'s λ schedule ends at λ₀·g^T = 300·1.0095^300.

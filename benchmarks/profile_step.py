@@ -19,9 +19,9 @@ import torch
 import torchvision
 
 from lightning_extremal import extremal_perturbation
-from lightning_extremal.area import area_loss, ones_count
-from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
-from lightning_extremal.perturbation import (
+from lightning_extremal.ops.area import area_loss, ones_count
+from lightning_extremal.ops.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
+from lightning_extremal.ops.perturbation import (
     apply_pyramid,
     compiled_apply_pyramid,
     perturbation_pyramid,

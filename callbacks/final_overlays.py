@@ -10,6 +10,9 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lightning_extremal.ops.area import achieved_area
+from lightning_extremal.viz import overlay, to_uint8
+
 from .sinks import (
     WANDB_STEP_KEY,
     FailSoft,
@@ -76,9 +79,6 @@ class FinalOverlays(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or not has_image_masks(pl_module):
             return  # channel and layer-grid masks: the run writes its own figures
-        from lightning_extremal.area import achieved_area
-        from lightning_extremal.viz import overlay, to_uint8
-
         masks = pl_module.masks().float()
         rewards = pl_module.game_reward(masks).float().cpu()
         achieved = achieved_area(masks).cpu()

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lightning_extremal.viz import overlay, to_uint8
+
 from .sinks import (
     WANDB_STEP_KEY,
     FailSoft,
@@ -33,8 +35,6 @@ def frame_grid(overlays: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
     ``overlays`` K×3×H×W and ``views`` V×K×3×H×W floats in [0, 1] → 3×H'×W' uint8.
     """
     from torchvision.utils import make_grid
-
-    from lightning_extremal.viz import to_uint8
 
     tiles = torch.cat([overlays.unsqueeze(0), views]).flatten(0, 1)
     grid = make_grid(tiles, nrow=overlays.shape[0], padding=TILE_PADDING, pad_value=1.0)
@@ -142,7 +142,6 @@ class MaskEvolution(Callback):
 
 def _frames(images, masks, views, num_areas: int) -> list[torch.Tensor]:
     """Per pair, its frame (see :func:`frame_grid`)."""
-    from lightning_extremal.viz import overlay
 
     images, masks, views = images.cpu(), masks.cpu(), views.cpu().clamp(0, 1)
     if views.shape[1] == 1:

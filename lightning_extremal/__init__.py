@@ -1,17 +1,24 @@
 """lightning-extremal: extremal perturbations (Fong, Patrick & Vedaldi, ICCV 2019) on Lightning."""
 
-from .api import ExtremalPerturbation, ExtremalResult, extremal_perturbation
-from .area import achieved_area, area_loss, ones_count, reference_vector
+from .api import (
+    ActivationDiff,
+    ChannelComparison,
+    ExtremalPerturbation,
+    ExtremalResult,
+    activation_diff,
+    extremal_perturbation,
+    feature_inversion,
+)
 from .config import MethodConfig, RunConfig
-from .diffing import ActivationDiff, ChannelComparison, activation_diff
-from .freeze import frozen
-from .inversion import FeatureInversionModule, feature_inversion
-from .layer_module import ChannelPerturbationModule, LayerSpatialModule
-from .layers import get_layer, layer_activation
-from .masks import gaussian_mask, maxconv_kernel, smooth_max_mask
-from .module import ExtremalPerturbationModule
-from .perturbation import apply_pyramid, blur_pyramid, fade_pyramid, perturbation_pyramid
-from .rewards import contrastive_reward, simple_reward
+from .modules.image_masks import ExtremalPerturbationModule
+from .modules.inversion import FeatureInversionModule
+from .modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
+from .ops.area import achieved_area, area_loss, ones_count, reference_vector
+from .ops.frozen import frozen
+from .ops.layers import get_layer, layer_activation
+from .ops.masks import gaussian_mask, maxconv_kernel, smooth_max_mask
+from .ops.perturbation import apply_pyramid, blur_pyramid, fade_pyramid, perturbation_pyramid
+from .ops.rewards import contrastive_reward, simple_reward
 
 __all__ = [
     "ActivationDiff",

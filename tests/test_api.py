@@ -9,8 +9,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lightning_extremal import ExtremalPerturbation, extremal_perturbation
-from lightning_extremal.freeze import hook_counts
-from lightning_extremal.perturbation import apply_pyramid, blur_pyramid
+from lightning_extremal.ops.frozen import hook_counts
+from lightning_extremal.ops.perturbation import apply_pyramid, blur_pyramid
 from tests.conftest import BoxModel, box_scene, make_tiny_classifier
 
 # Small, fast settings for 40×40 images.
@@ -476,8 +476,8 @@ def test_compile_auto_compiles_long_runs_only() -> None:
     """``compile="auto"`` compiles when ranked pixels × taps × steps of one mask reach
     ``AUTO_COMPILE_WORK`` (whatever the number of masks); True/False are obeyed."""
     from lightning_extremal.config import MethodConfig
-    from lightning_extremal.masks import AUTO_COMPILE_WORK
-    from lightning_extremal.module import ExtremalPerturbationModule
+    from lightning_extremal.modules.image_masks import ExtremalPerturbationModule
+    from lightning_extremal.ops.masks import AUTO_COMPILE_WORK
 
     def module(size: int, steps: int, compiled="auto") -> ExtremalPerturbationModule:
         m = ExtremalPerturbationModule(
@@ -520,7 +520,7 @@ def test_channels_last_auto_converts_only_models_that_score_the_same(small_image
     """``channels_last="auto"`` switches a convnet to channels-last (and the run gives the
     masks of a contiguous run); a model that breaks on channels-last inputs, or one without a
     Conv2d, stays as it is; the caller's model gets its memory format back."""
-    from lightning_extremal.module import pick_channels_last
+    from lightning_extremal.engine.classifier import pick_channels_last
 
     convnet = make_tiny_classifier(seed=1)
     assert pick_channels_last(convnet, small_images, "auto")

@@ -170,7 +170,7 @@ def test_console_script_default_demo_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert str(out.resolve()) in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
-    from lightning_extremal.demo import demo_images
+    from lightning_extremal.data.demo import demo_images
 
     _, ids, _ = demo_images()
     assert {r["image"] for r in summary["results"]} == set(ids)

@@ -12,15 +12,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lightning_extremal.evaluation import baselines, faithfulness, pointing
-from lightning_extremal.evaluation.datasets import (
+from lightning_extremal.data.datasets import (
     VOC_CLASSES,
     COCOPointing,
     SyntheticPointing,
     VOCPointing,
     annotation_mask,
 )
-from lightning_extremal.freeze import hook_counts
+from lightning_extremal.evaluation import baselines, faithfulness
+from lightning_extremal.ops import pointing
+from lightning_extremal.ops.frozen import hook_counts
 
 from .conftest import BoxModel, box_scene
 
@@ -105,7 +106,7 @@ def test_hit_rule_inside_near_and_far():
 
 
 def test_object_iou_at_the_objects_own_area():
-    from lightning_extremal.evaluation.pointing import object_iou
+    from lightning_extremal.ops.pointing import object_iou
 
     truth = torch.zeros(10, 10, dtype=torch.bool)
     truth[2:4, 2:7] = True  # 10 pixels
@@ -314,7 +315,7 @@ def test_coco_fallback_matches_pycocotools(tmp_path):
 
 
 def test_synthetic_adapter():
-    from lightning_extremal.synthetic import render_sample
+    from lightning_extremal.data.synthetic import render_sample
 
     data = SyntheticPointing(2, 1, seed=3, size=64)
     assert len(data) == 3
@@ -575,7 +576,7 @@ def test_benchmark_command_prints_writes_and_resumes(tmp_path, capsys):
 
 
 def test_benchmark_on_fake_voc_and_faithfulness(tmp_path, capsys):
-    from lightning_extremal.evaluation.benchmark import main
+    from lightning_extremal.jobs.benchmark import main
 
     make_fake_voc(tmp_path / "voc")
     args = [
@@ -598,7 +599,7 @@ def test_benchmark_on_fake_voc_and_faithfulness(tmp_path, capsys):
 
 
 def test_benchmark_bad_arguments(tmp_path, capsys):
-    from lightning_extremal.evaluation.benchmark import main
+    from lightning_extremal.jobs.benchmark import main
 
     assert main(["pointing", "datset=voc07"]) == 2
     assert "unknown key 'datset'" in capsys.readouterr().err

@@ -16,10 +16,15 @@ from torch import nn
 from lightning_extremal import activation_diff, extremal_perturbation, feature_inversion
 from lightning_extremal.cli import main
 from lightning_extremal.config import MethodConfig, compose, validate_method
-from lightning_extremal.freeze import hook_counts
-from lightning_extremal.inversion import activation_match, initial_images
-from lightning_extremal.layer_module import channel_counts
-from lightning_extremal.layers import default_layer, get_layer, layer_activation, replaced_output
+from lightning_extremal.ops.frozen import hook_counts
+from lightning_extremal.ops.inversion import activation_match, initial_images
+from lightning_extremal.ops.layer_masks import channel_counts
+from lightning_extremal.ops.layers import (
+    default_layer,
+    get_layer,
+    layer_activation,
+    replaced_output,
+)
 from tests.tiny_models import TinyConvNet
 
 GOOD = (2, 5)  # the channels ChannelNet's class 0 reads
@@ -261,7 +266,7 @@ def test_spatial_attribution_at_a_layer_finds_the_planted_box(variant):
 
 
 def _inversion_models():
-    from lightning_extremal.demo import default_checkpoint_path
+    from lightning_extremal.data.demo import default_checkpoint_path
 
     models = [pytest.param(TinyConvNet(), "features.2", 32, id="TinyConvNet")]
     demo = pytest.mark.skipif(
@@ -274,7 +279,7 @@ def _inversion_models():
 @pytest.mark.parametrize("model, layer, size", _inversion_models())
 def test_inversion_reduces_the_activation_distance_tenfold(model, layer, size):
     if model == "demo":
-        from lightning_extremal.demo import demo_images, load_demo_classifier
+        from lightning_extremal.data.demo import demo_images, load_demo_classifier
 
         model, x = load_demo_classifier(), demo_images()[0][:2]
     else:

@@ -24,8 +24,10 @@ from PIL import Image
 from lightning_extremal import extremal_perturbation
 from lightning_extremal.cli import main
 from lightning_extremal.config import compose, validate_logger
-from lightning_extremal.loggers import FailSoftLogger
-from lightning_extremal.quality import (
+from lightning_extremal.data.synthetic import render_sample
+from lightning_extremal.jobs.loggers import FailSoftLogger
+from lightning_extremal.jobs.run import run_job
+from lightning_extremal.ops.quality import (
     mask_quality,
     pointing_hit,
     pointing_point,
@@ -33,8 +35,6 @@ from lightning_extremal.quality import (
     summarize_quality,
     top_area_region,
 )
-from lightning_extremal.run import run_job
-from lightning_extremal.synthetic import render_sample
 from tests.tiny_models import TinyConvNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,7 +336,7 @@ def test_logger_raising_mid_run_is_a_warning_and_keeps_the_masks(shapes, tmp_pat
     monkeypatch.chdir(ROOT)
     logger = RaisingLogger(fail_after=2)
     monkeypatch.setattr(
-        "lightning_extremal.run.make_logger", lambda *a, **k: FailSoftLogger(logger)
+        "lightning_extremal.jobs.fitting.make_logger", lambda *a, **k: FailSoftLogger(logger)
     )
     out = tmp_path / "job"
     with pytest.warns(RuntimeWarning, match="RaisingLogger failed in log_metrics.*disk full"):
@@ -349,7 +349,9 @@ def test_logger_raising_mid_run_is_a_warning_and_keeps_the_masks(shapes, tmp_pat
 
 def test_unwrapped_logger_failure_reruns_the_chunk_without_logger(shapes, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr("lightning_extremal.run.make_logger", lambda *a, **k: RaisingLogger(1))
+    monkeypatch.setattr(
+        "lightning_extremal.jobs.fitting.make_logger", lambda *a, **k: RaisingLogger(1)
+    )
     out = tmp_path / "job"
     with pytest.warns(RuntimeWarning, match="running the chunk again without"):
         run_job(
@@ -529,8 +531,8 @@ def test_mask_quality_uses_the_largest_area_and_skips_missing_truth():
 
 
 def test_ground_truth_of_demo_and_folders(shapes, monkeypatch):
-    from lightning_extremal import demo
-    from lightning_extremal.quality import load_ground_truth, pair_truth
+    from lightning_extremal.data import demo
+    from lightning_extremal.data.ground_truth import load_ground_truth, pair_truth
 
     two = render_sample(0, size=64, multi_object=True)  # 2–3 objects of distinct classes
     monkeypatch.setattr(demo, "demo_ground_truth", lambda directory=None: [two.masks])
@@ -614,8 +616,8 @@ command:
 @pytest.mark.parametrize("method", ["random", "bayes"])
 def test_random_and_bayes_sweeps_propose_new_points(tmp_path, monkeypatch, method):
     """The search loop itself, with a stand-in job whose metric is known."""
-    import lightning_extremal.run as run_module
-    from lightning_extremal.sweep import run_sweep
+    import lightning_extremal.jobs.sweep as sweep_module
+    from lightning_extremal.jobs.sweep import run_sweep
 
     sweep_file = "optimizer"  # the shipped bayes sweep
     if method == "random":
@@ -634,7 +636,7 @@ def test_random_and_bayes_sweeps_propose_new_points(tmp_path, monkeypatch, metho
         (out / "summary.json").write_text(json.dumps({"results": [], "quality": quality}))
         return out
 
-    monkeypatch.setattr(run_module, "run_job", fake_job)
+    monkeypatch.setattr(sweep_module, "run_job", fake_job)
     out = run_sweep(sweep_file, count=4, overrides=["logger=none"], output_dir=tmp_path / "s")
     assert len({(lr, lam) for lr, lam, _ in seen}) == 4  # a new point every trial
     assert len({group for *_, group in seen}) == 1
@@ -662,7 +664,7 @@ def test_random_and_bayes_sweeps_propose_new_points(tmp_path, monkeypatch, metho
     ],
 )
 def test_bad_sweep_files_name_the_problem(tmp_path, text, message):
-    from lightning_extremal.sweep import load_sweep
+    from lightning_extremal.jobs.sweep import load_sweep
 
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -679,7 +681,7 @@ def test_sweep_cli_errors(tmp_path, capsys):
 
 
 def test_shipped_sweeps_are_valid_wandb_sweep_files():
-    from lightning_extremal.sweep import _import_sweeps, fixed_args, load_sweep
+    from lightning_extremal.jobs.sweep import _import_sweeps, fixed_args, load_sweep
 
     sweeps = _import_sweeps()
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from lightning_extremal.area import achieved_area, area_loss, ones_count, reference_vector
-from lightning_extremal.masks import (
+from lightning_extremal.ops.area import achieved_area, area_loss, ones_count, reference_vector
+from lightning_extremal.ops.masks import (
     gaussian_mask,
     maxconv_kernel,
     param_grid_shape,
     smooth_max_mask,
 )
-from lightning_extremal.perturbation import (
+from lightning_extremal.ops.perturbation import (
     apply_pyramid,
     blur_pyramid,
     blur_sigmas,
@@ -23,7 +23,7 @@ from lightning_extremal.perturbation import (
     gaussian_blur,
     perturbation_pyramid,
 )
-from lightning_extremal.rewards import (
+from lightning_extremal.ops.rewards import (
     contrastive_reward,
     get_reward,
     mean_reward,
@@ -368,7 +368,7 @@ def test_get_reward() -> None:
 
 def test_low_memory_smooth_max_equals_default() -> None:
     """The chunked autograd Function computes the same mask and gradient as the softmax form."""
-    from lightning_extremal.masks import maxconv_kernel, smooth_max_mask
+    from lightning_extremal.ops.masks import maxconv_kernel, smooth_max_mask
 
     torch.manual_seed(0)
     kernel = maxconv_kernel(5, 10.0)

@@ -19,11 +19,11 @@ from torchray.attribution.extremal_perturbation import (  # noqa: E402
     Perturbation,
 )
 
-from lightning_extremal.area import reference_vector  # noqa: E402
 from lightning_extremal.config import MethodConfig  # noqa: E402
-from lightning_extremal.masks import maxconv_kernel, smooth_max_mask  # noqa: E402
-from lightning_extremal.module import ExtremalPerturbationModule  # noqa: E402
-from lightning_extremal.perturbation import (  # noqa: E402
+from lightning_extremal.modules.image_masks import ExtremalPerturbationModule  # noqa: E402
+from lightning_extremal.ops.area import reference_vector  # noqa: E402
+from lightning_extremal.ops.masks import maxconv_kernel, smooth_max_mask  # noqa: E402
+from lightning_extremal.ops.perturbation import (  # noqa: E402
     apply_pyramid,
     blur_pyramid,
     fade_pyramid,

@@ -18,7 +18,7 @@ assert Path(lightning_extremal.__file__).parent.parent == Path({target!r}), ligh
 assert cb.StepProgressBar is not None
 assert compose(["preset=quick", "model=resnet50", "logger=csv"]).method.max_iter == 100
 assert (configs_dir() / "default.yaml").is_file()
-from lightning_extremal.demo import load_demo_classifier
+from lightning_extremal.data.demo import load_demo_classifier
 load_demo_classifier()
 print("ok")
 """

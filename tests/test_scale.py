@@ -170,7 +170,7 @@ def test_compiled_mask_generator_matches_eager():
     the eager ones (float32 rounding only). End-to-end runs are compared after one step: the optimisation amplifies 1e-6
     differences (the level index ⌊m·(L−1)⌋ and the area ranks are discontinuous), so two
     implementations agree bitwise only on identical kernels, as batching and DDP do here."""
-    from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
+    from lightning_extremal.ops.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
 
     torch.manual_seed(0)
     kernel = maxconv_kernel(4, 8.0)
@@ -196,7 +196,7 @@ def test_compiled_mask_generator_matches_eager():
     (eager_grad,) = torch.autograd.grad((eager * weights).sum(), params)
     assert (fused - eager).abs().max() <= 1e-5
     assert (fused_grad - eager_grad).abs().max() <= 1e-5 * eager_grad.abs().max()
-    from lightning_extremal.perturbation import (
+    from lightning_extremal.ops.perturbation import (
         apply_pyramid,
         compiled_apply_pyramid,
         perturbation_pyramid,
@@ -281,7 +281,7 @@ def test_run_over_local_voc07_and_coco14_roots(tmp_path, monkeypatch):
 
 
 def test_dataset_root_is_required():
-    from lightning_extremal.images import open_source
+    from lightning_extremal.data.sources import open_source
 
     with pytest.raises(ValueError, match="data.root"):
         open_source("voc07", 64)
@@ -308,8 +308,8 @@ def test_memory_does_not_grow_from_chunk_to_chunk(tmp_path, monkeypatch):
     has warmed up (chunks are streamed: nothing of a finished chunk is kept but its summary
     rows). Counted from the live tensors, not the process size, which the allocator makes
     jump by ±20 MiB either way."""
-    from lightning_extremal import run as run_module
     from lightning_extremal.cli import main
+    from lightning_extremal.jobs import run as run_module
 
     live: list[float] = []
     write = run_module._write_overlays
@@ -333,7 +333,7 @@ def test_compiled_kernels_do_not_recompile_for_every_image_size():
     static, then dynamic — instead of once per size until dynamo's recompile limit."""
     from torch._dynamo.utils import counters
 
-    from lightning_extremal.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
+    from lightning_extremal.ops.masks import maxconv_kernel, param_grid_shape, smooth_max_mask
 
     kernel = maxconv_kernel(4, 8.0)
 

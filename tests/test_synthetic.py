@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 import torch
 
-from lightning_extremal import train_demo
-from lightning_extremal.demo import (
+from lightning_extremal.data import train_demo
+from lightning_extremal.data.demo import (
     DemoNet,
     default_checkpoint_path,
     demo_ground_truth,
@@ -18,7 +18,7 @@ from lightning_extremal.demo import (
     load_checkpoint,
     load_demo_classifier,
 )
-from lightning_extremal.synthetic import (
+from lightning_extremal.data.synthetic import (
     CLASSES,
     SyntheticShapes,
     mask_boxes,
@@ -244,7 +244,7 @@ def test_training_script_smoke(tmp_path) -> None:
         torch.set_num_threads(threads)
     checkpoint = torch.load(out, weights_only=True)
     assert 0.0 <= checkpoint["test_accuracy"] <= 1.0
-    assert checkpoint["command"].startswith("python -m lightning_extremal.train_demo --out")
+    assert checkpoint["command"].startswith("python -m lightning_extremal.data.train_demo --out")
     assert isinstance(load_demo_classifier(out), DemoNet)
 
 

@@ -1,21 +1,21 @@
 """Evaluation of attribution methods: the pointing game, baselines and faithfulness metrics."""
 
-from .baselines import METHODS, resolve_layers, saliency
-from .datasets import COCOPointing, PointingItem, SyntheticPointing, VOCPointing
-from .faithfulness import (
-    deletion_auc,
-    insertion_auc,
-    model_randomisation_check,
-    perturbation_curve,
-    spearman,
-)
-from .pointing import (
+from ..data.datasets import COCOPointing, PointingItem, SyntheticPointing, VOCPointing
+from ..ops.pointing import (
     ep_saliency,
     is_difficult_pair,
     pointing_accuracy,
     pointing_hit,
     pointing_map,
     scaled_tolerance,
+)
+from .baselines import METHODS, resolve_layers, saliency
+from .faithfulness import (
+    deletion_auc,
+    insertion_auc,
+    model_randomisation_check,
+    perturbation_curve,
+    spearman,
 )
 
 __all__ = [

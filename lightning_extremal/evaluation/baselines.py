@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..freeze import frozen
+from ..api import extremal_perturbation
+from ..ops.frozen import frozen
 
 #: Areas of the extremal-perturbation benchmark on VOC (and the synthetic set): the reference's.
 VOC_AREAS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
@@ -594,8 +595,6 @@ def extremal_perturbation_saliency(
     ``options`` go to :func:`~lightning_extremal.extremal_perturbation` (``max_iter``,
     ``reward``, ``smoothing``, …; ``progress`` defaults to False here).
     """
-    from ..api import extremal_perturbation
-
     _check(images)
     target = _targets(targets, len(images))
     options.setdefault("progress", False)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..freeze import frozen
-from ..perturbation import gaussian_blur
+from ..ops.frozen import frozen
+from ..ops.perturbation import gaussian_blur
 
 #: Blur of the insertion baseline, px: RISE's ``gkern(11, 5)`` (σ = 5; cut at ±4σ here).
 INSERTION_BLUR_SIGMA = 5.0

@@ -1,0 +1,199 @@
+"""Activation diffing: what the channels that channel attribution keeps encode, shown by
+feature inversion, and which attributed channels two images share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..ops.layer_masks import channel_baseline, channel_counts
+from ..ops.layers import get_layer, layer_activation
+from .inversion import feature_inversion
+
+
+@dataclass
+class ChannelComparison:
+    """The attributed channels of images ``first`` and ``second``: ``shared`` by both, and
+    ``only_first``/``only_second``; ``first_only``/``second_only`` are C×H×W inversions of each
+    image's activation restricted to its own differing channels (None when there are none)."""
+
+    first: int
+    second: int
+    shared: list[int]
+    only_first: list[int]
+    only_second: list[int]
+    first_only: torch.Tensor | None
+    second_only: torch.Tensor | None
+
+    @property
+    def empty(self) -> bool:
+        """True when both images attribute the same channels."""
+        return not self.only_first and not self.only_second
+
+
+@dataclass
+class ActivationDiff:
+    """Activation diffing at ``layer`` for N images.
+
+    ``channel_masks`` N×C (the channel attribution at ``area``); ``top_channels`` per image
+    its attributed channels, by mask value (ties: lower id); ``full`` and ``attributed`` N×C×H×W
+    inversions of the full activation and of the activation with only the attributed
+    channels (the others at the baseline); ``difference`` = ``full − attributed``;
+    ``comparisons`` one :class:`ChannelComparison` per compared pair; ``targets`` (N,).
+    """
+
+    layer: str
+    area: float
+    channel_masks: torch.Tensor
+    top_channels: list[list[int]]
+    full: torch.Tensor
+    attributed: torch.Tensor
+    difference: torch.Tensor
+    comparisons: list[ChannelComparison]
+    targets: torch.Tensor
+
+
+def top_channels(mask: torch.Tensor, count: int) -> list[int]:
+    """The ``count`` channels with the largest mask values, largest first (ties: lower id)."""
+    order = torch.sort(mask.detach().float().cpu(), descending=True, stable=True).indices
+    return order[:count].tolist()
+
+
+def restrict_channels(
+    activation: torch.Tensor, channels: Sequence[int], baseline: torch.Tensor
+) -> torch.Tensor:
+    """``Φ`` with only ``channels`` kept, the others at ``baseline``: C×… , C×1… → C×…."""
+    keep = torch.zeros(activation.shape[0], dtype=torch.bool, device=activation.device)
+    keep[list(channels)] = True
+    keep = keep.view(-1, *([1] * (activation.dim() - 1)))
+    return torch.where(keep, activation, baseline.expand_as(activation))
+
+
+def compare_channels(first: Sequence[int], second: Sequence[int]) -> tuple[list, list, list]:
+    """(shared, only in first, only in second), each sorted by channel id."""
+    a, b = set(first), set(second)
+    return sorted(a & b), sorted(a - b), sorted(b - a)
+
+
+def consecutive_pairs(count: int) -> list[tuple[int, int]]:
+    """``(0, 1), (1, 2), …``: the default pairs to compare."""
+    return [(i, i + 1) for i in range(count - 1)]
+
+
+def activation_diff(
+    model: nn.Module,
+    layer: str,
+    images: torch.Tensor,
+    targets: Any = None,
+    *,
+    area: float = 0.1,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    channel_masks: torch.Tensor | None = None,
+    baseline: str = "zero",
+    seed: int = 0,
+    progress: bool = True,
+    attribution: dict[str, Any] | None = None,
+    inversion: dict[str, Any] | None = None,
+) -> ActivationDiff:
+    """Activation diffing of ``images`` (N×C×H×W) at ``layer``.
+
+    Channel attribution (:func:`~.api.extremal_perturbation` with ``over="channels"`` at
+    ``area``: a fraction of the channels, or a count when integral ≥ 1; ``attribution`` holds
+    its other options) gives each image's attributed channels, the top ones of its mask.
+    Pass ``channel_masks`` (N×C) to use masks you already have. Then, per image, the full
+    activation and the activation with only the attributed channels (the others at the
+    ``baseline``, zero or the channel's spatial mean) are inverted
+    (:func:`~.inversion.feature_inversion`, options in ``inversion``), all in one fit. For each
+    pair in ``pairs`` (default ``(0, 1), (1, 2), …``) the attributed channels are compared and
+    each image's activation on its differing channels is inverted too. ``targets``: an int,
+    N ints or None (each image's predicted class).
+    """
+    from .api import (
+        check_images,
+        extremal_perturbation,
+        predicted_classes,
+        probe_classes,
+        resolve_targets,
+    )
+
+    check_images(images)
+    get_layer(model, layer)
+    pairs = consecutive_pairs(len(images)) if pairs is None else [tuple(p) for p in pairs]
+    for pair in pairs:
+        if len(pair) != 2 or not all(0 <= i < len(images) for i in pair):
+            raise ValueError(
+                f"pairs must be (i, j) image indices in [0, {len(images)}); got {pair}"
+            )
+    num_classes = probe_classes(model, images)
+    if targets is None:
+        targets = predicted_classes(model, images).tolist()
+    _, classes = resolve_targets(targets, len(images), num_classes)
+    if len(classes) != len(images):
+        raise ValueError(f"activation_diff takes one target per image; got {len(classes)}")
+    if channel_masks is None:
+        result = extremal_perturbation(
+            model,
+            images,
+            classes,
+            [area],
+            layer=layer,
+            over="channels",
+            channel_baseline=baseline,
+            seed=seed,
+            progress=progress,
+            **(attribution or {}),
+        )
+        channel_masks = result.masks[:, 0]
+    activations = layer_activation(model, layer, images)
+    num_channels = activations.shape[1]
+    if tuple(channel_masks.shape) != (len(images), num_channels):
+        raise ValueError(
+            f"channel_masks must be N×C = {(len(images), num_channels)}; "
+            f"got {tuple(channel_masks.shape)}"
+        )
+    count = channel_counts([area], num_channels)[0]
+    tops = [top_channels(m, count) for m in channel_masks]
+    baselines = channel_baseline(activations, baseline)
+    only_attributed = [
+        restrict_channels(a, t, b) for a, t, b in zip(activations, tops, baselines, strict=True)
+    ]
+    wanted = [activations, torch.stack(only_attributed)]
+    differing = []
+    for i, j in pairs:
+        shared, only_i, only_j = compare_channels(tops[i], tops[j])
+        differing.append((shared, only_i, only_j))
+        for index, only in ((i, only_i), (j, only_j)):
+            if only:
+                wanted.append(restrict_channels(activations[index], only, baselines[index])[None])
+    targets_to_invert = torch.cat(wanted)
+    options = {"progress": progress, "seed": seed, **(inversion or {})}
+    inverted = feature_inversion(
+        model,
+        layer,
+        targets_to_invert,
+        size=tuple(images.shape[-2:]),
+        channels=images.shape[1],
+        **options,
+    )
+    n = len(images)
+    full, attributed, rest = inverted[:n], inverted[n : 2 * n], list(inverted[2 * n :])
+    comparisons = []
+    for (i, j), (shared, only_i, only_j) in zip(pairs, differing, strict=True):
+        first_only = rest.pop(0) if only_i else None
+        second_only = rest.pop(0) if only_j else None
+        comparisons.append(ChannelComparison(i, j, shared, only_i, only_j, first_only, second_only))
+    return ActivationDiff(
+        layer=layer,
+        area=float(area),
+        channel_masks=channel_masks.detach().cpu(),
+        top_channels=tops,
+        full=full,
+        attributed=attributed,
+        difference=full - attributed,
+        comparisons=comparisons,
+        targets=classes.cpu(),
+    )

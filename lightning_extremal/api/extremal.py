@@ -1,0 +1,213 @@
+"""The Python API: ``extremal_perturbation(...)`` and the Captum-style ``ExtremalPerturbation``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import lightning as L
+import torch
+
+from ..config import MethodConfig, validate_method, validate_run_options
+from ..engine.classifier import predicted_classes, probe_classes
+from ..engine.inputs import check_images, resolve_targets
+from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
+from ..modules.image_masks import ExtremalPerturbationModule
+from ..modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
+from ..modules.mask_game import HISTORY_ROWS
+from ..ops.frozen import frozen
+from ..ops.layers import get_layer
+from ..ops.rewards import RewardFn
+
+#: ``over=`` of a layer attribution → ``MethodConfig.kind``.
+OVER_KINDS = {"channels": "channel", "space": "layer-spatial"}
+
+
+#: MethodConfig fields that ``layer=``/``over=`` set, not options.
+_LAYER_FIELDS = ("kind", "layer")
+
+
+@dataclass
+class ExtremalResult:
+    """Masks and their statistics for P (image, target) pairs × K areas.
+
+    ``masks`` P×K×H×W in [0, 1] at the input's resolution (with ``layer=``: P×K×C over the
+    layer's channels, or P×K×H_L×W_L over its grid); ``rewards`` and ``areas`` (the
+    achieved fraction of the image, of the channels or of the layer grid) P×K after the
+    last step; ``history`` maps ``"reward"``,
+    ``"area_loss"``, ``"area"`` and ``"lambda"`` to P×K×T per-step values; ``image_index``
+    and ``targets`` (P,) say which image and class each row explains; ``target_areas`` (K,).
+    """
+
+    masks: torch.Tensor
+    rewards: torch.Tensor
+    areas: torch.Tensor
+    history: dict[str, torch.Tensor]
+    image_index: torch.Tensor
+    targets: torch.Tensor
+    target_areas: torch.Tensor
+
+
+def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    method_keys = {f.name for f in fields(MethodConfig)} - set(_LAYER_FIELDS)
+    unknown = sorted(set(options) - method_keys - set(RUN_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {unknown}; valid options: {sorted(method_keys | set(RUN_OPTIONS))}"
+        )
+    method = {k: v for k, v in options.items() if k in method_keys}
+    run = {**RUN_OPTIONS, **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
+    validate_run_options(run["precision"], run["compile"], run["channels_last"])
+    return method, run
+
+
+def extremal_perturbation(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    targets: Any = None,
+    areas: Sequence[float] | float = (0.1,),
+    *,
+    reward: str | RewardFn = "simple",
+    layer: str | None = None,
+    over: str = "channels",
+    **options: Any,
+) -> ExtremalResult:
+    """Extremal perturbations of ``images`` for ``targets`` at each of ``areas``.
+
+    ``images`` N×C×H×W float (as the model takes them); ``targets`` an int, N ints, a
+    tensor of N ints, N lists of ints (several targets of one image → separate masks), or
+    None for each image's predicted class. ``reward`` is ``"simple"``, ``"contrastive"`` or a
+    callable ``(logits, targets) -> reward``. ``options`` are the fields of
+    :class:`~lightning_extremal.config.MethodConfig` (``variant``, ``max_iter``, ``step``,
+    ``sigma``, ``optimizer``, ``lr``, …) and the run options ``seed``, ``accelerator``,
+    ``devices``, ``strategy``, ``precision``, ``compile`` and ``channels_last`` (True | False |
+    "auto"), ``logger``, ``callbacks``, ``progress``, ``log_every_n_steps``, ``batch_size``
+    (pairs per Lightning fit; None = all in one fit), ``ckpt_path`` and ``default_root_dir``.
+    The model is left exactly as given (memory format included).
+
+    ``layer`` (a module name, e.g. ``"layer3"``, ``"features.28"``) explains that layer's
+    activation instead of the input: ``over="channels"`` masks its C channels (areas are
+    fractions of C, or channel counts when integral ≥ 1; ``channel_baseline`` zero|mean),
+    ``over="space"`` its H_L×W_L grid (``space_baseline``, ``layer_step``, ``layer_sigma``).
+    See README, "Intermediate layers".
+    """
+    method_options, run = _split_options(options)
+    areas = [areas] if isinstance(areas, (int, float)) else list(areas)
+    config = replace(MethodConfig(), areas=areas, **method_options)
+    if layer is not None:
+        if over not in OVER_KINDS:
+            raise ValueError(f"over must be one of {list(OVER_KINDS)}; got {over!r}")
+        config = replace(config, kind=OVER_KINDS[over], layer=layer)
+    if isinstance(reward, str):
+        config = replace(config, reward=reward)
+    validate_method(config, reward_is_callable=callable(reward))
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    check_images(images)
+    if layer is not None:
+        get_layer(model, layer)  # a wrong name fails here, listing the nearest names
+    batch_size = run["batch_size"]
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+    with frozen(model):
+        num_classes = probe_classes(model, images)
+        if targets is None:
+            targets = predicted_classes(model, images).tolist()
+        image_index, classes = resolve_targets(targets, len(images), num_classes)
+        L.seed_everything(run["seed"], verbose=False)
+        chunk = batch_size or len(classes)
+        parts = [
+            _optimise(
+                model,
+                images,
+                image_index[s : s + chunk],
+                classes[s : s + chunk],
+                config,
+                reward,
+                run,
+            )
+            for s in range(0, len(classes), chunk)
+        ]
+    merged = {k: torch.cat([p[k] for p in parts]) for k in ("masks", "rewards", "areas")}
+    history = {k: torch.cat([p["history"][k] for p in parts]) for k in parts[0]["history"]}
+    return ExtremalResult(
+        history=history,
+        image_index=image_index,
+        targets=classes,
+        target_areas=torch.tensor(areas, dtype=torch.float64),
+        **merged,
+    )
+
+
+def _optimise(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    image_index: torch.Tensor,
+    targets: torch.Tensor,
+    config: MethodConfig,
+    reward: str | RewardFn,
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    """One Lightning fit over a chunk of pairs; returns its final masks and history."""
+    used, local_index = torch.unique(image_index, return_inverse=True)
+    reward_fn = None if isinstance(reward, str) else reward
+    args = (model, images[used], targets, local_index, config.areas, config, reward_fn)
+    if config.kind == "channel":
+        module = ChannelPerturbationModule(*args, layer=config.layer)
+    elif config.kind == "layer-spatial":
+        module = LayerSpatialModule(*args, layer=config.layer)
+    else:
+        module = ExtremalPerturbationModule(*args)
+    module.compiled = run["compile"]
+    module.channels_last = run["channels_last"]
+    with quiet_lightning():
+        trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
+        trainer.fit(module, ckpt_path=run["ckpt_path"])
+    out = module.final()
+    pairs, k = module.num_pairs, module.num_areas
+    rows = module.history.detach().cpu().view(config.max_iter, len(HISTORY_ROWS), pairs, k)
+    history = {
+        name: rows[:, i].permute(1, 2, 0).contiguous() for i, name in enumerate(HISTORY_ROWS)
+    }
+    steps = torch.arange(config.max_iter, dtype=torch.float64)
+    lam = (config.lambda0 * config.lambda_growth**steps).float()
+    history["lambda"] = lam.expand(pairs, k, -1).contiguous()
+    out["history"] = history
+    return out
+
+
+def method_options(method: MethodConfig) -> dict[str, Any]:
+    """Keyword arguments of :func:`extremal_perturbation` for a MethodConfig (not ``areas``):
+    its options, plus ``layer``/``over`` for the channel and layer-spatial kinds."""
+    options = {k: v for k, v in asdict(method).items() if k not in ("areas", *_LAYER_FIELDS)}
+    if method.kind in ("channel", "diff"):
+        options.update(layer=method.layer, over="channels")
+    elif method.kind == "layer-spatial":
+        options.update(layer=method.layer, over="space")
+    return options
+
+
+class ExtremalPerturbation:
+    """Captum-style attribution: ``ExtremalPerturbation(model).attribute(images, target=…)``.
+
+    Returns the masks (N×K×H×W for one target per image); the full
+    :class:`ExtremalResult` of the last call is kept in ``last_result``.
+    """
+
+    def __init__(self, model: torch.nn.Module, **defaults: Any) -> None:
+        self.model = model
+        self.defaults = defaults
+        self.last_result: ExtremalResult | None = None
+
+    def attribute(
+        self,
+        inputs: torch.Tensor,
+        target: Any = None,
+        areas: Sequence[float] | float = (0.1,),
+        **options: Any,
+    ) -> torch.Tensor:
+        self.last_result = extremal_perturbation(
+            self.model, inputs, target, areas, **{**self.defaults, **options}
+        )
+        return self.last_result.masks

@@ -1,0 +1,116 @@
+"""Composing a :class:`~.schema.RunConfig` from the YAML files of ``configs/`` and
+``key=value`` overrides (OmegaConf)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from .schema import METHOD_KINDS, RunConfig
+
+#: ``GROUP=value`` with a scalar value sets this field when no ``configs/GROUP/value.yaml`` exists.
+#: (``method=KIND`` likewise sets ``method.kind`` when KIND is one of :data:`METHOD_KINDS`.)
+GROUP_PRIMARY = {"model": "name", "data": "source", "logger": "name"}
+
+
+#: Groups that can be set from ``configs/GROUP/NAME.yaml`` (``preset`` may touch any group).
+GROUPS = ("model", "data", "method", "trainer", "logger", "preset")
+
+
+def configs_dir():
+    """The packaged ``configs/`` folder (a Traversable; works installed or from a checkout)."""
+    from importlib.resources import files
+
+    return files("lightning_extremal.configs")
+
+
+def leaf_aliases() -> dict[str, str]:
+    """Field names that appear in exactly one group, usable without the group prefix."""
+    seen: dict[str, list[str]] = {}
+    for group in fields(RunConfig):
+        if group.name == "output_dir":
+            continue
+        for leaf in fields(group.default_factory()):  # type: ignore[misc]
+            seen.setdefault(leaf.name, []).append(f"{group.name}.{leaf.name}")
+    return {name: paths[0] for name, paths in seen.items() if len(paths) == 1}
+
+
+def valid_keys() -> list[str]:
+    """Every dotted key of :class:`RunConfig` (for error messages)."""
+    keys = ["output_dir"]
+    for group in fields(RunConfig):
+        if group.name != "output_dir":
+            keys += [f"{group.name}.{f.name}" for f in fields(group.default_factory())]  # type: ignore[misc]
+    return keys
+
+
+def _group_file(group: str, name: str):
+    path = configs_dir() / group / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def _available(group: str) -> list[str]:
+    folder = configs_dir() / group
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def compose(args: list[str]) -> RunConfig:
+    """Merge dataclass defaults, ``config=NAME|PATH``, ``GROUP=NAME`` files and ``key=value``.
+
+    Files are merged first (in the order given), then the ``key=value`` overrides, so an
+    explicit value always wins over a preset. Unknown or mistyped keys raise ``ValueError``
+    naming the valid keys.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    base = OmegaConf.structured(RunConfig)
+    aliases = leaf_aliases()
+    layers, overrides = [], []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ValueError(f"arguments must look like key=value; got {arg!r}")
+        key = key.strip()
+        if key == "config":
+            path = Path(value)
+            if not path.is_file():
+                named = configs_dir() / f"{value}.yaml"
+                if not named.is_file():
+                    raise ValueError(
+                        f"config {value!r} is neither a file nor one of {_available('.')}"
+                    )
+                layers.append(OmegaConf.create(named.read_text()))
+            else:
+                layers.append(OmegaConf.load(path))
+        elif key in GROUPS:
+            file = _group_file(key, value)
+            if file is not None:
+                data = OmegaConf.create(file.read_text())
+                layers.append(data if key == "preset" else OmegaConf.create({key: data}))
+            elif key in GROUP_PRIMARY:
+                overrides.append(OmegaConf.from_dotlist([f"{key}.{GROUP_PRIMARY[key]}={value}"]))
+            elif key == "method" and value in METHOD_KINDS:
+                # method=channel: no configs/method/channel.yaml, so it names the kind.
+                layers.append(OmegaConf.create({"method": {"kind": value}}))
+            else:
+                kinds = f"; or a method kind: {list(METHOD_KINDS)}" if key == "method" else ""
+                raise ValueError(
+                    f"{key}={value!r}: no such {key} config; available: {_available(key)}{kinds}"
+                )
+        else:
+            dotted = aliases.get(key, key)
+            if dotted not in valid_keys():
+                raise ValueError(
+                    f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}"
+                )
+            overrides.append(OmegaConf.from_dotlist([f"{dotted}={value}"]))
+    try:
+        merged = OmegaConf.merge(base, *layers, *overrides)
+    except OmegaConfBaseException as error:
+        raise ValueError(
+            f"bad configuration: {error}; valid keys: {', '.join(valid_keys())}"
+        ) from error
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -1,0 +1,180 @@
+"""Typed configuration: every knob with its default and where the default comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+VARIANTS = ("preserve", "delete", "dual")
+
+
+PERTURBATIONS = ("blur", "fade")
+
+
+BLUR_PADDINGS = ("reflect", "zeros")
+
+
+SMOOTHINGS = ("maxconv", "gaussian")
+
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+REWARD_NAMES = ("simple", "contrastive")
+
+
+LOGGERS = ("wandb", "csv", "tensorboard", "none")
+
+
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true")
+
+
+#: What a run explains: input masks, channels or the spatial grid of a layer, feature
+#: inversions, or channel attribution with activation diffing.
+METHOD_KINDS = ("input", "channel", "layer-spatial", "invert", "diff")
+
+
+#: Kinds that read a layer (``method.layer``) and kinds whose areas may be channel counts.
+LAYER_KINDS = ("channel", "layer-spatial", "invert", "diff")
+
+
+CHANNEL_KINDS = ("channel", "diff")
+
+
+CHANNEL_BASELINES = ("zero", "mean")
+
+
+SPACE_BASELINES = ("zero", "mean", "blur")
+
+
+@dataclass
+class MethodConfig:
+    """The extremal-perturbation optimisation (defaults: the reference implementation's)."""
+
+    areas: list[float] = field(default_factory=lambda: [0.1])  # reference default area
+    variant: str = "preserve"  # preserve | delete | dual (paper §3)
+    reward: str = "simple"  # simple | contrastive (reference reward functions)
+    perturbation: str = "blur"  # blur | fade (reference perturbation types)
+    num_levels: int = 8  # pyramid levels L: reference value
+    max_blur: float = 20.0  # σ of the most blurred level, px: reference value
+    blur_padding: str = "reflect"  # reflect (no dark borders) | zeros (the reference's)
+    smoothing: str = "maxconv"  # maxconv (paper) | gaussian (the paper's alternative)
+    step: int = 7  # mask parameter grid stride, px: reference value
+    sigma: float = 21.0  # mask smoothing σ, px: reference value
+    area_margin: int | None = None  # px of mask beyond the image that the area ranks; None = ⌈σ⌉
+    coldness: float = 20.0  # smooth-max β (inf = hard max): reference value
+    jitter: bool = True  # flip the perturbed batch on even steps: reference behaviour
+    max_iter: int = 800  # optimisation steps: reference value
+    optimizer: str = "sgd"  # sgd (reference) | adam
+    lr: float = 0.01  # learning rate: reference value
+    momentum: float = 0.9  # SGD momentum: reference value
+    dampening: float = 0.9  # SGD dampening: reference uses dampening = momentum
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # torch's default
+    init: float = 1.0  # initial parameter value: reference initialises to 1
+    lambda0: float = 300.0  # λ₀, area-loss weight at step 0: reference value
+    lambda_growth: float = 1.0035  # λ_t = λ₀·g^t: reference growth (≈16× by step 800)
+    # --- intermediate layers (README, "Intermediate layers") ---
+    kind: str = "input"  # input | channel | layer-spatial | invert | diff
+    layer: str | None = None  # module name (named_modules()); None: the last spatial feature map
+    # Channels outside the mask go to: zero (feature absent) | mean (the channel's spatial mean)
+    channel_baseline: str = "zero"
+    # Layer cells outside the mask go to: zero | mean | blur (σ = max_blur in input px)
+    space_baseline: str = "zero"
+    layer_step: int | None = None  # mask grid stride, layer cells; None: step / downsampling
+    layer_sigma: float | None = None  # mask σ, layer cells; None: sigma / downsampling
+
+
+@dataclass
+class InversionConfig:
+    """Feature inversion (Mahendran & Vedaldi, CVPR 2015) for method.kind=invert|channel|diff."""
+
+    invert_iter: int = 200  # Adam steps on the pixels (0: no inversion figures for channel)
+    invert_lr: float = 0.05  # Adam learning rate on pixels in [0, 1]
+    tv_weight: float = 1.0  # weight of the TV^β prior
+    tv_beta: float = 2.0  # β of TV^β: M&V's value for deep layers
+    norm_weight: float = 0.05  # weight of the α-norm prior
+    norm_alpha: float = 6.0  # α of the α-norm: M&V's value
+    invert_jitter: int = 0  # random translation of ±n px per step (M&V 2016); 0: off
+
+
+@dataclass
+class ModelConfig:
+    """Which classifier to explain."""
+
+    name: str = "demo"  # demo | a torchvision classifier name | path | package.module:attr
+    weights: str = "DEFAULT"  # torchvision weights enum member (e.g. IMAGENET1K_V2)
+    checkpoint: str | None = None  # local weights file for a torchvision architecture
+    normalize: bool = True  # wrap torchvision models so they take images in [0, 1]
+
+
+@dataclass
+class DataConfig:
+    """Which images, at what size, explained for which classes."""
+
+    # demo | synthetic | voc07 | coco14 (a local root, see `root`) | a folder | a glob
+    source: str = "demo"
+    size: int | None = None  # shorter side in px; None = the model's size (demo 128, else 224)
+    crop: bool = True  # centre-crop to size×size so any photos batch together
+    targets: Any = "top1"  # top1 (predicted class) | a class id | a list of class ids
+    batch_size: int = 8  # images optimised together in one Lightning fit
+    num_images: int = 64  # data=synthetic: how many images
+    synthetic_seed: int = 1000  # data=synthetic: image stream (the demo CNN trained on others)
+    multi_object: bool = False  # data=synthetic: 2–3 objects per image, all of them labels
+    # Folder of <image id>.png object masks for the quality/* scores (demo: built in).
+    ground_truth: str | None = None
+    root: str | None = None  # voc07: holds VOCdevkit/VOC2007; coco14: val2014/ + annotations/
+    image_set: str = "test"  # voc07: ImageSets/Main list (test | trainval | …)
+    ann_file: str | None = None  # coco14: instances JSON (default root/annotations/…val2014)
+    image_dir: str | None = None  # coco14: image folder (default root/val2014)
+
+
+@dataclass
+class TrainerConfig:
+    """What Lightning's Trainer gets."""
+
+    accelerator: str = "auto"  # Lightning's choice: GPU when there is one
+    devices: Any = 1  # number of devices (or "auto")
+    strategy: str = "auto"  # Lightning strategy
+    precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed (classifier only)
+    progress: bool = True  # show a progress bar over optimisation steps
+    # torch.compile the smooth max: true | false | auto (compile when the run is long enough
+    # for the one-off compile time to pay off; same values as eager within float rounding).
+    compile: Any = "auto"
+    # Feed the classifier channels-last inputs: true | false | auto (when it has a Conv2d and
+    # gives the same scores that way; ~20 % faster convolutions on CPUs, also on GPUs).
+    channels_last: Any = "auto"
+    log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
+    seed: int = 0  # seed_everything value
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment logging (W&B offline unless you are logged in)."""
+
+    name: str = "wandb"  # wandb | csv | tensorboard | none
+    project: str = "lightning-extremal"  # W&B project
+    offline: bool | None = None  # None: offline when no W&B login is found
+    group: str | None = None  # W&B group of the job's runs; None: the output folder's name
+    mask_every_n_steps: int = 50  # mask/perturbed-input frames every n steps (0: off); 17 for 800
+    final_table: bool = True  # final masks as a W&B table (no W&B: PNGs + CSV)
+    # Stop once every mask's mean |Δm| per step stays < tol for early_stop_window steps;
+    # None: off, the reference always runs max_iter steps.
+    early_stop_tol: float | None = None
+    early_stop_window: int = 50  # steps the change must stay below early_stop_tol
+
+
+@dataclass
+class RunConfig:
+    """Everything `lightning-extremal run` needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    inversion: InversionConfig = field(default_factory=InversionConfig)
+    output_dir: str | None = None  # None: outputs/run-<timestamp>
+
+
+def method_fields() -> list[str]:
+    return [f.name for f in fields(MethodConfig)]

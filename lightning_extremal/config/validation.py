@@ -1,0 +1,156 @@
+"""Checks of configuration values: each raises ``ValueError`` naming the bad knob and the
+allowed values, before any work starts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .schema import (
+    BLUR_PADDINGS,
+    CHANNEL_BASELINES,
+    CHANNEL_KINDS,
+    LAYER_KINDS,
+    LOGGERS,
+    METHOD_KINDS,
+    OPTIMIZERS,
+    PERTURBATIONS,
+    PRECISIONS,
+    REWARD_NAMES,
+    SMOOTHINGS,
+    SPACE_BASELINES,
+    VARIANTS,
+    InversionConfig,
+    LoggerConfig,
+    MethodConfig,
+)
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
+
+
+def _positive(name: str, value: Any, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name} must be {what}; got {value!r}")
+
+
+#: Values of ``trainer.compile`` / ``compile=`` and of ``trainer.channels_last``.
+COMPILE_CHOICES = (True, False, "auto")
+
+
+def validate_run_options(precision: str, compile: Any, channels_last: Any = "auto") -> None:
+    """Raise ``ValueError`` for an unknown precision, compile or channels_last setting."""
+    if str(precision) not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    for name, value in (("compile", compile), ("channels_last", channels_last)):
+        if not (isinstance(value, bool) or value == "auto"):
+            raise ValueError(f"{name} must be one of {list(COMPILE_CHOICES)}; got {value!r}")
+
+
+def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:
+    """Raise ``ValueError`` naming the first bad knob, before any work starts."""
+    _choice("kind", cfg.kind, METHOD_KINDS)
+    areas = list(cfg.areas) if not isinstance(cfg.areas, (int, float)) else [cfg.areas]
+    if not areas:
+        raise ValueError("areas must be a non-empty list of fractions in (0, 1); got []")
+    for a in areas:
+        if cfg.kind in CHANNEL_KINDS and _is_count(a):
+            continue  # a number of channels (checked against the layer's width later)
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+            also = " or channel counts ≥ 1" if cfg.kind in CHANNEL_KINDS else ""
+            raise ValueError(
+                f"areas must be fractions in the open interval (0, 1){also}; got {a!r}"
+            )
+    if cfg.kind in CHANNEL_KINDS and 0 < sum(_is_count(a) for a in areas) < len(areas):
+        raise ValueError(f"areas must be all fractions or all channel counts; got {areas}")
+    if cfg.layer is not None and (not isinstance(cfg.layer, str) or not cfg.layer):
+        raise ValueError(f"layer must be a module name or None; got {cfg.layer!r}")
+    if cfg.layer is not None and cfg.kind not in LAYER_KINDS:
+        raise ValueError(
+            f"layer={cfg.layer!r} is set but kind is {cfg.kind!r}, which explains the input; "
+            f"choose a layer kind: {list(LAYER_KINDS)} (e.g. method=channel)"
+        )
+    _choice("channel_baseline", cfg.channel_baseline, CHANNEL_BASELINES)
+    _choice("space_baseline", cfg.space_baseline, SPACE_BASELINES)
+    if cfg.layer_step is not None:
+        _positive("layer_step", cfg.layer_step, integer=True)
+    if cfg.layer_sigma is not None:
+        _positive("layer_sigma", cfg.layer_sigma)
+    _choice("variant", cfg.variant, VARIANTS)
+    _choice("perturbation", cfg.perturbation, PERTURBATIONS)
+    _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
+    _choice("smoothing", cfg.smoothing, SMOOTHINGS)
+    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    if not reward_is_callable:
+        _choice("reward", cfg.reward, REWARD_NAMES)
+    _positive("step", cfg.step, integer=True)
+    _positive("sigma", cfg.sigma)
+    _positive("coldness", cfg.coldness)
+    _positive("max_iter", cfg.max_iter, integer=True)
+    _positive("lr", cfg.lr)
+    _positive("lambda_growth", cfg.lambda_growth)
+    if (
+        isinstance(cfg.num_levels, bool)
+        or not isinstance(cfg.num_levels, int)
+        or cfg.num_levels < 2
+    ):
+        raise ValueError(f"num_levels must be an integer ≥ 2; got {cfg.num_levels!r}")
+    if cfg.perturbation == "blur":
+        _positive("max_blur", cfg.max_blur)
+    if not isinstance(cfg.lambda0, (int, float)) or cfg.lambda0 < 0 or math.isnan(cfg.lambda0):
+        raise ValueError(f"lambda0 must be a number ≥ 0; got {cfg.lambda0!r}")
+    if not 0 <= cfg.init <= 1:
+        raise ValueError(f"init must be in [0, 1]; got {cfg.init!r}")
+    margin = cfg.area_margin
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, int) or margin < 0
+    ):
+        raise ValueError(f"area_margin must be None or an integer ≥ 0; got {margin!r}")
+    for name in ("momentum", "dampening"):
+        value = getattr(cfg, name)
+        if not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+
+
+def _is_count(a: Any) -> bool:
+    """An area given as a number of channels: an integral value ≥ 1 (``3`` or ``3.0``)."""
+    return (
+        not isinstance(a, bool) and isinstance(a, (int, float)) and a >= 1 and float(a).is_integer()
+    )
+
+
+def validate_inversion(cfg: InversionConfig) -> None:
+    """Raise ``ValueError`` naming the first bad feature-inversion knob."""
+    steps = cfg.invert_iter
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"inversion.invert_iter must be an integer ≥ 0; got {steps!r}")
+    _positive("inversion.invert_lr", cfg.invert_lr)
+    _positive("inversion.tv_beta", cfg.tv_beta)
+    _positive("inversion.norm_alpha", cfg.norm_alpha)
+    for name in ("tv_weight", "norm_weight"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"inversion.{name} must be a number ≥ 0; got {value!r}")
+    jitter = cfg.invert_jitter
+    if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
+        raise ValueError(f"inversion.invert_jitter must be an integer ≥ 0; got {jitter!r}")
+
+
+def validate_logger(cfg: LoggerConfig) -> None:
+    """Raise ``ValueError`` naming the first bad logging/observability knob."""
+    _choice("logger.name", cfg.name, LOGGERS)
+    every = cfg.mask_every_n_steps
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(
+            f"logger.mask_every_n_steps must be an integer ≥ 0 (0: off); got {every!r}"
+        )
+    tol = cfg.early_stop_tol
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0
+    ):
+        raise ValueError(f"logger.early_stop_tol must be null or a positive number; got {tol!r}")
+    _positive("logger.early_stop_window", cfg.early_stop_window, integer=True)

@@ -1,0 +1,121 @@
+"""Classifiers to explain: the bundled demo CNN, torchvision models, checkpoints, import paths."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .demo import load_demo_classifier
+from .synthetic import CLASSES
+
+#: Input size of torchvision's ImageNet classifiers (shorter side), px.
+IMAGENET_SIZE = 224
+
+
+@dataclass
+class LoadedModel:
+    """A classifier taking images in [0, 1], with its class names and native input size."""
+
+    model: nn.Module
+    classes: list[str] | None
+    size: int
+
+
+class Normalized(nn.Sequential):
+    """``model((x − mean)/std)``: lets a torchvision model take images in [0, 1]."""
+
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def load_model(cfg: ModelConfig) -> LoadedModel:
+    """Resolve ``cfg.name``: ``demo``, a torchvision classifier, a file, or ``pkg.module:attr``."""
+    if cfg.name == "demo":
+        return LoadedModel(load_demo_classifier(), list(CLASSES), 128)
+    if ":" in cfg.name and not Path(cfg.name).exists():
+        return LoadedModel(_import_model(cfg.name), None, IMAGENET_SIZE)
+    if Path(cfg.name).exists():
+        return LoadedModel(_model_from_file(Path(cfg.name)), None, IMAGENET_SIZE)
+    return _torchvision_model(cfg)
+
+
+def _import_model(path: str) -> nn.Module:
+    module_name, _, attr = path.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot import model {path!r}: {error}") from error
+    model = obj() if not isinstance(obj, nn.Module) and callable(obj) else obj
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{path!r} gave a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _model_from_file(path: Path) -> nn.Module:
+    """A TorchScript file or a pickled ``nn.Module`` (trusted files only: pickle runs code)."""
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError):
+        pass
+    model = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"{path} holds a {type(model).__name__}, not a model; for a state dict of a "
+            "torchvision architecture use model.name=<arch> model.checkpoint=<file>"
+        )
+    return model
+
+
+def _torchvision_model(cfg: ModelConfig) -> LoadedModel:
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    if cfg.name not in names:
+        raise ValueError(
+            f"unknown model {cfg.name!r}: use 'demo', a file, 'package.module:attr' or one of "
+            f"torchvision's classifiers, e.g. {', '.join(sorted(names)[:8])}, …"
+        )
+    weights_enum = torchvision.models.get_model_weights(cfg.name)
+    try:
+        weights = weights_enum[cfg.weights] if cfg.weights != "DEFAULT" else weights_enum.DEFAULT
+    except KeyError:
+        valid = ["DEFAULT", *weights_enum.__members__]
+        raise ValueError(
+            f"unknown weights {cfg.weights!r} for {cfg.name}; valid: {valid}"
+        ) from None
+    if cfg.checkpoint:
+        model = torchvision.models.get_model(cfg.name, weights=None)
+        state = torch.load(cfg.checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    else:
+        model = _download_weights(torchvision, cfg.name, weights)
+    meta = weights.meta
+    classes = list(meta.get("categories") or []) or None
+    if cfg.normalize:
+        transform = weights.transforms()
+        model = Normalized(model, list(transform.mean), list(transform.std))
+    return LoadedModel(model, classes, IMAGENET_SIZE)
+
+
+def _download_weights(torchvision, name: str, weights) -> nn.Module:
+    try:
+        return torchvision.models.get_model(name, weights=weights)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        raise RuntimeError(
+            f"could not download the weights of {name} ({weights}): {error}. Without internet, "
+            f"download {weights.url} elsewhere and either put it at {cache} (torchvision's "
+            f"cache) or pass model.checkpoint=/path/to/{os.path.basename(weights.url)}"
+        ) from error

@@ -1,0 +1,268 @@
+"""Images to explain: the bundled demo set, the synthetic set, a folder, or a glob of files.
+
+An :class:`ImageSource` knows every image's id and size up front but decodes images only when
+a chunk needs them, so a dataset of any size streams through a run in bounded memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
+
+from .datasets import COCOPointing, VOCPointing
+from .demo import demo_ground_truth, demo_images
+from .synthetic import DEFAULT_SIZE, render_sample
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+#: Errors that mean "this file is not a readable image".
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError)
+
+
+@dataclass
+class ImageSource:
+    """Lazily loaded images: ids, sizes (C, H, W after resizing), labels and ground truth.
+
+    ``load(i)`` returns image ``i`` as a C×H×W float tensor in [0, 1], or None when it turns
+    out unreadable (then it is listed in ``skipped``). ``truth(i)`` returns its object masks
+    (H×W bool each, label order) when the source has them, else None.
+    """
+
+    ids: list[str]
+    shapes: list[tuple[int, int, int]]
+    loader: Callable[[int], torch.Tensor]
+    labels: list[tuple[int, ...]] | None = None
+    truths: Callable[[int], list[torch.Tensor] | None] | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def load(self, index: int) -> torch.Tensor | None:
+        try:
+            return self.loader(index)
+        except UNREADABLE as error:
+            _skip(self.skipped, self.ids[index], error)
+            return None
+
+    def truth(self, index: int) -> list[torch.Tensor] | None:
+        return self.truths(index) if self.truths is not None else None
+
+
+@dataclass
+class ImageSet:
+    """Images as float tensors C×H×W in [0, 1] with their ids; unreadable files are listed."""
+
+    images: list[torch.Tensor]
+    ids: list[str]
+    labels: list[tuple[int, ...]] | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def _skip(skipped: list[dict[str, str]], name: str, error: Exception) -> None:
+    warnings.warn(f"skipping unreadable image {name}: {error}", stacklevel=3)
+    skipped.append({"path": str(name), "error": str(error)})
+
+
+def list_image_files(source: str) -> list[Path]:
+    """Image files of a folder (sorted) or of a glob pattern."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = [p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    elif path.is_file():
+        files = [path]
+    else:
+        files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+        files = [p for p in files if p.is_file()]
+    if not files:
+        raise ValueError(
+            f"no images found at {source!r}: give 'demo', 'synthetic', a folder of images or a "
+            f"glob pattern (suffixes {', '.join(IMAGE_SUFFIXES)})"
+        )
+    return files
+
+
+def resized_shape(height: int, width: int, size: int | None, crop: bool) -> tuple[int, int]:
+    """(H, W) after :func:`resize_image` (torchvision's rule: the long side is truncated)."""
+    if size is None:
+        return height, width
+    if crop:
+        return size, size
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+def resize_image(image: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
+    """Resize so the shorter side is ``size`` (aspect kept), then centre-crop if ``crop``."""
+    if size is None:
+        return image
+    image = TF.resize(image, [size], antialias=True)
+    return TF.center_crop(image, [size, size]) if crop else image
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An image file as a 3×H×W float tensor in [0, 1]."""
+    with Image.open(path) as pil:
+        return TF.to_dtype(TF.pil_to_tensor(pil.convert("RGB")), torch.float32, scale=True)
+
+
+def folder_source(source: str, size: int | None, crop: bool) -> ImageSource:
+    """Files of a folder or glob; sizes read from the headers, pixels decoded on demand."""
+    files, shapes, skipped = [], [], []
+    for path in list_image_files(source):
+        try:
+            with Image.open(path) as pil:
+                width, height = pil.size
+        except UNREADABLE as error:
+            _skip(skipped, str(path), error)
+            continue
+        files.append(path)
+        shapes.append((3, *resized_shape(height, width, size, crop)))
+    if not files:
+        raise ValueError(f"none of the images at {source!r} could be read: {skipped}")
+    return ImageSource(
+        ids=[p.stem for p in files],
+        shapes=shapes,
+        loader=lambda i: resize_image(read_image(files[i]), size, crop),
+        skipped=skipped,
+    )
+
+
+def demo_source(size: int | None, crop: bool) -> ImageSource:
+    """The bundled demo images with their labels and exact object masks."""
+    images, ids, labels = demo_images()
+    images = [resize_image(x, size, crop) for x in images]
+    truths = [[_fit_mask(m, size, crop) for m in masks] for masks in demo_ground_truth()]
+    return ImageSource(
+        ids=list(ids),
+        shapes=[tuple(x.shape) for x in images],
+        loader=lambda i: images[i],
+        labels=[tuple(t) for t in labels],
+        truths=lambda i: truths[i],
+    )
+
+
+def synthetic_source(
+    num_images: int, seed: int, multi_object: bool, size: int | None, crop: bool
+) -> ImageSource:
+    """``num_images`` images of the synthetic shapes stream ``seed``, rendered on demand."""
+    if not isinstance(num_images, int) or num_images < 1:
+        raise ValueError(f"data.num_images must be a positive integer; got {num_images!r}")
+    side = DEFAULT_SIZE
+    shape = (3, *resized_shape(side, side, size, crop))
+    prefix = "multi" if multi_object else "single"
+
+    def sample(i: int):
+        return render_sample(i, seed=seed, size=side, multi_object=multi_object)
+
+    return ImageSource(
+        ids=[f"synthetic-{prefix}-s{seed}-{i:05d}" for i in range(num_images)],
+        shapes=[shape] * num_images,
+        loader=lambda i: resize_image(sample(i).image, size, crop),
+        labels=[tuple(sample(i).labels) for i in range(num_images)],
+        truths=lambda i: [_fit_mask(m, size, crop) for m in sample(i).masks],
+    )
+
+
+def _fit_mask(mask: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
+    """Resize an H×W bool mask exactly as its image was resized."""
+    return resize_image(mask.float().unsqueeze(0), size, crop)[0] > 0.5
+
+
+def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
+    """A local VOC / COCO dataset (:mod:`~lightning_extremal.evaluation.datasets`) as a source.
+
+    Ids, sizes and labels (the classes with ground truth) come from the annotations up front;
+    an image is decoded only when its chunk runs. Ground truth of a label: the union of its
+    boxes (VOC) or instance masks (COCO), resized like the image.
+    """
+    labels = [dataset.labels(i) for i in range(len(dataset))]
+    shapes = [(3, *resized_shape(*dataset.image_size(i), size, crop)) for i in range(len(dataset))]
+    last: dict[int, object] = {}
+
+    def item(i: int):
+        if i not in last:  # the loader and the ground truth of one image share one decode
+            last.clear()
+            last[i] = dataset[i]
+        return last[i]
+
+    def truth(i: int) -> list[torch.Tensor]:
+        masks = item(i).masks
+        return [_fit_mask(masks[c], size, crop) for c in labels[i]]
+
+    return ImageSource(
+        ids=[dataset.image_id(i) for i in range(len(dataset))],
+        shapes=shapes,
+        loader=lambda i: resize_image(item(i).image, size, crop),
+        labels=labels,
+        truths=truth,
+    )
+
+
+#: ``data.source`` values that name a local dataset root (``data.root``).
+DATASET_SOURCES = ("voc07", "coco14")
+
+
+def open_source(
+    source: str,
+    size: int | None = None,
+    crop: bool = True,
+    *,
+    num_images: int = 64,
+    seed: int = 0,
+    multi_object: bool = False,
+    root: str | None = None,
+    image_set: str = "test",
+    ann_file: str | None = None,
+    image_dir: str | None = None,
+) -> ImageSource:
+    """``demo``, ``synthetic`` (``num_images``, ``seed``, ``multi_object``), ``voc07``
+    (``root`` holding ``VOCdevkit/VOC2007``, ``image_set``), ``coco14`` (``root`` holding
+    ``val2014/`` and ``annotations/instances_val2014.json``, or ``image_dir``/``ann_file``),
+    a folder or a glob."""
+    if source == "demo":
+        return demo_source(size, crop)
+    if source == "synthetic":
+        return synthetic_source(num_images, seed, multi_object, size, crop)
+    if source in DATASET_SOURCES:
+        if root is None and not (source == "coco14" and image_dir and ann_file):
+            raise ValueError(
+                f"data={source} needs data.root=<folder> (nothing is downloaded): "
+                + (
+                    "the folder holding VOCdevkit/VOC2007"
+                    if source == "voc07"
+                    else "the folder holding val2014/ and annotations/instances_val2014.json"
+                )
+            )
+        if source == "voc07":
+            dataset = VOCPointing(root, image_set=image_set, size=None)
+        else:
+            base = Path(root) if root else None
+            dataset = COCOPointing(
+                image_dir or base / "val2014",
+                ann_file or base / "annotations" / "instances_val2014.json",
+                size=None,
+            )
+        return dataset_source(dataset, size, crop)
+    return folder_source(source, size, crop)
+
+
+def load_images(source: str, size: int | None = None, crop: bool = True) -> ImageSet:
+    """Load every image of ``source`` now (small sets); unreadable files are skipped."""
+    opened = open_source(source, size, crop)
+    images, ids = [], []
+    for i in range(len(opened)):
+        image = opened.load(i)
+        if image is not None:
+            images.append(image)
+            ids.append(opened.ids[i])
+    if not images:
+        raise ValueError(f"none of the images at {source!r} could be read: {opened.skipped}")
+    return ImageSet(images, ids, opened.labels, opened.skipped)

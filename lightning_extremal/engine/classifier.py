@@ -1,0 +1,77 @@
+"""What the engine needs to know about a classifier: input channels, number of classes,
+predicted classes, and whether it runs faster on channels-last inputs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ops.frozen import frozen
+
+
+def expected_channels(model: torch.nn.Module) -> int | None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            return module.in_channels
+    return None
+
+
+def probe_classes(model: torch.nn.Module, images: torch.Tensor) -> int:
+    """Number of classes the model outputs, checked on one image before any long work."""
+    channels = expected_channels(model)
+    if channels is not None and images.shape[1] != channels:
+        raise ValueError(
+            f"images have {images.shape[1]} channels but the model's first convolution "
+            f"expects {channels}"
+        )
+    device = next(iter(model.parameters()), images).device
+    try:
+        with torch.no_grad():
+            out = model(images[:1].to(device))
+    except RuntimeError as error:
+        raise ValueError(
+            f"the model cannot run on images of shape {tuple(images.shape[1:])}: {error}"
+        ) from error
+    if not isinstance(out, torch.Tensor) or out.dim() < 2:
+        raise ValueError("the model must return class scores of shape N×classes(×…)")
+    return out.shape[1]
+
+
+def predicted_classes(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Top-1 class of each image, (N,)."""
+    with frozen(model), torch.no_grad():
+        device = next(iter(model.parameters()), images).device
+        logits = model(images.to(device))
+    return logits.reshape(*logits.shape[:2], -1).mean(-1).argmax(1).cpu()
+
+
+def pick_channels_last(classifier: nn.Module, probe: torch.Tensor, setting: bool | str) -> bool:
+    """Convert ``classifier`` to channels-last memory format if ``setting`` asks for it.
+
+    ``True`` converts; ``False`` leaves it; ``"auto"`` converts when the classifier has a
+    ``Conv2d`` (where oneDNN/cuDNN run faster that way: ~20 % on CPU convnets, see
+    benchmarks/RESULTS.md) and gives the same scores on one channels-last image of ``probe``
+    (B×C×H×W) — a model that reshapes with ``.view`` fails or differs and stays as it was.
+    The caller's model gets its format back at the end (:func:`~.freeze.frozen`).
+    """
+    if setting is False or probe.dim() != 4:
+        return False
+    if setting is True:
+        classifier.to(memory_format=torch.channels_last)
+        return True
+    if not any(isinstance(m, nn.Conv2d) for m in classifier.modules()):
+        return False
+    x = probe[:1].detach()
+    with torch.no_grad():
+        expected = classifier(x).float()
+        try:
+            classifier.to(memory_format=torch.channels_last)
+            got = classifier(x.contiguous(memory_format=torch.channels_last)).float()
+            same = got.shape == expected.shape and bool(
+                torch.allclose(got, expected, rtol=1e-2, atol=1e-2 * float(expected.abs().max()))
+            )
+        except Exception:  # noqa: BLE001 - a model that cannot take channels-last inputs
+            same = False
+    if not same:
+        classifier.to(memory_format=torch.contiguous_format)
+    return same

@@ -1,0 +1,572 @@
+"""``lightning-extremal benchmark pointing|faithfulness key=value ...``: the paper's benchmark.
+
+Runs every method over a dataset in chunks of images. Each (method, chunk) result is written
+atomically to ``OUT/chunks/<method>/chunk-NNNNN.pt`` with a key of everything that affects it,
+and ``OUT/manifest.json`` lists the finished chunks, so an interrupted run resumes where it
+stopped (a rerun skips chunks whose key matches). At the end it prints the table (rows:
+methods; cells: All/Diff pointing accuracy in %, or deletion/insertion AUC and the sanity
+check), writes it as CSV and logs it to W&B (offline by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ModelConfig
+from ..data.datasets import COCOPointing, SyntheticPointing, VOCPointing
+from ..data.models import load_model
+from ..evaluation import baselines
+from ..evaluation.baselines import COCO_AREAS, METHODS, VOC_AREAS, method_name
+from ..evaluation.faithfulness import deletion_auc, insertion_auc, model_randomisation_check
+from ..ops.pointing import (
+    object_iou,
+    pointing_accuracy,
+    pointing_hit,
+    pointing_map,
+    resize_saliency,
+)
+from .store import atomic_save, atomic_write_text
+
+TASKS = ("pointing", "faithfulness")
+#: Version of the per-pair records; chunk files of an older format are computed again.
+RECORD_FORMAT = 2
+DATASETS = ("synthetic", "voc07", "coco14")
+DATASET_LABELS = {"synthetic": "Synthetic", "voc07": "VOC07", "coco14": "COCO14"}
+BENCHMARK_LOGGERS = ("wandb", "none")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Every knob of ``lightning-extremal benchmark`` (defaults: the paper's benchmark)."""
+
+    task: str = "pointing"  # pointing | faithfulness (deletion/insertion AUC + sanity check)
+    dataset: str = "synthetic"  # synthetic | voc07 (VOC 2007 test) | coco14 (COCO 2014 val)
+    model: str = "demo"  # demo | a torchvision name | a model file | package.module:attr
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # all of the table
+    root: str | None = None  # VOC: folder holding VOCdevkit/; COCO: holding val2014/, annotations/
+    ann_file: str | None = None  # COCO: None = ROOT/annotations/instances_val2014.json
+    image_dir: str | None = None  # COCO: None = ROOT/val2014
+    diff_list: str | None = None  # EBP's Diff flags (TorchRay's file format); None = the rule
+    limit: int | None = None  # only the first N images
+    chunk_size: int = 8  # images per chunk (one result file per method and chunk)
+    output_dir: str | None = None  # None = outputs/benchmark/<task>-<dataset>-<model>
+    logger: str = "wandb"  # wandb (offline unless WANDB_MODE says otherwise) | none
+    seed: int = 0  # seed of RISE's masks and of the optimisation
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+    # Extremal perturbations (the reference's benchmark settings).
+    max_iter: int = 800  # optimisation steps: reference value
+    areas: list[float] | None = None  # None = VOC/synthetic [0.025, 0.05, 0.1, 0.2], COCO [...]
+    reward: str = "simple"  # simple (reference benchmark) | contrastive
+    ep_batch_size: int = 2  # pairs per Lightning fit (small batches are faster on a CPU)
+    ep_options: dict[str, Any] = field(default_factory=dict)  # other MethodConfig fields
+    # Baselines.
+    rise_masks: int = 8000  # RISE masks: TorchRay's benchmark value
+    rise_score: str | None = None  # softmax | sigmoid; None = sigmoid on VOC/COCO, else softmax
+    grad_cam_layer: str | None = None  # None = automatic (see baselines.resolve_layers)
+    mwp_layer: str | None = None  # None = automatic (VGG16 pool4, ResNet50 layer3)
+    contrast_layer: str | None = None  # None = automatic (VGG16 relu7, ResNet50 avgpool)
+    # Synthetic set.
+    synthetic_single: int = 90  # single-object images
+    synthetic_multi: int = 45  # multi-object images (after the single-object ones)
+    synthetic_size: int = 128  # rendered side, px: the demo classifier's input size
+    synthetic_seed: int = 3  # stream not used to train, test or pick the demo images
+    # Faithfulness.
+    curve_steps: int = 50  # K steps of the deletion/insertion curves
+    sanity_images: int = 8  # pairs of the randomisation check (the first ones)
+    sanity_mode: str = "full"  # full | cascading (Adebayo et al.)
+
+
+def valid_keys() -> list[str]:
+    return [f.name for f in fields(BenchmarkConfig)]
+
+
+def parse_args(args: list[str]) -> BenchmarkConfig:
+    """``[TASK] key=value ...`` → a validated :class:`BenchmarkConfig` (ValueError names the key)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = list(args)
+    dotlist = []
+    if args and "=" not in args[0]:
+        dotlist.append(f"task={args.pop(0)}")
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if not sep:
+            raise ValueError(f"arguments must look like key=value; got {arg!r}")
+        if key.split(".")[0] not in valid_keys():
+            raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(valid_keys())}")
+        dotlist.append(arg)
+    try:
+        merged = OmegaConf.merge(
+            OmegaConf.structured(BenchmarkConfig), OmegaConf.from_dotlist(dotlist)
+        )
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ValueError(f"bad benchmark configuration: {error}") from error
+    validate(cfg)  # type: ignore[arg-type]
+    return cfg  # type: ignore[return-value]
+
+
+def validate(cfg: BenchmarkConfig) -> None:
+    for name, value, allowed in (
+        ("task", cfg.task, TASKS),
+        ("dataset", cfg.dataset, DATASETS),
+        ("logger", cfg.logger, BENCHMARK_LOGGERS),
+        ("sanity_mode", cfg.sanity_mode, ("full", "cascading")),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
+    if not cfg.methods:
+        raise ValueError(f"methods must name at least one of {list(METHODS)}")
+    cfg.methods = [method_name(m) for m in cfg.methods]
+    if cfg.rise_score not in (None, "softmax", "sigmoid"):
+        raise ValueError(f"rise_score must be softmax, sigmoid or null; got {cfg.rise_score!r}")
+    positive = ("chunk_size", "max_iter", "rise_masks", "curve_steps", "sanity_images")
+    for name in positive + ("ep_batch_size",):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
+    if cfg.dataset != "synthetic" and not cfg.root:
+        raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")
+
+
+# --- dataset, model, methods -----------------------------------------------------------------
+
+
+def make_dataset(cfg: BenchmarkConfig):
+    if cfg.dataset == "synthetic":
+        return SyntheticPointing(
+            cfg.synthetic_single, cfg.synthetic_multi, cfg.synthetic_seed, cfg.synthetic_size
+        )
+    root = Path(cfg.root)  # type: ignore[arg-type]
+    if cfg.dataset == "voc07":
+        return VOCPointing(root, diff_list=cfg.diff_list)
+    ann_file = cfg.ann_file or root / "annotations" / "instances_val2014.json"
+    return COCOPointing(cfg.image_dir or root / "val2014", ann_file, diff_list=cfg.diff_list)
+
+
+def load_benchmark_model(cfg: BenchmarkConfig) -> torch.nn.Module:
+    return load_model(ModelConfig(name=cfg.model)).model.eval()
+
+
+def method_options(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
+    """The keyword options a method gets (everything that changes its maps)."""
+    if method == "extremal_perturbation":
+        areas = cfg.areas or list(COCO_AREAS if cfg.dataset == "coco14" else VOC_AREAS)
+        return {
+            "areas": list(areas),
+            "max_iter": cfg.max_iter,
+            "reward": cfg.reward,
+            "seed": cfg.seed,
+            "batch_size": cfg.ep_batch_size,
+            **cfg.ep_options,
+        }
+    if method == "rise":
+        score = cfg.rise_score or ("softmax" if cfg.dataset == "synthetic" else "sigmoid")
+        return {"num_masks": cfg.rise_masks, "score": score, "seed": cfg.seed}
+    if method == "grad_cam":
+        return {"layer": cfg.grad_cam_layer}
+    if method == "mwp":
+        return {"layer": cfg.mwp_layer}
+    if method == "cmwp":
+        return {"layer": cfg.mwp_layer, "contrast_layer": cfg.contrast_layer}
+    return {}
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-1 of the model's parameters and buffers (a retrained checkpoint → new results)."""
+    digest = hashlib.sha1()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _key(cfg: BenchmarkConfig, method: str, ids: list[str], fingerprint: str = "") -> str:
+    """Hash of everything that determines a chunk's results."""
+    data = {
+        "fingerprint": fingerprint,
+        "task": cfg.task,
+        "dataset": cfg.dataset,
+        "root": cfg.root,
+        "diff_list": cfg.diff_list,
+        "model": cfg.model,
+        "method": method,
+        "options": method_options(cfg, method),
+        "ids": ids,
+        "curve_steps": cfg.curve_steps if cfg.task == "faithfulness" else None,
+        "format": RECORD_FORMAT,
+    }
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _maps(method: str, model, items, pairs, options) -> list[torch.Tensor]:
+    """Saliency maps (h×w, at the model input's size) of ``pairs`` [(item, class)], batched
+    over the pairs whose images have the same size."""
+    maps: list[torch.Tensor | None] = [None] * len(pairs)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for p, (i, _) in enumerate(pairs):
+        groups.setdefault(tuple(items[i].image.shape), []).append(p)
+    for members in groups.values():
+        images = torch.stack([items[pairs[p][0]].image for p in members])
+        targets = [pairs[p][1] for p in members]
+        out = baselines.saliency(method, model, images, targets, **options)
+        for p, m in zip(members, out, strict=True):
+            maps[p] = m
+    return maps  # type: ignore[return-value]
+
+
+def _pointing_records(method, model, items, options) -> list[dict]:
+    pairs = [(i, c) for i, item in enumerate(items) for c in item.classes]
+    if not pairs:
+        return []
+    kind = METHODS[method].pointing
+    records = []
+    for (i, c), sal in zip(pairs, _maps(method, model, items, pairs, options), strict=True):
+        item = items[i]
+        scored = pointing_map(sal, item.size, kind)
+        hit = pointing_hit(scored, item.masks[c], item.tolerance)
+        iou = object_iou(resize_saliency(sal.float(), item.size), item.masks[c])
+        index = int(scored.flatten().argmax())
+        records.append(
+            {
+                "image_id": item.image_id,
+                "class": c,
+                "hit": bool(hit),
+                "diff": bool(item.diff[c]),
+                "point": (index // item.size[1], index % item.size[1]),
+                "iou": iou,
+                "finite": bool(torch.isfinite(sal).all()),
+                # the map itself (model-input size, float16), for metrics added later
+                "map": sal.detach().to(torch.float16).cpu(),
+            }
+        )
+    return records
+
+
+def _faithfulness_records(method, model, items, options, steps: int) -> list[dict]:
+    pairs = [(i, c) for i, item in enumerate(items) for c in item.classes]
+    if not pairs:
+        return []
+    records = []
+    for (i, c), sal in zip(pairs, _maps(method, model, items, pairs, options), strict=True):
+        image = items[i].image
+        records.append(
+            {
+                "image_id": items[i].image_id,
+                "class": c,
+                "deletion": deletion_auc(model, image, c, sal, steps),
+                "insertion": insertion_auc(model, image, c, sal, steps),
+            }
+        )
+    return records
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def output_path(cfg: BenchmarkConfig) -> Path:
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    model = Path(cfg.model).stem.replace(":", "-").replace("/", "-")
+    return Path("outputs") / "benchmark" / f"{cfg.task}-{cfg.dataset}-{model}"
+
+
+def _check_classes(model, dataset) -> None:
+    item = dataset[0]
+    with torch.no_grad():
+        out = model(item.image[None])
+    if out.dim() < 2 or out.shape[1] != dataset.num_classes:
+        raise ValueError(
+            f"the model outputs {tuple(out.shape)} scores but the dataset has "
+            f"{dataset.num_classes} classes (the model must score the dataset's classes, in its "
+            "class order)"
+        )
+
+
+def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Run (or resume) the benchmark; returns ``{"rows": [...], "out": Path, ...}``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = output_path(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = make_dataset(cfg)
+    model = load_benchmark_model(cfg)
+    _check_classes(model, dataset)
+    fingerprint = model_fingerprint(model)
+    count = min(len(dataset), cfg.limit) if cfg.limit else len(dataset)
+    chunks = [range(s, min(s + cfg.chunk_size, count)) for s in range(0, count, cfg.chunk_size)]
+    manifest_path = out / "manifest.json"
+    manifest = _read_manifest(manifest_path)
+    manifest["config"] = asdict(cfg)
+    done = manifest.setdefault("chunks", {})
+    results: dict[str, list[dict]] = {m: [] for m in cfg.methods}
+    seconds: dict[str, float] = {m: 0.0 for m in cfg.methods}
+    skipped = computed = 0
+    for number, indices in enumerate(chunks):
+        items = None
+        for method in cfg.methods:
+            path = out / "chunks" / method / f"chunk-{number:05d}.pt"
+            saved = _load_chunk(path)
+            saved_ids = saved.get("ids") if saved else None
+            if (
+                saved_ids is not None
+                and len(saved_ids) == len(indices)
+                and saved.get("key") == _key(cfg, method, saved_ids, fingerprint)
+            ):
+                results[method] += saved["records"]
+                seconds[method] += saved.get("seconds", 0.0)
+                skipped += 1
+                continue
+            if items is None:
+                items = [dataset[i] for i in indices]
+            ids = [item.image_id for item in items]
+            key = _key(cfg, method, ids, fingerprint)
+            start = time.perf_counter()
+            options = method_options(cfg, method)
+            if cfg.task == "pointing":
+                records = _pointing_records(method, model, items, options)
+            else:
+                records = _faithfulness_records(method, model, items, options, cfg.curve_steps)
+            elapsed = time.perf_counter() - start
+            # The maps go to the chunk file only (for metrics added later), not into memory.
+            maps = [r.pop("map") for r in records if "map" in r]
+            chunk = {"key": key, "ids": ids, "records": records, "seconds": elapsed, "maps": maps}
+            atomic_save(chunk, path)
+            done.setdefault(method, {})[str(number)] = {"key": key, "pairs": len(records)}
+            atomic_write_text(json.dumps(manifest, indent=1, default=str), manifest_path)
+            results[method] += records
+            seconds[method] += elapsed
+            computed += 1
+            print(
+                f"[{method}] chunk {number + 1}/{len(chunks)}: {len(records)} pairs, "
+                f"{elapsed:.1f} s",
+                flush=True,
+            )
+    if skipped:
+        print(f"resumed: {skipped} finished chunk(s) skipped, {computed} computed", flush=True)
+    sanity = {}
+    if cfg.task == "faithfulness":
+        sanity = _sanity(cfg, model, dataset, count, out, fingerprint)
+    rows = _summarise(cfg, dataset, results, seconds, sanity)
+    manifest["complete"] = True
+    atomic_write_text(json.dumps(manifest, indent=1, default=str), manifest_path)
+    table = format_table(cfg, rows)
+    print(table, flush=True)
+    csv_path = _write_csv(out, cfg, rows)
+    _write_per_class(out, cfg, dataset, results)
+    atomic_write_text(table + "\n", out / f"{cfg.task}.md")
+    print(f"lightning-extremal: table in {csv_path.resolve()}", flush=True)
+    if cfg.logger == "wandb":
+        _log_wandb(cfg, out, rows)
+    return {"rows": rows, "out": out, "table": table, "skipped": skipped, "computed": computed}
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _load_chunk(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a damaged file is recomputed, not fatal
+        warnings.warn(f"ignoring unreadable chunk {path}: {error}", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _sanity(cfg, model, dataset, count, out, fingerprint: str) -> dict[str, Any]:
+    """Model-randomisation check on the first ``sanity_images`` pairs (one file per method)."""
+    pairs = []
+    for i in range(count):
+        item = dataset[i]
+        pairs += [(item, c) for c in item.classes]
+        if len(pairs) >= cfg.sanity_images:
+            break
+    pairs = pairs[: cfg.sanity_images]
+    groups: dict[tuple[int, ...], list] = {}
+    for item, c in pairs:
+        groups.setdefault(tuple(item.image.shape), []).append((item, c))
+    results = {}
+    for method in cfg.methods:
+        path = out / "sanity" / f"{method}.pt"
+        names = [f"{p[0].image_id}:{p[1]}" for p in pairs]
+        key = _key(cfg, method, names, fingerprint) + cfg.sanity_mode
+        saved = _load_chunk(path)
+        if saved is not None and saved.get("key") == key:
+            results[method] = saved["result"]
+            continue
+        options = method_options(cfg, method)
+
+        def fn(m, images, targets, method=method, options=options):
+            return baselines.saliency(method, m, images, targets, **options)
+
+        group = max(groups.values(), key=len)
+        images = torch.stack([item.image for item, _ in group])
+        check = model_randomisation_check(
+            model, images, [c for _, c in group], fn, cfg.sanity_mode, cfg.seed
+        )
+        result = asdict(check)
+        atomic_save({"key": key, "result": result}, path)
+        results[method] = result
+    return results
+
+
+def _summarise(cfg, dataset, results, seconds, sanity) -> list[dict[str, Any]]:
+    rows = []
+    for method in cfg.methods:
+        records = results[method]
+        row: dict[str, Any] = {
+            "method": method,
+            "label": METHODS[method].label,
+            "dataset": cfg.dataset,
+            "model": cfg.model,
+            "pairs": len(records),
+            "seconds": round(seconds[method], 1),
+        }
+        if cfg.task == "pointing":
+            classes = [r["class"] for r in records]
+            hits = [r["hit"] for r in records]
+            diff = [r for r in records if r["diff"]]
+            row["all"] = 100 * pointing_accuracy(hits, classes, dataset.num_classes).accuracy
+            row["diff"] = (
+                100
+                * pointing_accuracy(
+                    [r["hit"] for r in diff], [r["class"] for r in diff], dataset.num_classes
+                ).accuracy
+            )
+            row["diff_pairs"] = len(diff)
+            row["iou"] = 100 * _mean([r["iou"] for r in records if "iou" in r])
+        else:
+            row["deletion_auc"] = _mean([r["deletion"] for r in records])
+            row["insertion_auc"] = _mean([r["insertion"] for r in records])
+            check = sanity.get(method)
+            row["sanity_spearman"] = check["spearman"][-1] if check else math.nan
+            row["sanity_spearman_abs"] = check["spearman_abs"][-1] if check else math.nan
+        rows.append(row)
+    return rows
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "—" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def format_table(cfg: BenchmarkConfig, rows: list[dict[str, Any]]) -> str:
+    """The markdown table in the seed's format (one column: this dataset × model)."""
+    column = f"{DATASET_LABELS[cfg.dataset]} {cfg.model}"
+    if cfg.task == "pointing":
+        lines = [
+            f"| method | {column} (All/Diff) | IoU @ object area | pairs (All/Diff) |",
+            "|---|---|---|---|",
+        ]
+        for r in rows:
+            cell = f"{_fmt(r['all'])}/{_fmt(r['diff'])}"
+            lines.append(
+                f"| {r['label']} | {cell} | {_fmt(r['iou'])} | {r['pairs']}/{r['diff_pairs']} |"
+            )
+        return "\n".join(lines)
+    lines = [
+        f"| method | {column} deletion AUC ↓ | insertion AUC ↑ | "
+        f"sanity ρ ({cfg.sanity_mode}) | sanity ρ abs |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {_fmt(r['deletion_auc'], 3)} | {_fmt(r['insertion_auc'], 3)} | "
+            f"{_fmt(r['sanity_spearman'], 2)} | {_fmt(r['sanity_spearman_abs'], 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_csv(out: Path, cfg: BenchmarkConfig, rows: list[dict[str, Any]]) -> Path:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = out / f"{cfg.task}.csv"
+    atomic_write_text(buffer.getvalue(), path)
+    return path
+
+
+def _write_per_class(out: Path, cfg: BenchmarkConfig, dataset, results) -> None:
+    if cfg.task != "pointing":
+        return
+    lines = ["method,class,name,pairs,hits,accuracy"]
+    for method, records in results.items():
+        score = pointing_accuracy(
+            [r["hit"] for r in records], [r["class"] for r in records], dataset.num_classes
+        )
+        for c in range(dataset.num_classes):
+            if score.totals[c] > 0:
+                lines.append(
+                    f"{method},{c},{dataset.class_names[c]},{int(score.totals[c])},"
+                    f"{int(score.hits[c])},{100 * float(score.class_accuracy[c]):.1f}"
+                )
+    atomic_write_text("\n".join(lines) + "\n", out / "pointing_per_class.csv")
+
+
+def _log_wandb(cfg: BenchmarkConfig, out: Path, rows: list[dict[str, Any]]) -> None:
+    """The table and one summary metric per method to W&B (offline unless WANDB_MODE says)."""
+    try:
+        import wandb
+
+        run = wandb.init(
+            project="lightning-extremal",
+            job_type="benchmark",
+            name=f"{cfg.task}-{cfg.dataset}-{Path(cfg.model).stem}",
+            dir=str(out),
+            mode=os.environ.get("WANDB_MODE", "offline"),
+            config=asdict(cfg),
+        )
+        columns = list(rows[0])
+        run.log(
+            {
+                f"{cfg.task}/table": wandb.Table(
+                    columns=columns, data=[[r[c] for c in columns] for r in rows]
+                )
+            }
+        )
+        for r in rows:
+            for metric in ("all", "diff", "deletion_auc", "insertion_auc", "sanity_spearman"):
+                if metric in r:
+                    run.summary[f"{cfg.task}/{r['method']}/{metric}"] = r[metric]
+        run_dir = run.dir
+        run.finish()
+        print(f"W&B offline run: {Path(run_dir).parent}", flush=True)
+    except Exception as error:  # logging must not lose the table
+        warnings.warn(f"could not log to W&B: {error!r}", RuntimeWarning, stacklevel=2)
+
+
+def main(args: list[str]) -> int:
+    """Entry point of ``lightning-extremal benchmark``; returns the exit status."""
+    try:
+        cfg = parse_args(args)
+        run_benchmark(cfg)
+    except ValueError as error:
+        print(f"lightning-extremal benchmark: {error}", file=sys.stderr)
+        return 2
+    return 0

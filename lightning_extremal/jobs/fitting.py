@@ -1,0 +1,112 @@
+"""One chunk's optimisation with its logger and observing callbacks, and the fallbacks that
+keep a logging failure from losing its masks."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+from ..api import extremal_perturbation, method_options
+from ..callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
+from ..config import RunConfig
+from .loggers import finish_logger, make_logger
+
+
+def make_callbacks(cfg: RunConfig, out: Path, names: list[str], classes) -> list:
+    """The observing callbacks of one chunk (see ``logger.*`` in the config)."""
+    log = cfg.logger
+    callbacks: list = [ConvergenceMonitor(log.early_stop_tol, log.early_stop_window)]
+    if log.mask_every_n_steps:
+        callbacks.append(MaskEvolution(log.mask_every_n_steps, out / "mask_evolution", names))
+    if log.final_table:
+        callbacks.append(FinalOverlays(out / "final_overlays", names, classes))
+    return callbacks
+
+
+class ChunkFit:
+    """One chunk's optimisation with its logger and callbacks, and the fallbacks that keep
+    a logging failure from losing its masks."""
+
+    def __init__(self, cfg: RunConfig, out: Path, name: str, group: str, names, classes) -> None:
+        self.cfg, self.out, self.name, self.names, self.classes = cfg, out, name, names, classes
+        self.steps = cfg.method.max_iter
+        try:
+            self.logger = make_logger(cfg.logger, out, name, group, asdict(cfg))
+        except Exception as error:
+            warnings.warn(
+                f"could not create the {cfg.logger.name} logger ({error!r}); "
+                f"{name} runs without one",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.logger = False
+
+    def explain(self, model, batch, targets):
+        callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
+        try:
+            result = _explain(self.cfg, model, batch, targets, self.logger, callbacks)
+        except Exception as error:
+            if self.logger is False:
+                raise
+            # Loggers are fail-soft, so this is rare (a failure outside the wrapped calls),
+            # or not about logging at all: then the rerun raises it again.
+            warnings.warn(
+                f"{self.name} failed with its logger attached ({error!r}); closing the logger "
+                "and running the chunk again without one",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            _finish(self.logger)
+            self.logger = False
+            callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
+            result = _explain(self.cfg, model, batch, targets, False, callbacks)
+        monitor = callbacks[0]
+        self.steps = monitor.steps or self.cfg.method.max_iter
+        return result
+
+    def log_quality(self, quality: dict[str, float] | None) -> None:
+        """``quality/iou``, ``quality/pointing`` to the logger (fail-soft, like every log)."""
+        if quality is None or self.logger is False:
+            return
+        metrics = {f"quality/{k}": v for k, v in quality.items() if k != "pairs"}
+        try:  # a FailSoftLogger never raises; a logger given unwrapped might
+            self.logger.log_metrics(metrics, step=self.steps)
+            self.logger.save()
+        except Exception as error:
+            warnings.warn(
+                f"could not log {sorted(metrics)}: {error!r}", RuntimeWarning, stacklevel=2
+            )
+
+    def finish(self) -> str | None:
+        return _finish(self.logger)
+
+
+def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
+    t = cfg.trainer
+    return extremal_perturbation(
+        model,
+        batch,
+        targets,
+        cfg.method.areas,
+        **method_options(cfg.method),
+        seed=t.seed,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        precision=t.precision,
+        progress=t.progress,
+        compile=t.compile,
+        channels_last=t.channels_last,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=logger,
+        callbacks=list(callbacks),
+    )
+
+
+def _finish(logger) -> str | None:
+    try:
+        return finish_logger(logger)
+    except Exception as error:  # a logging failure must not lose finished masks
+        warnings.warn(f"could not close the logger: {error}", stacklevel=2)
+        return None

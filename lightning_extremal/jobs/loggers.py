@@ -1,0 +1,183 @@
+"""Experiment loggers from config: W&B (offline unless logged in), CSV, TensorBoard, none.
+
+Every logger the job makes is wrapped in :class:`FailSoftLogger`, so a logging failure (W&B
+directory not writable, a logger that raises mid-run) is a warning, never a lost optimisation.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+
+from ..config import LOGGERS, LoggerConfig
+
+WANDB_HOST = "api.wandb.ai"
+
+
+def wandb_logged_in() -> bool:
+    """True when a W&B API key is configured (environment or ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators(WANDB_HOST) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def wandb_offline(cfg: LoggerConfig) -> bool:
+    """Offline when asked, when ``WANDB_MODE`` says so, or when there is no login."""
+    if cfg.offline is not None:
+        return bool(cfg.offline)
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled"):
+        return True
+    return not wandb_logged_in()
+
+
+class FailSoftLogger(Logger):
+    """Wraps a Lightning logger so that its failures warn instead of ending the run.
+
+    The first exception from any logging call (``log_metrics``, ``log_hyperparams``, ``save``,
+    creating the W&B run, …) is reported as a warning naming the logger, and the wrapper stops
+    calling it for the rest of the run: the optimisation and its results on disk are not
+    affected. ``wrapped`` is the original logger (callbacks look there for W&B).
+    """
+
+    def __init__(self, logger: Logger) -> None:
+        super().__init__()
+        self.wrapped = logger
+        self.failed: BaseException | None = None
+
+    def _guard(self, what: str, call: Callable[[], Any], default: Any = None) -> Any:
+        if self.failed is not None:
+            return default
+        try:
+            return call()
+        except Exception as error:
+            self.failed = error
+            warnings.warn(
+                f"logging with {type(self.wrapped).__name__} failed in {what} ({error!r}); "
+                "logging is off for the rest of this run, the optimisation goes on",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return default
+
+    @property
+    def name(self) -> str | None:
+        return self._guard("name", lambda: self.wrapped.name)
+
+    @property
+    def version(self) -> int | str | None:
+        return self._guard("version", lambda: self.wrapped.version)
+
+    @property
+    def save_dir(self) -> str | None:
+        return self._guard("save_dir", lambda: self.wrapped.save_dir)
+
+    @property
+    def log_dir(self) -> str | None:
+        return self._guard("log_dir", lambda: self.wrapped.log_dir)
+
+    @property
+    def experiment(self) -> Any:
+        if not hasattr(type(self.wrapped), "experiment"):
+            # Lightning asks ``hasattr(logger, "experiment")``: say no, as the logger would.
+            raise AttributeError(f"{type(self.wrapped).__name__} has no experiment")
+        return self._guard("experiment", lambda: self.wrapped.experiment)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._guard("log_metrics", lambda: self.wrapped.log_metrics(metrics, step))
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self._guard(
+            "log_hyperparams", lambda: self.wrapped.log_hyperparams(params, *args, **kwargs)
+        )
+
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        self._guard("log_graph", lambda: self.wrapped.log_graph(model, input_array))
+
+    def save(self) -> None:
+        self._guard("save", self.wrapped.save)
+
+    def finalize(self, status: str) -> None:
+        self._guard("finalize", lambda: self.wrapped.finalize(status))
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._guard(
+            "after_save_checkpoint", lambda: self.wrapped.after_save_checkpoint(checkpoint_callback)
+        )
+
+
+def unwrap_logger(logger: Any) -> Any:
+    """The logger inside a :class:`FailSoftLogger` (or the logger itself)."""
+    return getattr(logger, "wrapped", logger)
+
+
+def make_logger(
+    cfg: LoggerConfig, save_dir: Path, name: str, group: str, config: dict[str, Any]
+) -> Any:
+    """A fail-soft Lightning logger for one fit (``False`` for ``none``)."""
+    logger = _make_raw_logger(cfg, save_dir, name, group, config)
+    return FailSoftLogger(logger) if logger is not False else False
+
+
+def _make_raw_logger(
+    cfg: LoggerConfig, save_dir: Path, name: str, group: str, config: dict[str, Any]
+) -> Any:
+    if cfg.name not in LOGGERS:
+        raise ValueError(f"logger must be one of {list(LOGGERS)}; got {cfg.name!r}")
+    if cfg.name == "none":
+        return False
+    if cfg.name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir, name="csv", version=name)
+    if cfg.name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir, name="tensorboard", version=name)
+    from lightning.pytorch.loggers import WandbLogger
+
+    save_dir.mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        project=cfg.project,
+        name=name,
+        group=group,
+        save_dir=str(save_dir),
+        offline=wandb_offline(cfg),
+        config=config,
+        reinit="finish_previous",
+    )
+
+
+def finish_logger(logger: Any) -> str | None:
+    """End a W&B run (so the next fit starts a new one); return its directory if offline.
+
+    A W&B run is always finished, also when its logger failed mid-run (``wandb.finish`` on
+    no active run is a no-op).
+    """
+    if logger is False or logger is None:
+        return None
+    from lightning.pytorch.loggers import WandbLogger
+
+    inner = unwrap_logger(logger)
+    if not isinstance(inner, WandbLogger):
+        return None
+    import wandb
+
+    try:
+        # ``_experiment``: never start a run just to finish it (a logger that never logged).
+        run = inner._experiment
+        if run is None:
+            return None
+        run_dir = str(Path(run.dir).parent) if getattr(run, "dir", None) else None
+        offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
+    finally:
+        wandb.finish()
+    return run_dir if offline else None

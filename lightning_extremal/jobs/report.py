@@ -1,0 +1,284 @@
+"""One self-contained HTML page for a finished run: per (image, target) pair the overlay of
+every area, the mask-evolution strip, and reward / area curves — images embedded as base64.
+
+Built from what the job leaves on disk (``chunks/*.pt``, ``config.json``, ``summary.json``,
+``mask_evolution/*.gif``); matplotlib is imported only here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..callbacks.sinks import safe_name
+from ..viz import overlay, to_uint8
+from .store import atomic_write_text
+
+#: Most frames shown in a mask-evolution strip (evenly spaced, first and last included).
+STRIP_FRAMES = 6
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-top: 1px solid #ccc;
+padding-top: 1em; } table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
+th { background: #f4f4f4; } figure { display: inline-block; margin: 0.3em; vertical-align: top; }
+figcaption { font-size: 0.85em; text-align: center; } img { image-rendering: pixelated; }
+.meta { color: #555; font-size: 0.9em; }
+"""
+
+
+def _data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _png(image: torch.Tensor, scale: int = 1) -> bytes:
+    """C×H×W uint8 → PNG bytes (nearest-neighbour upscaled by ``scale``)."""
+    from PIL import Image
+
+    pil = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _figure_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_png(
+    history: dict[str, torch.Tensor], pair: int, areas: list[float], steps: int
+) -> bytes:
+    """Reward and achieved area per step, one line per area (dashed: the target area)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.5, 2.8))
+    t = range(steps)
+    for k, area in enumerate(areas):
+        left.plot(t, history["reward"][pair, k, :steps].tolist(), label=f"area {area:g}")
+        line = right.plot(t, history["area"][pair, k, :steps].tolist(), label=f"area {area:g}")
+        right.axhline(area, color=line[0].get_color(), linestyle="--", linewidth=0.8)
+    left.set(title="reward", xlabel="step")
+    right.set(title="achieved area (dashed: target)", xlabel="step", ylim=(0, 1.02))
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def gif_frames(path: Path) -> list[torch.Tensor]:
+    """The frames of a GIF as 3×H×W uint8 tensors."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as gif:
+        frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(gif)]
+    return [torch.from_numpy(_array(f)).permute(2, 0, 1) for f in frames]
+
+
+def _array(image):
+    import numpy as np
+
+    return np.asarray(image).copy()
+
+
+def frame_steps(count: int, every: int | None, steps: int) -> list[str]:
+    """Labels of MaskEvolution's frames: steps 0, n, 2n, … and the final step."""
+    if every:
+        labels = list(range(0, steps, every))
+        if not labels or labels[-1] != steps:
+            labels.append(steps)
+        if len(labels) == count:
+            return [f"step {s}" for s in labels]
+    return [f"frame {i}" for i in range(count)]
+
+
+def evolution_strip_png(frames: list[torch.Tensor], labels: list[str]) -> bytes:
+    """Up to :data:`STRIP_FRAMES` evenly spaced frames side by side, each titled by its step."""
+    plt = _pyplot()
+    count = min(STRIP_FRAMES, len(frames))
+    picks = sorted({round(i * (len(frames) - 1) / max(count - 1, 1)) for i in range(count)})
+    height, width = frames[0].shape[-2:]
+    panel = 2.2 * width / max(height, width)
+    fig, axes = plt.subplots(
+        1,
+        len(picks),
+        figsize=(panel * len(picks), 2.2 * height / max(height, width) + 0.4),
+        squeeze=False,
+    )
+    for ax, i in zip(axes[0], picks, strict=True):
+        ax.imshow(frames[i].permute(1, 2, 0).numpy())
+        ax.set_title(labels[i], fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def _load_chunks(run_dir: Path) -> list[dict[str, Any]]:
+    paths = sorted((run_dir / "chunks").glob("chunk-*.pt"))
+    if not paths:
+        raise ValueError(
+            f"{run_dir} has no chunks/chunk-*.pt: give an output directory of "
+            "`lightning-extremal run`"
+        )
+    return [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+
+
+def _pair_names(record: dict[str, Any]) -> list[str]:
+    """The names the job gave the callbacks: the image id, plus the target when repeated."""
+
+    ids, targets = record["ids"], record["targets"].tolist()
+    return [
+        safe_name(i if ids.count(i) == 1 else f"{i}_{t}") for i, t in zip(ids, targets, strict=True)
+    ]
+
+
+def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Path:
+    """Write ``<run_dir>/report.html`` (or ``out_file``) and return its path."""
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"no run directory at {str(run_dir)!r}")
+    records = _load_chunks(run_dir)
+    config = _read_json(run_dir / "config.json") or {}
+    summary = _read_json(run_dir / "summary.json") or {}
+    every = (config.get("logger") or {}).get("mask_every_n_steps")
+    classes = _classes(run_dir)
+    sections, index_rows = [], []
+    for record in records:
+        areas = [float(a) for a in record["areas"].tolist()]
+        steps = int(record.get("steps", record["history"]["reward"].shape[-1]))
+        steps = min(steps, record["history"]["reward"].shape[-1])
+        for p, name in enumerate(_pair_names(record)):
+            target = int(record["targets"][p])
+            label = classes[target] if classes and target < len(classes) else str(target)
+            image = record["images"][p].float()
+            parts = [
+                f'<h2 id="pair-{html.escape(name)}">{html.escape(record["ids"][p])} — '
+                f"target {html.escape(label)} ({target})</h2>"
+            ]
+            iou = record.get("iou", [math.nan] * len(record["ids"]))[p]
+            hit = record.get("pointing_hit", [None] * len(record["ids"]))[p]
+            meta = f"{steps} steps"
+            if hit is not None:
+                meta += f" · IoU (largest area) {iou:.3f} · pointing {'hit' if hit else 'miss'}"
+            parts.append(f'<p class="meta">{meta}</p>')
+            scale = max(1, 160 // max(image.shape[-2:]))
+            figures = [_figure(_png(to_uint8(image[:3]), scale), f"{name}: image", "image")]
+            for k, area in enumerate(areas):
+                rgb = to_uint8(overlay(image, record["masks"][p, k]))
+                caption = (
+                    f"area {area:g} · reward {float(record['rewards'][p, k]):.3g} · "
+                    f"achieved {float(record['achieved_areas'][p, k]):.3f}"
+                )
+                figures.append(
+                    _figure(_png(rgb, scale), f"{name}: overlay, area {area:g}", caption)
+                )
+            parts.append("<div>" + "".join(figures) + "</div>")
+            gif = run_dir / "mask_evolution" / f"{name}.gif"
+            if gif.is_file():
+                frames = gif_frames(gif)
+                labels = frame_steps(len(frames), every, steps)
+                parts.append("<h3>Mask evolution</h3><div>")
+                parts.append(
+                    _figure(
+                        evolution_strip_png(frames, labels),
+                        f"{name}: mask evolution",
+                        "masks over the image (top), what the classifier sees (below)",
+                    )
+                )
+                parts.append(
+                    _figure(
+                        gif.read_bytes(),
+                        f"{name}: mask evolution (animated)",
+                        "animated",
+                        mime="image/gif",
+                    )
+                )
+                parts.append("</div>")
+            parts.append("<h3>Optimisation</h3>")
+            parts.append(
+                _figure(curves_png(record["history"], p, areas, steps), f"{name}: curves", "")
+            )
+            sections.append(
+                f'<section class="pair" data-pair="{html.escape(name)}">'
+                + "\n".join(parts)
+                + "</section>"
+            )
+            index_rows.append(
+                f'<tr><td style="text-align:left"><a href="#pair-{html.escape(name)}">'
+                f"{html.escape(name)}</a></td><td>{html.escape(label)}</td>"
+                + "".join(
+                    f"<td>{float(record['rewards'][p, k]):.3g}</td>" for k in range(len(areas))
+                )
+                + "</tr>"
+            )
+    head_areas = "".join(
+        f"<th>reward @ {a:g}</th>" for a in [float(a) for a in records[0]["areas"]]
+    )
+    quality = summary.get("quality")
+    quality_text = (
+        f"<p>Quality against ground truth: mean IoU {quality['iou']:.3f}, pointing "
+        f"{quality['pointing']:.1%} over {int(quality['pairs'])} pairs.</p>"
+        if quality
+        else ""
+    )
+    method = config.get("method") or {}
+    model = (config.get("model") or {}).get("name", "?")
+    where = run_dir.resolve()
+    body = [
+        f"<h1>Extremal perturbations — {html.escape(run_dir.resolve().name)}</h1>",
+        f'<p class="meta">model {html.escape(str(model))} · '
+        f"areas {html.escape(str(method.get('areas', '?')))} · "
+        f"max_iter {method.get('max_iter', '?')} · "
+        f"variant {html.escape(str(method.get('variant', '?')))} · {html.escape(str(where))}</p>",
+        quality_text,
+        f"<table><tr><th>pair</th><th>target</th>{head_areas}</tr>{''.join(index_rows)}</table>",
+        *sections,
+    ]
+    page = (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>lightning-extremal report: {html.escape(run_dir.resolve().name)}</title>"
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+    out = Path(out_file) if out_file else run_dir / "report.html"
+    atomic_write_text(page, out)
+    return out
+
+
+def _figure(data: bytes, alt: str, caption: str, mime: str = "image/png") -> str:
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="{_data_uri(data, mime)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _classes(run_dir: Path) -> list[str] | None:
+    masks = run_dir / "masks.pt"
+    if not masks.is_file():
+        return None
+    return torch.load(masks, map_location="cpu", weights_only=False).get("classes")

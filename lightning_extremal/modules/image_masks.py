@@ -1,0 +1,124 @@
+"""The LightningModule of one batched extremal-perturbation optimisation over input images."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import MethodConfig
+from ..engine.classifier import pick_channels_last
+from ..ops.area import ones_count
+from ..ops.masks import (
+    compile_pays_off,
+    gaussian_mask,
+    maxconv_kernel,
+    param_grid_shape,
+    smooth_max_mask,
+)
+from ..ops.perturbation import apply_pyramid, compiled_apply_pyramid, perturbation_pyramid
+from ..ops.rewards import RewardFn
+from .mask_game import MaskGameModule
+
+
+class ExtremalPerturbationModule(MaskGameModule):
+    """Smooth masks over the input image, blending it with a blur (or fade) pyramid.
+
+    Args:
+        classifier: frozen model, images B×C×H×W → scores B×classes(×…).
+        images: N×C×H×W inputs as the classifier takes them.
+        targets, image_index, areas, config, reward: see :class:`MaskGameModule`.
+    """
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        image_index: torch.Tensor,
+        areas: list[float],
+        config: MethodConfig,
+        reward: RewardFn | None = None,
+    ) -> None:
+        size = tuple(images.shape[-2:])
+        # The area ranks the mask over a margin around the image, so that border parameters
+        # feel the same area pressure as inner ones (ranking the visible image alone pulls
+        # masks into the corners); the target is still a fraction of the visible image.
+        margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
+        super().__init__(
+            classifier,
+            targets,
+            image_index,
+            areas,
+            config,
+            reward,
+            param_shape=(1, *param_grid_shape(*size, config.step)),
+            ones=ones_count(size[0] * size[1], areas).tolist(),
+            mask_shape=size,
+        )
+        self.size, self.margin = size, margin
+        # torch.compile the smooth max: True | False | "auto" (when the run is long enough).
+        self.compiled: bool | str = "auto"
+        # Run the classifier on channels-last inputs: True | False | "auto" (when it has a
+        # 2-D convolution and gives the same scores that way; decided at the first call).
+        self.channels_last: bool | str = "auto"
+        self._channels_last_on: bool | None = None
+        with torch.no_grad():
+            pyramid = perturbation_pyramid(
+                images.float(),
+                config.perturbation,
+                config.num_levels,
+                config.max_blur,
+                config.blur_padding,
+            )
+        self.register_buffer("pyramid", pyramid, persistent=False)
+        self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
+
+    def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
+        """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""
+        cfg = self.config
+        params = self.mask_params[part]
+        with torch.autocast(self.device.type, enabled=False):
+            if cfg.smoothing == "gaussian":
+                return gaussian_mask(params, cfg.step, cfg.sigma, self.size, self.margin)
+            return smooth_max_mask(
+                params, self.kernel, self.size, cfg.coldness, self.margin, self.use_compiled()
+            )
+
+    def use_compiled(self) -> bool:
+        """Whether the smooth max runs compiled: ``compiled``, or for ``"auto"`` whether this
+        optimisation's work per mask pays off the compile time (:func:`~.masks.compile_pays_off`)."""
+        if self.compiled != "auto":
+            return bool(self.compiled)
+        pixels = (self.size[0] + 2 * self.margin) * (self.size[1] + 2 * self.margin)
+        return compile_pays_off(self.kernel.shape[0] * pixels * self.config.max_iter)
+
+    def visible(self, padded: torch.Tensor) -> torch.Tensor:
+        """Crop the margin: B×1×H×W."""
+        g = self.margin
+        return padded[..., g : g + self.size[0], g : g + self.size[1]]
+
+    def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
+        x = self._blend_all(kept, part)
+        x = x.flip(-1) if flip else x
+        if self._channels_last_on is None:
+            self._channels_last_on = pick_channels_last(self.classifier, x, self.channels_last)
+        if self._channels_last_on:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.classifier(x)
+
+    def blend(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
+        """``m ⊗ x``: each image blended with its pyramid by the mask (fp32), B×C×H×W."""
+        blend = compiled_apply_pyramid if self.use_compiled() else apply_pyramid
+        with torch.autocast(self.device.type, enabled=False):
+            return blend(self.pyramid, masks, self.mask_image[part])
+
+    def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
+        """What the classifier sees for the variant (no jitter): B×C×H×W, 2B for dual."""
+        return self._blend_all(self.kept(masks), part)
+
+    def _blend_all(self, kept: list[torch.Tensor], part: slice) -> torch.Tensor:
+        """Every kept mask's blend, one batch (no concatenation copy for a single game)."""
+        blends = [self.blend(m, part) for m in kept]
+        return blends[0] if len(blends) == 1 else torch.cat(blends)

@@ -1,0 +1,191 @@
+"""The objective shared by every extremal-perturbation optimisation (input or layer masks)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+from torch import nn
+
+from ..config import MethodConfig
+from ..engine.frozen_module import FrozenClassifierModule
+from ..ops.area import achieved_area, area_loss
+from ..ops.rewards import RewardFn, get_reward, mean_reward
+
+#: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
+HISTORY_ROWS = ("reward", "area_loss", "area")
+
+
+class MaskGameModule(FrozenClassifierModule):
+    """The objective shared by every extremal-perturbation optimisation.
+
+    Masks for P (target, image) pairs × K areas are optimised together; mask ``b = p·K + k``
+    explains pair ``p`` at area ``areas[k]``. Per mask the energy is
+    ``E_b = R_b − λ_t·L_area(m_b)`` with ``λ_t = λ₀·g^t``, and the loss is ``−Σ_b E_b``, so
+    each mask's gradient is the same as if it were optimised alone.
+
+    Subclasses say what a mask is and how it perturbs the classifier: ``padded_masks(part)``
+    (the masks the area constraint ranks), ``visible(padded)`` (the part that perturbs) and
+    ``scores(kept, part)`` (classifier outputs for each perturbation in ``kept``).
+
+    Args:
+        classifier: frozen model, images → scores B×classes(×…).
+        targets: (P,) class of each pair. image_index: (P,) image of each pair.
+        areas: the K target areas. config: the method's knobs. reward: overrides
+        ``config.reward`` with a callable ``(logits, targets) -> reward``.
+        param_shape: shape of one mask's parameters. ones: per area, the ones ``k`` of its
+            area step vector (the mask values the area constraint pulls to 1).
+        mask_shape: shape of one mask as returned in results.
+    """
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        targets: torch.Tensor,
+        image_index: torch.Tensor,
+        areas: list[float],
+        config: MethodConfig,
+        reward: RewardFn | None,
+        param_shape: tuple[int, ...],
+        ones: list[int],
+        mask_shape: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.config = config
+        self.reward_fn = get_reward(config.reward if reward is None else reward)
+        self.num_pairs, self.num_areas = len(targets), len(areas)
+        self.mask_shape = tuple(mask_shape)
+        num_masks = self.num_pairs * self.num_areas
+        self.register_buffer("mask_image", image_index.repeat_interleave(self.num_areas), False)
+        self.register_buffer("mask_target", targets.repeat_interleave(self.num_areas), False)
+        self.register_buffer("ones", torch.as_tensor(ones, dtype=torch.long), False)
+        self.ones_bounds = (int(min(ones)), int(max(ones)))  # Python ints: no device sync
+        self.mask_params = nn.Parameter(torch.full((num_masks, *param_shape), float(config.init)))
+        self.register_buffer("history", torch.zeros(config.max_iter, len(HISTORY_ROWS), num_masks))
+        self.save_hyperparameters({"method": asdict(config), "areas": list(areas)})
+
+    def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
+        raise NotImplementedError
+
+    def visible(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded
+
+    def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
+        """Classifier outputs (len(kept)·B)×classes(×…) for the perturbations by ``kept``."""
+        raise NotImplementedError
+
+    def masks(self, part: slice = slice(None)) -> torch.Tensor:
+        """The current masks (the part that perturbs), B×…, in [0, 1]."""
+        return self.visible(self.padded_masks(part))
+
+    def kept(self, masks: torch.Tensor) -> list[torch.Tensor]:
+        """What each variant keeps: ``[m]`` (preserve), ``[1 − m]`` (delete), both (dual)."""
+        if self.config.variant == "preserve":
+            return [masks]
+        if self.config.variant == "delete":
+            return [1 - masks]
+        return [masks, 1 - masks]
+
+    def lambda_at(self, step: int) -> float:
+        """``λ_t = λ₀·g^t``."""
+        return self.config.lambda0 * self.config.lambda_growth**step
+
+    def shard(self) -> slice:
+        """The masks this process optimises: all of them, or its share under DDP.
+
+        Every rank holds every mask; rank r computes the loss of masks ``[r·B/W, (r+1)·B/W)``
+        only, scaled by W, so DDP's gradient averaging gives each mask exactly its own
+        gradient and every rank takes the same optimiser step.
+        """
+        trainer = self._trainer
+        world = trainer.world_size if trainer is not None else 1
+        if world <= 1:
+            return slice(0, self.mask_params.shape[0])
+        per_rank = math.ceil(self.mask_params.shape[0] / world)
+        start = min(trainer.global_rank * per_rank, self.mask_params.shape[0])
+        return slice(start, min(start + per_rank, self.mask_params.shape[0]))
+
+    def game_reward(
+        self, masks: torch.Tensor, part: slice = slice(None), flip: bool = False
+    ) -> torch.Tensor:
+        """The variant's reward of each mask, (B,): ``R(m)``, ``−R(1−m)`` or ``R(m) − R(1−m)``."""
+        variant = self.config.variant
+        kept = self.kept(masks)
+        targets = self.mask_target[part].repeat(len(kept))
+        scores = mean_reward(self.reward_fn, self.scores(kept, part, flip).float(), targets)
+        if variant == "preserve":
+            return scores
+        if variant == "delete":
+            return -scores
+        preserved, deleted = scores.chunk(2)
+        return preserved - deleted
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        step = self.global_step
+        lam = self.lambda_at(step)
+        part = self.shard()
+        padded = self.padded_masks(part)
+        masks = self.visible(padded)
+        reward = self.game_reward(masks, part, flip=self.config.jitter and step % 2 == 0)
+        with torch.autocast(self.device.type, enabled=False):
+            loss_area = area_loss(padded, self.ones[self._area_index(part)], self.ones_bounds)
+            energy = reward - lam * loss_area
+        area = achieved_area(masks.detach())
+        stats = torch.stack([reward.detach(), loss_area.detach(), area])
+        if step < len(self.history):
+            self.history[step, :, part] = stats
+        self._log_step(stats, part, lam)
+        return -energy.sum() * self.trainer.world_size
+
+    def _area_index(self, part: slice) -> torch.Tensor:
+        """Index of each mask's area in ``areas`` (mask b has area ``b mod K``)."""
+        return torch.arange(part.start or 0, part.stop, device=self.device) % self.num_areas
+
+    def _log_step(self, stats: torch.Tensor, part: slice, lam: float) -> None:
+        """Per-area means of reward, area loss and achieved area (no host sync here)."""
+        index = self._area_index(part)
+        sums = torch.zeros(3, self.num_areas, device=stats.device).index_add_(1, index, stats)
+        counts = torch.bincount(index, minlength=self.num_areas).clamp(min=1)
+        means = sums / counts
+        metrics = {"lambda": torch.tensor(lam)}
+        for k, a in enumerate(self.hparams["areas"]):
+            for row, name in enumerate(("reward", "area_loss", "achieved_area")):
+                metrics[f"area_{a:g}/{name}"] = means[row, k]
+        distributed = self.trainer.world_size > 1
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1, sync_dist=distributed)
+
+    def on_train_end(self) -> None:
+        """Under DDP each rank filled its share of the history: gather the whole of it."""
+        if self.trainer.world_size <= 1:
+            return
+        gathered = self.all_gather(self.history)  # W × T × 3 × B
+        per_rank = math.ceil(self.mask_params.shape[0] / self.trainer.world_size)
+        for rank in range(self.trainer.world_size):
+            part = slice(rank * per_rank, (rank + 1) * per_rank)
+            self.history[:, :, part] = gathered[rank][:, :, part]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        with torch.no_grad():
+            self.mask_params.clamp_(0, 1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam([self.mask_params], lr=cfg.lr, betas=tuple(cfg.adam_betas))
+        return torch.optim.SGD(
+            [self.mask_params], lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening
+        )
+
+    @torch.no_grad()
+    def final(self) -> dict[str, torch.Tensor]:
+        """Final masks (P×K×H×W), their unjittered game reward and achieved area (P×K)."""
+        masks = self.masks()
+        reward = self.game_reward(masks)  # one unjittered forward over all masks
+        shape = (self.num_pairs, self.num_areas)
+        return {
+            "masks": masks.reshape(*shape, *self.mask_shape).cpu(),
+            "rewards": reward.view(shape).cpu(),
+            "areas": achieved_area(masks).view(shape).cpu(),
+        }
