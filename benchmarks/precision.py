@@ -20,7 +20,7 @@ import torchvision
 from lightning_extremal import extremal_perturbation
 from lightning_extremal.data.demo import load_demo_classifier
 from lightning_extremal.data.synthetic import render_sample
-from lightning_extremal.ops.quality import region_iou, top_area_region
+from lightning_extremal.ops.pointing import region_iou, top_area_region
 
 
 def main() -> None:

@@ -10,15 +10,16 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lightning_extremal.naming import class_name
 from lightning_extremal.ops.area import achieved_area
 from lightning_extremal.viz import overlay, to_uint8
 
 from .sinks import (
     WANDB_STEP_KEY,
     FailSoft,
+    display_names,
     has_image_masks,
     original_images,
-    pair_names,
     resolve_out_dir,
     save_png,
     to_hwc,
@@ -85,7 +86,7 @@ class FinalOverlays(Callback):
         images = original_images(pl_module).float().cpu()
         targets = pl_module.mask_target.cpu()
         masks = masks.cpu()
-        names = pair_names(self.names, pl_module.num_pairs)
+        names = display_names(self.names, pl_module.num_pairs)
         areas = list(pl_module.hparams["areas"])
         rows, pictures = [], []
         for b in range(len(masks)):
@@ -94,7 +95,7 @@ class FinalOverlays(Callback):
                 {
                     "name": names[b // len(areas)],
                     "target": target,
-                    "target_name": self._class_name(target),
+                    "target_name": class_name(self.class_names, target),
                     "area": float(areas[b % len(areas)]),
                     "reward": float(rewards[b]),
                     "achieved_area": float(achieved[b]),
@@ -116,11 +117,6 @@ class FinalOverlays(Callback):
             )
         if run is None or self._log.disabled:  # no W&B, or it just failed: files instead
             self._write_files(rows, pictures)
-
-    def _class_name(self, target: int) -> str:
-        if self.class_names and 0 <= target < len(self.class_names):
-            return str(self.class_names[target])
-        return str(target)
 
     def _write_files(self, rows, pictures) -> None:
         assert self._dir is not None

@@ -14,9 +14,9 @@ from lightning_extremal.viz import overlay, to_uint8
 from .sinks import (
     WANDB_STEP_KEY,
     FailSoft,
+    display_names,
     has_image_masks,
     original_images,
-    pair_names,
     resolve_out_dir,
     save_png,
     to_hwc,
@@ -98,7 +98,7 @@ class MaskEvolution(Callback):
         # A fresh record per fit (one callback may see several fits, e.g. ``batch_size=``).
         self.active = has_image_masks(pl_module)
         self._dir = resolve_out_dir(self.out_dir, trainer, "mask_evolution")
-        self._names = pair_names(self.names, pl_module.num_pairs)
+        self._names = display_names(self.names, pl_module.num_pairs)
         self.frames = {name: [] for name in self._names}
         self.steps, self.gifs = [], {}
 

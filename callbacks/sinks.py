@@ -7,13 +7,14 @@ never sees it. wandb is imported only when a W&B logger is attached.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lightning_extremal.naming import safe_name
 
 #: Key of the step metric Lightning's WandbLogger declares for every key (``define_metric``).
 WANDB_STEP_KEY = "trainer/global_step"
@@ -35,12 +36,7 @@ def wandb_run(trainer: Any) -> Any | None:
     return None
 
 
-def safe_name(name: str) -> str:
-    """A name usable as a file name and a W&B key component."""
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(name)).strip("_") or "unnamed"
-
-
-def pair_names(names: Sequence[str] | None, num_pairs: int) -> list[str]:
+def display_names(names: Sequence[str] | None, num_pairs: int) -> list[str]:
     """Names of the P (image, target) pairs: the given ones, else ``pair0``, ``pair1``, …"""
     if names is not None and len(names) == num_pairs:
         return [safe_name(n) for n in names]
@@ -88,9 +84,10 @@ class FailSoft:
 
 
 def has_image_masks(pl_module: Any) -> bool:
-    """Whether the module's masks lie over the input image (``mask_kind`` "image", the default);
-    channel and layer-grid masks (:mod:`lightning_extremal.layer_module`) are not drawn."""
-    return getattr(pl_module, "mask_kind", "image") == "image"
+    """Whether the module's masks lie over the input image (``mask_kind`` "input", the
+    default); channel and layer-grid masks (:mod:`lightning_extremal.modules.layer_masks`)
+    are not drawn."""
+    return getattr(pl_module, "mask_kind", "input") == "input"
 
 
 def original_images(pl_module: Any) -> torch.Tensor:

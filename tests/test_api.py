@@ -248,11 +248,11 @@ def test_result_shapes_one_fit() -> None:
     assert counter.steps == steps
     assert result.masks.shape == (8, 3, 32, 32)
     assert result.masks.min() >= 0 and result.masks.max() <= 1
-    assert result.rewards.shape == result.areas.shape == (8, 3)
+    assert result.rewards.shape == result.achieved_areas.shape == (8, 3)
     assert result.image_index.tolist() == list(range(8))
     assert result.targets.tolist() == list(range(4)) * 2
     torch.testing.assert_close(
-        result.target_areas.double(), torch.tensor(areas, dtype=torch.float64)
+        result.areas.double(), torch.tensor(areas, dtype=torch.float64)
     )
     assert set(result.history) == {"reward", "area_loss", "area", "lambda"}
     for key, value in result.history.items():
@@ -261,7 +261,7 @@ def test_result_shapes_one_fit() -> None:
     expected = torch.tensor([lambda0 * growth**t for t in range(steps)])
     torch.testing.assert_close(result.history["lambda"], expected.expand(8, 3, -1))
     # The achieved area is the mean of the mask.
-    torch.testing.assert_close(result.areas, result.masks.mean((2, 3)))
+    torch.testing.assert_close(result.achieved_areas, result.masks.mean((2, 3)))
 
 
 # --------------------------------------------------------------------------- (f) determinism

@@ -96,8 +96,13 @@ def test_wrong_layer_name_lists_nearest_names():
         get_layer(model, "featurs.2")
     with pytest.raises(ValueError, match=r"no layer 'layer3'.*nearest valid names: features"):
         extremal_perturbation(model, _images(1), 0, [0.5], layer="layer3", progress=False)
-    with pytest.raises(ValueError, match="over must be one of"):
-        extremal_perturbation(model, _images(1), 0, [0.5], layer="features.2", over="pixels")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        extremal_perturbation(model, _images(1), 0, [0.5], layer="features.2", kind="pixels")
+    with pytest.raises(ValueError, match="kind='channel' needs layer=None for input masks"):
+        extremal_perturbation(model, _images(1), 0, [0.5], kind="channel")
+    with pytest.warns(DeprecationWarning, match="over='space' is now kind='layer-spatial'"):
+        with pytest.raises(ValueError, match="no layer 'nope'"):
+            extremal_perturbation(model, _images(1), 0, [0.5], layer="nope", over="space")
 
 
 def test_layer_activation_is_a_copy_and_default_layer_is_last_feature_map():
@@ -166,7 +171,7 @@ def test_channel_attribution_finds_exactly_the_channels_the_network_reads(varian
         0,
         [area],
         layer="act",
-        over="channels",
+        kind="channel",
         variant=variant,
         max_iter=300,
         progress=False,
@@ -176,7 +181,7 @@ def test_channel_attribution_finds_exactly_the_channels_the_network_reads(varian
     good = torch.zeros(8, dtype=torch.bool)
     good[list(GOOD)] = True
     assert (masks[:, good] > 0.99).all() and (masks[:, ~good] < 0.01).all()
-    torch.testing.assert_close(result.areas, torch.full((2, 1), 0.25), atol=0.01, rtol=0)
+    torch.testing.assert_close(result.achieved_areas, torch.full((2, 1), 0.25), atol=0.01, rtol=0)
     if variant == "delete":  # deleting them removes all the evidence
         torch.testing.assert_close(result.rewards, torch.zeros(2, 1), atol=0.05, rtol=0)
 
@@ -184,9 +189,9 @@ def test_channel_attribution_finds_exactly_the_channels_the_network_reads(varian
 def test_image_mask_callbacks_skip_channel_and_grid_masks(tmp_path):
     from lightning_extremal.callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
 
-    for over in ("channels", "space"):
-        evolution = MaskEvolution(every_n_steps=2, out_dir=tmp_path / over)
-        overlays = FinalOverlays(out_dir=tmp_path / over)
+    for kind in ("channel", "layer-spatial"):
+        evolution = MaskEvolution(every_n_steps=2, out_dir=tmp_path / kind)
+        overlays = FinalOverlays(out_dir=tmp_path / kind)
         monitor = ConvergenceMonitor()
         extremal_perturbation(
             TinyConvNet(),
@@ -194,7 +199,7 @@ def test_image_mask_callbacks_skip_channel_and_grid_masks(tmp_path):
             0,
             [0.5],
             layer="features.2",
-            over=over,
+            kind=kind,
             max_iter=4,
             progress=False,
             callbacks=[evolution, overlays, monitor],
@@ -249,7 +254,7 @@ def test_spatial_attribution_at_a_layer_finds_the_planted_box(variant):
         0,
         [box.sum().item() / 256],
         layer="features",
-        over="space",
+        kind="layer-spatial",
         variant=variant,
         layer_step=1,
         layer_sigma=1.5,

@@ -27,11 +27,12 @@ from lightning_extremal.config import compose, validate_logger
 from lightning_extremal.data.synthetic import render_sample
 from lightning_extremal.jobs.loggers import FailSoftLogger
 from lightning_extremal.jobs.run import run_job
-from lightning_extremal.ops.quality import (
+from lightning_extremal.ops.pointing import (
+    ep_saliency,
+    hit_at_point,
     mask_quality,
-    pointing_hit,
-    pointing_point,
     region_iou,
+    saliency_point,
     summarize_quality,
     top_area_region,
 )
@@ -447,8 +448,8 @@ def test_early_stop_when_masks_stop_moving():
     )
     assert monitor.stopped_at == 3  # changes are measured from step 1: 3 in a row at step 3
     assert monitor.steps == 4  # step 3 itself still runs
-    assert result.history["area"][0, 0, :4].min() > 0
-    assert result.history["area"][0, 0, 4:].abs().sum() == 0  # no steps after the stop
+    assert result.history["achieved_area"][0, 0, :4].min() > 0
+    assert result.history["achieved_area"][0, 0, 4:].abs().sum() == 0  # no steps after the stop
 
 
 def test_mask_evolution_names_mismatch_falls_back(tmp_path):
@@ -504,14 +505,14 @@ def test_top_area_region_and_iou_exact():
 def test_pointing_game_hit_and_miss():
     masks = torch.zeros(2, 64, 64)
     masks[:, 40:50, 10:20] = 1.0  # both areas agree: the peak is near (45, 15)
-    row, col = pointing_point(masks)
+    row, col = saliency_point(ep_saliency(masks, (64, 64)))
     assert 40 <= row < 50 and 10 <= col < 20
     truth = torch.zeros(64, 64, dtype=torch.bool)
     truth[44:46, 14:16] = True
-    assert pointing_hit((row, col), truth, tolerance=2.0)
+    assert hit_at_point((row, col), truth, tolerance=2.0)
     far = torch.zeros(64, 64, dtype=torch.bool)
     far[0:2, 60:64] = True
-    assert not pointing_hit((row, col), far, tolerance=15 * 64 / 224)
+    assert not hit_at_point((row, col), far, tolerance=15 * 64 / 224)
 
 
 def test_mask_quality_uses_the_largest_area_and_skips_missing_truth():
@@ -531,12 +532,12 @@ def test_mask_quality_uses_the_largest_area_and_skips_missing_truth():
 
 
 def test_ground_truth_of_demo_and_folders(shapes, monkeypatch):
-    from lightning_extremal.data import demo
+    from lightning_extremal.data import sources
     from lightning_extremal.data.ground_truth import load_ground_truth, pair_truth
 
     two = render_sample(0, size=64, multi_object=True)  # 2–3 objects of distinct classes
-    monkeypatch.setattr(demo, "demo_ground_truth", lambda directory=None: [two.masks])
-    (objects,) = load_ground_truth("demo", None, ["d0"], size=32, crop=True)
+    monkeypatch.setattr(sources, "demo_ground_truth", lambda directory=None: [two.masks])
+    objects = sources.open_source("demo", 32, crop=True).truth(0)
     assert len(objects) == len(two.labels) and objects[0].shape == (32, 32)
     # The pair's own object when the labels name its target, else all objects.
     second = pair_truth(objects, two.labels, two.labels[1])
@@ -546,11 +547,10 @@ def test_ground_truth_of_demo_and_folders(shapes, monkeypatch):
     assert pair_truth(None, None, 0) is None
 
     images, truth = shapes
-    found = load_ground_truth(str(images), str(truth), ["shape0", "missing"], size=32, crop=True)
+    found = load_ground_truth(str(truth), ["shape0", "missing"], size=32, crop=True)
     assert found[0][0].shape == (32, 32) and found[0][0].any() and found[1] is None
-    assert load_ground_truth(str(images), None, ["shape0"], size=32, crop=True) == [None]
     with pytest.raises(ValueError, match="data.ground_truth must be a folder"):
-        load_ground_truth(str(images), str(truth / "nope"), ["shape0"], size=32, crop=True)
+        load_ground_truth(str(truth / "nope"), ["shape0"], size=32, crop=True)
 
 
 # --- sweeps --------------------------------------------------------------------------------------

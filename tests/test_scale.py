@@ -309,16 +309,16 @@ def test_memory_does_not_grow_from_chunk_to_chunk(tmp_path, monkeypatch):
     rows). Counted from the live tensors, not the process size, which the allocator makes
     jump by ±20 MiB either way."""
     from lightning_extremal.cli import main
-    from lightning_extremal.jobs import run as run_module
+    from lightning_extremal.jobs import image_run as run_module
 
     live: list[float] = []
-    write = run_module._write_overlays
+    write = run_module.write_overlays
 
     def spy(*args, **kwargs):
         write(*args, **kwargs)
         live.append(_live_tensor_mib())
 
-    monkeypatch.setattr(run_module, "_write_overlays", spy)
+    monkeypatch.setattr(run_module, "write_overlays", spy)
     monkeypatch.chdir(ROOT)
     args = _cli(tmp_path / "out", "data.num_images=32", "data.size=64", "max_iter=3")[1:]
     assert main(args) == 0

@@ -101,7 +101,7 @@ def activation_diff(
 ) -> ActivationDiff:
     """Activation diffing of ``images`` (N×C×H×W) at ``layer``.
 
-    Channel attribution (:func:`~.api.extremal_perturbation` with ``over="channels"`` at
+    Channel attribution (:func:`~.api.extremal_perturbation` with ``kind="channel"`` at
     ``area``: a fraction of the channels, or a count when integral ≥ 1; ``attribution`` holds
     its other options) gives each image's attributed channels, the top ones of its mask.
     Pass ``channel_masks`` (N×C) to use masks you already have. Then, per image, the full
@@ -141,7 +141,7 @@ def activation_diff(
             classes,
             [area],
             layer=layer,
-            over="channels",
+            kind="channel",
             channel_baseline=baseline,
             seed=seed,
             progress=progress,

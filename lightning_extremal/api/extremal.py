@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -20,12 +21,11 @@ from ..ops.frozen import frozen
 from ..ops.layers import get_layer
 from ..ops.rewards import RewardFn
 
-#: ``over=`` of a layer attribution → ``MethodConfig.kind``.
+#: What a mask of :func:`extremal_perturbation` covers (``kind=``, as ``method.kind``): the
+#: input image, the channels of ``layer`` or its spatial grid.
+MASK_KINDS = ("input", "channel", "layer-spatial")
+#: The older spelling ``over=`` of a layer's mask kind (still accepted, with a warning).
 OVER_KINDS = {"channels": "channel", "space": "layer-spatial"}
-
-
-#: MethodConfig fields that ``layer=``/``over=`` set, not options.
-_LAYER_FIELDS = ("kind", "layer")
 
 
 @dataclass
@@ -33,24 +33,23 @@ class ExtremalResult:
     """Masks and their statistics for P (image, target) pairs × K areas.
 
     ``masks`` P×K×H×W in [0, 1] at the input's resolution (with ``layer=``: P×K×C over the
-    layer's channels, or P×K×H_L×W_L over its grid); ``rewards`` and ``areas`` (the
-    achieved fraction of the image, of the channels or of the layer grid) P×K after the
-    last step; ``history`` maps ``"reward"``,
-    ``"area_loss"``, ``"area"`` and ``"lambda"`` to P×K×T per-step values; ``image_index``
-    and ``targets`` (P,) say which image and class each row explains; ``target_areas`` (K,).
+    layer's channels, or P×K×H_L×W_L over its grid); ``areas`` (K,) the requested areas;
+    ``achieved_areas`` (the fraction of the image, of the channels or of the layer grid each
+    mask keeps) and ``rewards`` P×K after the last step; ``history`` maps ``"reward"``,
+    ``"area_loss"``, ``"achieved_area"`` and ``"lambda"`` to P×K×T per-step values;
+    ``image_index`` and ``targets`` (P,) say which image and class each row explains.
     """
 
     masks: torch.Tensor
     rewards: torch.Tensor
-    areas: torch.Tensor
+    achieved_areas: torch.Tensor
     history: dict[str, torch.Tensor]
     image_index: torch.Tensor
     targets: torch.Tensor
-    target_areas: torch.Tensor
-
+    areas: torch.Tensor
 
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    method_keys = {f.name for f in fields(MethodConfig)} - set(_LAYER_FIELDS)
+    method_keys = {f.name for f in fields(MethodConfig)}
     unknown = sorted(set(options) - method_keys - set(RUN_OPTIONS))
     if unknown:
         raise TypeError(
@@ -62,6 +61,28 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return method, run
 
 
+def _mask_kind(kind: str | None, layer: str | None, over: str | None) -> str:
+    """``kind``, else ``"channel"`` for a layer and ``"input"`` without; ``over`` (older
+    spelling) maps ``channels``/``space`` to ``channel``/``layer-spatial``."""
+    if over is not None:
+        if over not in OVER_KINDS:
+            raise ValueError(f"over must be one of {list(OVER_KINDS)}; got {over!r}")
+        warnings.warn(
+            f"over={over!r} is now kind={OVER_KINDS[over]!r} (one name for the kind of mask "
+            "in the API, the config and the files)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        kind = OVER_KINDS[over]
+    if kind is None:
+        kind = "input" if layer is None else "channel"
+    if kind not in MASK_KINDS:
+        hint = " (feature_inversion / activation_diff do invert / diff)"
+        raise ValueError(f"kind must be one of {list(MASK_KINDS)}{hint}; got {kind!r}")
+    if (kind == "input") != (layer is None):
+        raise ValueError(f"kind={kind!r} needs layer=None for input masks, a layer name otherwise")
+    return kind
+
 def extremal_perturbation(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -70,7 +91,8 @@ def extremal_perturbation(
     *,
     reward: str | RewardFn = "simple",
     layer: str | None = None,
-    over: str = "channels",
+    kind: str | None = None,
+    over: str | None = None,
     **options: Any,
 ) -> ExtremalResult:
     """Extremal perturbations of ``images`` for ``targets`` at each of ``areas``.
@@ -87,18 +109,17 @@ def extremal_perturbation(
     The model is left exactly as given (memory format included).
 
     ``layer`` (a module name, e.g. ``"layer3"``, ``"features.28"``) explains that layer's
-    activation instead of the input: ``over="channels"`` masks its C channels (areas are
-    fractions of C, or channel counts when integral ≥ 1; ``channel_baseline`` zero|mean),
-    ``over="space"`` its H_L×W_L grid (``space_baseline``, ``layer_step``, ``layer_sigma``).
+    activation instead of the input: ``kind="channel"`` (the default with a layer) masks its C
+    channels (areas are fractions of C, or channel counts when integral ≥ 1;
+    ``channel_baseline`` zero|mean), ``kind="layer-spatial"`` its H_L×W_L grid
+    (``space_baseline``, ``layer_step``, ``layer_sigma``) — the values of ``method.kind``.
+    ``over="channels"|"space"`` is the older spelling of ``kind``.
     See README, "Intermediate layers".
     """
     method_options, run = _split_options(options)
     areas = [areas] if isinstance(areas, (int, float)) else list(areas)
-    config = replace(MethodConfig(), areas=areas, **method_options)
-    if layer is not None:
-        if over not in OVER_KINDS:
-            raise ValueError(f"over must be one of {list(OVER_KINDS)}; got {over!r}")
-        config = replace(config, kind=OVER_KINDS[over], layer=layer)
+    kind = _mask_kind(kind, layer, over)
+    config = replace(MethodConfig(), areas=areas, **method_options, kind=kind, layer=layer)
     if isinstance(reward, str):
         config = replace(config, reward=reward)
     validate_method(config, reward_is_callable=callable(reward))
@@ -129,13 +150,13 @@ def extremal_perturbation(
             )
             for s in range(0, len(classes), chunk)
         ]
-    merged = {k: torch.cat([p[k] for p in parts]) for k in ("masks", "rewards", "areas")}
+    merged = {k: torch.cat([p[k] for p in parts]) for k in ("masks", "rewards", "achieved_areas")}
     history = {k: torch.cat([p["history"][k] for p in parts]) for k in parts[0]["history"]}
     return ExtremalResult(
         history=history,
         image_index=image_index,
         targets=classes,
-        target_areas=torch.tensor(areas, dtype=torch.float64),
+        areas=torch.tensor(areas, dtype=torch.float64),
         **merged,
     )
 
@@ -179,14 +200,11 @@ def _optimise(
 
 def method_options(method: MethodConfig) -> dict[str, Any]:
     """Keyword arguments of :func:`extremal_perturbation` for a MethodConfig (not ``areas``):
-    its options, plus ``layer``/``over`` for the channel and layer-spatial kinds."""
-    options = {k: v for k, v in asdict(method).items() if k not in ("areas", *_LAYER_FIELDS)}
-    if method.kind in ("channel", "diff"):
-        options.update(layer=method.layer, over="channels")
-    elif method.kind == "layer-spatial":
-        options.update(layer=method.layer, over="space")
+    its fields, with ``kind="diff"`` explained as the ``channel`` masks it compares."""
+    options = {k: v for k, v in asdict(method).items() if k != "areas"}
+    if method.kind == "diff":
+        options["kind"] = "channel"
     return options
-
 
 class ExtremalPerturbation:
     """Captum-style attribution: ``ExtremalPerturbation(model).attribute(images, target=…)``.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 VARIANTS = ("preserve", "delete", "dual")
@@ -174,7 +174,3 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
     output_dir: str | None = None  # None: outputs/run-<timestamp>
-
-
-def method_fields() -> list[str]:
-    return [f.name for f in fields(MethodConfig)]

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.transforms.v2 import functional as TF
 
 from ..ops.pointing import POINTING_TOLERANCE, is_difficult_pair, scaled_tolerance
 from .synthetic import CLASSES, render_sample
+from .transforms import pil_to_image, resize_image
 
 #: PASCAL VOC classes in the standard order (class id = index).
 VOC_CLASSES: tuple[str, ...] = (
@@ -81,10 +81,7 @@ class PointingItem:
 
 def to_model_input(image: Image.Image, size: int | None = INPUT_SIZE) -> torch.Tensor:
     """PIL image → 3×h×w float in [0, 1] with the shorter side resized to ``size`` (aspect kept)."""
-    tensor = TF.to_dtype(TF.pil_to_tensor(image.convert("RGB")), torch.float32, scale=True)
-    if size is None:
-        return tensor
-    return TF.resize(tensor, [size], antialias=True)
+    return resize_image(pil_to_image(image), size, crop=False)
 
 
 def boxes_mask(boxes: Sequence[Sequence[float]], size: tuple[int, int]) -> torch.Tensor:
@@ -206,7 +203,7 @@ class VOCPointing:
         width = int(annotation["size"]["width"])
         masks = {c: boxes_mask(b, (height, width)) for c, b in boxes.items()}
         scored = {c: m for c, m in masks.items() if not all_difficult[c]}
-        stem = Path(annotation["filename"]).stem
+        stem = self.image_id(index)
         return PointingItem(
             image=image,
             image_id=stem,
@@ -382,9 +379,16 @@ class SyntheticPointing:
     def __len__(self) -> int:
         return self.num_single + self.num_multi
 
-    def __getitem__(self, index: int) -> PointingItem:
+    def image_id(self, index: int) -> str:
+        """``single-<seed>-<n>`` or ``multi-<seed>-<n>``, without rendering the image."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
+        multi = index >= self.num_single
+        local = index - self.num_single if multi else index
+        return f"{'multi' if multi else 'single'}-{self.seed}-{local:05d}"
+
+    def __getitem__(self, index: int) -> PointingItem:
+        image_id = self.image_id(index)
         multi = index >= self.num_single
         local = index - self.num_single if multi else index
         sample = render_sample(local, seed=self.seed, size=self.size, multi_object=multi)
@@ -396,7 +400,7 @@ class SyntheticPointing:
         }
         return PointingItem(
             image=sample.image,
-            image_id=f"{'multi' if multi else 'single'}-{self.seed}-{local:05d}",
+            image_id=image_id,
             size=(self.size, self.size),
             masks=masks,
             diff=_diff_flags("", box_masks, present, None),

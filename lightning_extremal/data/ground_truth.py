@@ -1,4 +1,4 @@
-"""Ground-truth object masks of the images a run explains: the demo's, or a folder of PNGs."""
+"""Ground truth given as a folder of mask files, and the object of one (image, target) pair."""
 
 from __future__ import annotations
 
@@ -6,47 +6,35 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from .demo import demo_ground_truth
-from .sources import resize_image
-
-
-def _fit(mask: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
-    """Resize an H×W bool mask the way :func:`lightning_extremal.images.resize_image` resizes."""
-    return resize_image(mask.float().unsqueeze(0), size, crop)[0] > 0.5
+from .transforms import fit_mask
 
 
 def load_ground_truth(
-    source: str, ground_truth: str | None, ids: Sequence[str], size: int | None, crop: bool
+    folder: str, ids: Sequence[str], size: int | None, crop: bool
 ) -> list[list[torch.Tensor] | None]:
-    """Per image, its object masks (each H×W bool, at the loaded image's size) or None.
+    """Per image, its object mask from ``folder/<image id>.png`` (nonzero = object), resized
+    like the image (:func:`~.transforms.fit_mask`), or None when the image has no file.
 
-    ``ground_truth`` is a folder of ``<image id>.png`` files (nonzero = object); without it,
-    ``source == "demo"`` uses the demo images' exact object masks (one per label, in label
-    order). Images without a mask file get None.
+    Sources with built-in ground truth (demo, synthetic, VOC, COCO) give it through
+    :meth:`~.sources.ImageSource.truth` instead.
     """
-    if ground_truth:
-        from PIL import Image
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(
+            f"data.ground_truth must be a folder of <image id>.png masks; got {folder!r}"
+        )
+    return [_read_mask(path / f"{image_id}.png", size, crop) for image_id in ids]
 
-        folder = Path(ground_truth)
-        if not folder.is_dir():
-            raise ValueError(
-                f"data.ground_truth must be a folder of <image id>.png masks; got {ground_truth!r}"
-            )
-        out: list[list[torch.Tensor] | None] = []
-        for image_id in ids:
-            path = folder / f"{image_id}.png"
-            if not path.is_file():
-                out.append(None)
-                continue
-            with Image.open(path) as png:
-                pixels = torch.frombuffer(bytearray(png.convert("L").tobytes()), dtype=torch.uint8)
-                mask = pixels.view(png.height, png.width) > 0
-            out.append([_fit(mask, size, crop)])
-        return out
-    if source == "demo":
-        return [[_fit(m, size, crop) for m in masks] for masks in demo_ground_truth()]
-    return [None] * len(ids)
+
+def _read_mask(path: Path, size: int | None, crop: bool) -> list[torch.Tensor] | None:
+    if not path.is_file():
+        return None
+    with Image.open(path) as png:
+        pixels = torch.frombuffer(bytearray(png.convert("L").tobytes()), dtype=torch.uint8)
+        mask = pixels.view(png.height, png.width) > 0
+    return [fit_mask(mask, size, crop)]
 
 
 def pair_truth(

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms.v2 import functional as TF
 
 from .datasets import COCOPointing, VOCPointing
 from .demo import demo_ground_truth, demo_images
 from .synthetic import DEFAULT_SIZE, render_sample
+from .transforms import fit_mask, read_image, resize_image, resized_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: Errors that mean "this file is not a readable image".
@@ -55,16 +55,6 @@ class ImageSource:
         return self.truths(index) if self.truths is not None else None
 
 
-@dataclass
-class ImageSet:
-    """Images as float tensors C×H×W in [0, 1] with their ids; unreadable files are listed."""
-
-    images: list[torch.Tensor]
-    ids: list[str]
-    labels: list[tuple[int, ...]] | None = None
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
 def _skip(skipped: list[dict[str, str]], name: str, error: Exception) -> None:
     warnings.warn(f"skipping unreadable image {name}: {error}", stacklevel=3)
     skipped.append({"path": str(name), "error": str(error)})
@@ -86,31 +76,6 @@ def list_image_files(source: str) -> list[Path]:
             f"glob pattern (suffixes {', '.join(IMAGE_SUFFIXES)})"
         )
     return files
-
-
-def resized_shape(height: int, width: int, size: int | None, crop: bool) -> tuple[int, int]:
-    """(H, W) after :func:`resize_image` (torchvision's rule: the long side is truncated)."""
-    if size is None:
-        return height, width
-    if crop:
-        return size, size
-    if height <= width:
-        return size, int(size * width / height)
-    return int(size * height / width), size
-
-
-def resize_image(image: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
-    """Resize so the shorter side is ``size`` (aspect kept), then centre-crop if ``crop``."""
-    if size is None:
-        return image
-    image = TF.resize(image, [size], antialias=True)
-    return TF.center_crop(image, [size, size]) if crop else image
-
-
-def read_image(path: Path) -> torch.Tensor:
-    """An image file as a 3×H×W float tensor in [0, 1]."""
-    with Image.open(path) as pil:
-        return TF.to_dtype(TF.pil_to_tensor(pil.convert("RGB")), torch.float32, scale=True)
 
 
 def folder_source(source: str, size: int | None, crop: bool) -> ImageSource:
@@ -139,7 +104,7 @@ def demo_source(size: int | None, crop: bool) -> ImageSource:
     """The bundled demo images with their labels and exact object masks."""
     images, ids, labels = demo_images()
     images = [resize_image(x, size, crop) for x in images]
-    truths = [[_fit_mask(m, size, crop) for m in masks] for masks in demo_ground_truth()]
+    truths = [[fit_mask(m, size, crop) for m in masks] for masks in demo_ground_truth()]
     return ImageSource(
         ids=list(ids),
         shapes=[tuple(x.shape) for x in images],
@@ -167,13 +132,8 @@ def synthetic_source(
         shapes=[shape] * num_images,
         loader=lambda i: resize_image(sample(i).image, size, crop),
         labels=[tuple(sample(i).labels) for i in range(num_images)],
-        truths=lambda i: [_fit_mask(m, size, crop) for m in sample(i).masks],
+        truths=lambda i: [fit_mask(m, size, crop) for m in sample(i).masks],
     )
-
-
-def _fit_mask(mask: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
-    """Resize an H×W bool mask exactly as its image was resized."""
-    return resize_image(mask.float().unsqueeze(0), size, crop)[0] > 0.5
 
 
 def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
@@ -195,7 +155,7 @@ def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
 
     def truth(i: int) -> list[torch.Tensor]:
         masks = item(i).masks
-        return [_fit_mask(masks[c], size, crop) for c in labels[i]]
+        return [fit_mask(masks[c], size, crop) for c in labels[i]]
 
     return ImageSource(
         ids=[dataset.image_id(i) for i in range(len(dataset))],
@@ -252,17 +212,3 @@ def open_source(
             )
         return dataset_source(dataset, size, crop)
     return folder_source(source, size, crop)
-
-
-def load_images(source: str, size: int | None = None, crop: bool = True) -> ImageSet:
-    """Load every image of ``source`` now (small sets); unreadable files are skipped."""
-    opened = open_source(source, size, crop)
-    images, ids = [], []
-    for i in range(len(opened)):
-        image = opened.load(i)
-        if image is not None:
-            images.append(image)
-            ids.append(opened.ids[i])
-    if not images:
-        raise ValueError(f"none of the images at {source!r} could be read: {opened.skipped}")
-    return ImageSet(images, ids, opened.labels, opened.skipped)

@@ -11,7 +11,6 @@ check), writes it as CSV and logs it to W&B (offline by default).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import sys
@@ -36,7 +35,7 @@ from ..ops.pointing import (
     pointing_map,
     resize_saliency,
 )
-from .store import atomic_save, atomic_write_text
+from .store import ResultsStore, atomic_write_text, content_key
 
 TASKS = ("pointing", "faithfulness")
 #: Version of the per-pair records; chunk files of an older format are computed again.
@@ -196,21 +195,22 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def _key(cfg: BenchmarkConfig, method: str, ids: list[str], fingerprint: str = "") -> str:
-    """Hash of everything that determines a chunk's results."""
-    data = {
-        "fingerprint": fingerprint,
-        "task": cfg.task,
-        "dataset": cfg.dataset,
-        "root": cfg.root,
-        "diff_list": cfg.diff_list,
-        "model": cfg.model,
-        "method": method,
-        "options": method_options(cfg, method),
-        "ids": ids,
-        "curve_steps": cfg.curve_steps if cfg.task == "faithfulness" else None,
-        "format": RECORD_FORMAT,
-    }
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    """Key of everything that determines a chunk's results."""
+    return content_key(
+        {
+            "fingerprint": fingerprint,
+            "task": cfg.task,
+            "dataset": cfg.dataset,
+            "root": cfg.root,
+            "diff_list": cfg.diff_list,
+            "model": cfg.model,
+            "method": method,
+            "options": method_options(cfg, method),
+            "ids": ids,
+            "curve_steps": cfg.curve_steps if cfg.task == "faithfulness" else None,
+            "format": RECORD_FORMAT,
+        }
+    )
 
 
 def _maps(method: str, model, items, pairs, options) -> list[torch.Tensor]:
@@ -306,93 +306,96 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     dataset = make_dataset(cfg)
     model = load_benchmark_model(cfg)
     _check_classes(model, dataset)
-    fingerprint = model_fingerprint(model)
-    count = min(len(dataset), cfg.limit) if cfg.limit else len(dataset)
-    chunks = [range(s, min(s + cfg.chunk_size, count)) for s in range(0, count, cfg.chunk_size)]
-    manifest_path = out / "manifest.json"
-    manifest = _read_manifest(manifest_path)
-    manifest["config"] = asdict(cfg)
-    done = manifest.setdefault("chunks", {})
-    results: dict[str, list[dict]] = {m: [] for m in cfg.methods}
-    seconds: dict[str, float] = {m: 0.0 for m in cfg.methods}
-    skipped = computed = 0
-    for number, indices in enumerate(chunks):
-        items = None
-        for method in cfg.methods:
-            path = out / "chunks" / method / f"chunk-{number:05d}.pt"
-            saved = _load_chunk(path)
-            saved_ids = saved.get("ids") if saved else None
-            if (
-                saved_ids is not None
-                and len(saved_ids) == len(indices)
-                and saved.get("key") == _key(cfg, method, saved_ids, fingerprint)
-            ):
-                results[method] += saved["records"]
-                seconds[method] += saved.get("seconds", 0.0)
-                skipped += 1
-                continue
-            if items is None:
-                items = [dataset[i] for i in indices]
-            ids = [item.image_id for item in items]
-            key = _key(cfg, method, ids, fingerprint)
-            start = time.perf_counter()
-            options = method_options(cfg, method)
-            if cfg.task == "pointing":
-                records = _pointing_records(method, model, items, options)
-            else:
-                records = _faithfulness_records(method, model, items, options, cfg.curve_steps)
-            elapsed = time.perf_counter() - start
-            # The maps go to the chunk file only (for metrics added later), not into memory.
-            maps = [r.pop("map") for r in records if "map" in r]
-            chunk = {"key": key, "ids": ids, "records": records, "seconds": elapsed, "maps": maps}
-            atomic_save(chunk, path)
-            done.setdefault(method, {})[str(number)] = {"key": key, "pairs": len(records)}
-            atomic_write_text(json.dumps(manifest, indent=1, default=str), manifest_path)
-            results[method] += records
-            seconds[method] += elapsed
-            computed += 1
-            print(
-                f"[{method}] chunk {number + 1}/{len(chunks)}: {len(records)} pairs, "
-                f"{elapsed:.1f} s",
-                flush=True,
-            )
-    if skipped:
-        print(f"resumed: {skipped} finished chunk(s) skipped, {computed} computed", flush=True)
+    store = ResultsStore(out, config=asdict(cfg))
+    scored = score_chunks(cfg, model, dataset, store)
     sanity = {}
     if cfg.task == "faithfulness":
-        sanity = _sanity(cfg, model, dataset, count, out, fingerprint)
-    rows = _summarise(cfg, dataset, results, seconds, sanity)
-    manifest["complete"] = True
-    atomic_write_text(json.dumps(manifest, indent=1, default=str), manifest_path)
+        sanity = _sanity(cfg, model, dataset, scored.count, store, scored.fingerprint)
+    rows = _summarise(cfg, dataset, scored.records, scored.seconds, sanity)
+    store.write_manifest(complete=True)
     table = format_table(cfg, rows)
     print(table, flush=True)
     csv_path = _write_csv(out, cfg, rows)
-    _write_per_class(out, cfg, dataset, results)
+    _write_per_class(out, cfg, dataset, scored.records)
     atomic_write_text(table + "\n", out / f"{cfg.task}.md")
     print(f"lightning-extremal: table in {csv_path.resolve()}", flush=True)
     if cfg.logger == "wandb":
         _log_wandb(cfg, out, rows)
-    return {"rows": rows, "out": out, "table": table, "skipped": skipped, "computed": computed}
+    return {
+        "rows": rows,
+        "out": out,
+        "table": table,
+        "skipped": scored.skipped,
+        "computed": scored.computed,
+    }
 
 
-def _read_manifest(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+@dataclass
+class Scored:
+    """Every method's per-pair records over the first ``count`` images, with their timing."""
+
+    records: dict[str, list[dict]]
+    seconds: dict[str, float]
+    count: int
+    fingerprint: str
+    skipped: int = 0
+    computed: int = 0
 
 
-def _load_chunk(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a damaged file is recomputed, not fatal
-        warnings.warn(f"ignoring unreadable chunk {path}: {error}", RuntimeWarning, stacklevel=2)
-        return None
+def score_chunks(cfg: BenchmarkConfig, model, dataset, store: ResultsStore) -> Scored:
+    """Each method on each chunk of ``chunk_size`` images: a finished chunk (same key in the
+    store) is read back, any other is computed and stored the moment it is done."""
+    count = min(len(dataset), cfg.limit) if cfg.limit else len(dataset)
+    scored = Scored({m: [] for m in cfg.methods}, dict.fromkeys(cfg.methods, 0.0), count, "")
+    scored.fingerprint = model_fingerprint(model)
+    starts = range(0, count, cfg.chunk_size)
+    for number, start in enumerate(starts):
+        indices = range(start, min(start + cfg.chunk_size, count))
+        ids = [dataset.image_id(i) for i in indices]
+        items = None
+        for method in cfg.methods:
+            name = f"{method}/chunk-{number:05d}"
+            key = _key(cfg, method, ids, scored.fingerprint)
+            chunk = store.load(name, key)
+            if chunk is None:
+                items = items or [dataset[i] for i in indices]
+                chunk = _score_chunk(cfg, model, method, items, key)
+                store.save(name, chunk, method=method, pairs=len(chunk["records"]))
+                scored.computed += 1
+                print(
+                    f"[{method}] chunk {number + 1}/{len(starts)}: {len(chunk['records'])} pairs, "
+                    f"{chunk['seconds']:.1f} s",
+                    flush=True,
+                )
+            else:
+                store.add(name, key, method=method, pairs=len(chunk["records"]))
+                scored.skipped += 1
+            scored.records[method] += chunk["records"]
+            scored.seconds[method] += chunk.get("seconds", 0.0)
+    if scored.skipped:
+        print(
+            f"resumed: {scored.skipped} finished chunk(s) skipped, {scored.computed} computed",
+            flush=True,
+        )
+    return scored
 
 
-def _sanity(cfg, model, dataset, count, out, fingerprint: str) -> dict[str, Any]:
+def _score_chunk(cfg: BenchmarkConfig, model, method: str, items, key: str) -> dict[str, Any]:
+    """One method's records on one chunk of items; the maps go to the chunk file only (for
+    metrics added later), not into the records kept in memory."""
+    start = time.perf_counter()
+    options = method_options(cfg, method)
+    if cfg.task == "pointing":
+        records = _pointing_records(method, model, items, options)
+    else:
+        records = _faithfulness_records(method, model, items, options, cfg.curve_steps)
+    elapsed = time.perf_counter() - start
+    maps = [r.pop("map") for r in records if "map" in r]
+    ids = [item.image_id for item in items]
+    return {"key": key, "ids": ids, "records": records, "seconds": elapsed, "maps": maps}
+
+
+def _sanity(cfg, model, dataset, count, store: ResultsStore, fingerprint: str) -> dict[str, Any]:
     """Model-randomisation check on the first ``sanity_images`` pairs (one file per method)."""
     pairs = []
     for i in range(count):
@@ -406,11 +409,11 @@ def _sanity(cfg, model, dataset, count, out, fingerprint: str) -> dict[str, Any]
         groups.setdefault(tuple(item.image.shape), []).append((item, c))
     results = {}
     for method in cfg.methods:
-        path = out / "sanity" / f"{method}.pt"
         names = [f"{p[0].image_id}:{p[1]}" for p in pairs]
-        key = _key(cfg, method, names, fingerprint) + cfg.sanity_mode
-        saved = _load_chunk(path)
-        if saved is not None and saved.get("key") == key:
+        key = content_key({"chunk": _key(cfg, method, names, fingerprint), "mode": cfg.sanity_mode})
+        saved = store.load(f"sanity/{method}", key)
+        if saved is not None:
+            store.add(f"sanity/{method}", key, method=method)
             results[method] = saved["result"]
             continue
         options = method_options(cfg, method)
@@ -424,7 +427,7 @@ def _sanity(cfg, model, dataset, count, out, fingerprint: str) -> dict[str, Any]
             model, images, [c for _, c in group], fn, cfg.sanity_mode, cfg.seed
         )
         result = asdict(check)
-        atomic_save({"key": key, "result": result}, path)
+        store.save(f"sanity/{method}", {"key": key, "result": result}, method=method)
         results[method] = result
     return results
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from ..api import extremal_perturbation, method_options
 from ..callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
 from ..config import RunConfig
+from ..naming import pair_names
+from .chunks import Job
 from .loggers import finish_logger, make_logger
 
 
@@ -80,6 +82,15 @@ class ChunkFit:
 
     def finish(self) -> str | None:
         return _finish(self.logger)
+
+    @classmethod
+    def for_chunk(cls, job: Job, number: int, ids: list[str], targets: list[list[int]]):
+        """The fit of chunk ``number`` of ``job``: images ``ids``, each explained for its
+        ``targets``; its W&B run is called ``<job>-chunk<number>``, in the job's group."""
+        pair_ids = [i for i, ts in zip(ids, targets, strict=True) for _ in ts]
+        names = pair_names(pair_ids, [t for ts in targets for t in ts])
+        name = f"{job.name}-chunk{number}"
+        return cls(job.cfg, job.out, name, job.group, names, job.loaded.classes)
 
 
 def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):

@@ -3,7 +3,6 @@ classifier and write its masks, top channels, inversions and diff figures."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from ..api import feature_inversion
 from ..api.diffing import activation_diff, consecutive_pairs, top_channels
 from ..config import RunConfig, validate_inversion
+from ..naming import class_name, pair_names
 from ..ops.inversion import activation_match
 from ..ops.layer_masks import channel_counts
 from ..ops.layers import default_layer, get_layer, layer_activation
@@ -24,9 +24,8 @@ from ..viz import (
     save_inversion_figure,
     save_overlay_figure,
 )
-from .batches import chunk_indices, pair_names, targets_for
+from .chunks import Job, load_batch, pending_chunks, targets_for, write_config
 from .fitting import ChunkFit
-from .store import atomic_save, atomic_write_text, chunk_key, load_chunk
 
 #: How many top channels per image the job prints (all of them go to summary.json).
 PRINTED_CHANNELS = 10
@@ -48,106 +47,91 @@ def inversion_options(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def _class_name(classes, target: int) -> str:
-    return classes[target] if classes and 0 <= target < len(classes) else str(target)
+def run_layer_job(job: Job) -> None:
+    """The layer kinds of :func:`~.run.run_job`: ``channel``, ``layer-spatial``, ``invert``
+    and ``diff`` at ``method.layer`` (None: :func:`~lightning_extremal.ops.layers.default_layer`).
 
-
-def _stems(ids: list[str]) -> list[str]:
-    """File stems of pairs: the image id, plus ``_<n>`` for an image's later pairs."""
-    seen: dict[str, int] = {}
-    stems = []
-    for i in ids:
-        seen[i] = seen.get(i, 0) + 1
-        stems.append(i if seen[i] == 1 else f"{i}_{seen[i] - 1}")
-    return stems
-
-
-def run_layer_job(cfg: RunConfig, loaded, images, out: Path) -> Path:
-    """The layer kinds of :func:`~.run.run_job` (model loaded, images opened, ``out`` made).
-
-    ``method.layer`` None picks :func:`~.layers.default_layer`. Chunks of ``data.batch_size``
-    images are explained in turn; pairs are compared (``diff``) within a chunk. Like input
-    runs, each finished chunk is saved atomically to ``chunks/chunk-NNNNN.pt`` with a key of
-    everything that affects it (inversion settings included), so rerunning the command after
-    a crash skips the chunks already done.
+    Chunks of ``data.batch_size`` images are explained in turn; pairs are compared (``diff``)
+    within a chunk. Like input runs, each finished chunk goes to the results store with a key
+    of everything that affects it (inversion settings included), so rerunning the command
+    after a crash skips the chunks already done.
     """
-    validate_inversion(cfg.inversion)
-    kind, model = cfg.method.kind, loaded.model
+    validate_inversion(job.cfg.inversion)
+    layer = resolve_layer(job)
+    print(f"lightning-extremal: {job.cfg.method.kind} at layer {layer!r}", flush=True)
+    for number, key, index in pending_chunks(job, inversion=asdict(job.cfg.inversion)):
+        readable = load_batch(job.images, index)
+        if readable is None:
+            continue
+        index, batch = readable
+        if job.cfg.method.kind == "invert":
+            record = invert_chunk(job, batch, [job.images.ids[i] for i in index])
+        else:
+            record = explain_chunk(job, number, index, batch)
+        record["key"] = key
+        job.store.save(f"chunk-{number:05d}", record, ids=record["ids"], rows=record["rows"])
+    write_summary(job, layer)
+
+
+def resolve_layer(job: Job) -> str:
+    """``method.layer``, or the model's last spatial feature map; checked against the model,
+    written back into the job's configuration (and config.json)."""
+    cfg, model = job.cfg, job.loaded.model
     layer = cfg.method.layer
     if layer is None:
-        first = next(
-            image for image in map(images.load, range(len(images.ids))) if image is not None
-        )
+        images = map(job.images.load, range(len(job.images.ids)))
+        first = next(image for image in images if image is not None)
         layer = default_layer(model, first[None])
     get_layer(model, layer)
-    cfg = replace(cfg, method=replace(cfg.method, layer=layer))
-    atomic_write_text(json.dumps(asdict(cfg), indent=2, default=str), out / "config.json")
-    print(f"lightning-extremal: {kind} at layer {layer!r}", flush=True)
-    job, group = out.name, cfg.logger.group or out.name
-    rows: list[dict[str, Any]] = []
-    parts: list[dict[str, Any]] = []
-    for number, index in enumerate(chunk_indices(images, cfg.data.batch_size)):
-        path = out / "chunks" / f"chunk-{number:05d}.pt"
-        key = chunk_key(cfg, [images.ids[i] for i in index], inversion=asdict(cfg.inversion))
-        done = load_chunk(path, key)
-        if done is not None:
-            rows += done["rows"]
-            parts += [done["part"]] if done["part"] is not None else []
-            continue
-        loaded_images = [(i, images.load(i)) for i in index]
-        index = [i for i, image in loaded_images if image is not None]
-        if not index:
-            continue
-        batch = torch.stack([image for _, image in loaded_images if image is not None])
-        ids = [images.ids[i] for i in index]
-        if kind == "invert":
-            chunk_rows = _invert(cfg, model, layer, batch, ids, out)
-            atomic_save({"key": key, "rows": chunk_rows, "part": None}, path)
-            rows += chunk_rows
-            continue
-        targets = targets_for(cfg.data.targets, images, model, index, batch)
-        run = ChunkFit(
-            cfg, out, f"{job}-chunk{number}", group, pair_names(ids, targets), loaded.classes
-        )
-        try:
-            result = run.explain(model, batch, targets)
-        finally:
-            run.finish()
-        pair_ids = [ids[i] for i in result.image_index.tolist()]
-        part = {
-            "ids": pair_ids,
-            "targets": result.targets,
-            "masks": result.masks,
-            "rewards": result.rewards,
-            "achieved_areas": result.areas,
-        }
-        pair_images = batch[result.image_index]
-        if kind == "layer-spatial":
-            chunk_rows = _spatial_outputs(cfg, result, pair_images, pair_ids, loaded.classes, out)
-        else:
-            chunk_rows = _channel_outputs(
-                cfg, model, result, pair_images, pair_ids, loaded.classes, out
-            )
-        atomic_save({"key": key, "rows": chunk_rows, "part": part}, path)
-        rows += chunk_rows
-        parts.append(part)
-    if parts:
-        merged = {
-            key: torch.cat([p[key] for p in parts])
-            for key in ("targets", "masks", "rewards", "achieved_areas")
-        }
-        merged.update(
-            ids=[i for p in parts for i in p["ids"]],
-            areas=torch.tensor(cfg.method.areas, dtype=torch.float64),
-            classes=loaded.classes,
-            layer=layer,
-            kind=kind,
-        )
-        atomic_save(merged, out / "masks.pt")
-    summary = {"kind": kind, "layer": layer, "results": rows, "skipped": images.skipped}
-    atomic_write_text(json.dumps(summary, indent=2), out / "summary.json")
-    print(f"lightning-extremal: results in {out.resolve()}", flush=True)
-    return out
+    job.cfg = replace(cfg, method=replace(cfg.method, layer=layer))
+    write_config(job.cfg, job.out)
+    return layer
+
+
+def explain_chunk(job: Job, number: int, index: list[int], batch: torch.Tensor) -> dict:
+    """Channel or layer-grid masks of one chunk, with their figures and summary rows."""
+    cfg, model = job.cfg, job.loaded.model
+    ids = [job.images.ids[i] for i in index]
+    targets = targets_for(cfg.data.targets, job.images, model, index, batch)
+    fit = ChunkFit.for_chunk(job, number, ids, targets)
+    try:
+        result = fit.explain(model, batch, targets)
+    finally:
+        run_dir = fit.finish()
+    if run_dir:
+        job.wandb_dirs.append(run_dir)
+    pair_ids = [ids[i] for i in result.image_index.tolist()]
+    pair_images = batch[result.image_index]
+    classes = job.loaded.classes
+    if cfg.method.kind == "layer-spatial":
+        rows = _spatial_outputs(cfg, result, pair_images, pair_ids, classes, job.out)
+    else:
+        rows = _channel_outputs(cfg, model, result, pair_images, pair_ids, classes, job.out)
+    return {
+        "ids": pair_ids,
+        "targets": result.targets,
+        "masks": result.masks,
+        "rewards": result.rewards,
+        "achieved_areas": result.achieved_areas,
+        "rows": rows,
+    }
+
+
+def invert_chunk(job: Job, batch: torch.Tensor, ids: list[str]) -> dict:
+    """Feature inversions of one chunk's images (``method=invert``), with their figures."""
+    rows = _invert(job.cfg, job.loaded.model, job.cfg.method.layer, batch, ids, job.out)
+    return {"ids": ids, "rows": rows}
+
+
+def write_summary(job: Job, layer: str) -> None:
+    """summary.json from the manifest's rows; masks.pt merged from the chunk files."""
+    kind = job.cfg.method.kind
+    rows = [row for entry in job.store.entries.values() for row in entry["rows"]]
+    areas = torch.tensor(job.cfg.method.areas, dtype=torch.float64)
+    job.store.merge_masks(areas=areas, classes=job.loaded.classes, layer=layer, kind=kind)
+    job.write_summary(
+        {"kind": kind, "layer": layer, "results": rows, "skipped": job.images.skipped}
+    )
 
 
 def _invert(cfg: RunConfig, model, layer: str, batch, ids, out: Path) -> list[dict[str, Any]]:
@@ -183,11 +167,11 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
     figures (``channel``, ``diff``) and the pair comparisons (``diff``)."""
     areas = list(cfg.method.areas)
     counts = channel_counts(areas, result.masks.shape[-1])
-    stems = _stems(ids)
+    stems = pair_names(ids, result.targets.tolist())
     rows = []
     for p, image_id in enumerate(ids):
         target = int(result.targets[p])
-        name = _class_name(classes, target)
+        name = class_name(classes, target)
         tops = [top_channels(result.masks[p, k], counts[k]) for k in range(len(areas))]
         for k, area in enumerate(areas):
             values = result.masks[p, k, tops[k]].tolist()
@@ -202,7 +186,7 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
                     "top_channels": tops[k],
                     "top_values": [round(v, 4) for v in values],
                     "reward": float(result.rewards[p, k]),
-                    "achieved_area": float(result.areas[p, k]),
+                    "achieved_area": float(result.achieved_areas[p, k]),
                 }
             )
             shown = ", ".join(str(c) for c in tops[k][:PRINTED_CHANNELS])
@@ -238,7 +222,7 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
             diff.full[p],
             diff.attributed[p],
             diff.top_channels[p],
-            f"{image_id}: {_class_name(classes, int(result.targets[p]))} · {cfg.method.layer}, "
+            f"{image_id}: {class_name(classes, int(result.targets[p]))} · {cfg.method.layer}, "
             f"area {areas[0]:g}",
         )
     for c in diff.comparisons:
@@ -269,11 +253,11 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
 def _spatial_outputs(cfg, result, images, ids, classes, out: Path) -> list[dict]:
     """Summary rows and overlays of the layer-grid masks, upsampled to the image."""
     areas = list(cfg.method.areas)
-    stems = _stems(ids)
+    stems = pair_names(ids, result.targets.tolist())
     rows = []
     for p, image_id in enumerate(ids):
         target = int(result.targets[p])
-        name = _class_name(classes, target)
+        name = class_name(classes, target)
         masks = result.masks[p]  # K×H_L×W_L
         upsampled = F.interpolate(masks[:, None], size=images.shape[-2:], mode="bilinear")
         save_overlay_figure(
@@ -294,7 +278,7 @@ def _spatial_outputs(cfg, result, images, ids, classes, out: Path) -> list[dict]
                     "grid": list(masks.shape[-2:]),
                     "area": float(area),
                     "reward": float(result.rewards[p, k]),
-                    "achieved_area": float(result.areas[p, k]),
+                    "achieved_area": float(result.achieved_areas[p, k]),
                 }
             )
     return rows

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..callbacks.sinks import safe_name
+from ..naming import class_name, pair_names, safe_name
 from ..viz import overlay, to_uint8
 from .store import atomic_write_text
 
@@ -78,7 +78,7 @@ def curves_png(
     t = range(steps)
     for k, area in enumerate(areas):
         left.plot(t, history["reward"][pair, k, :steps].tolist(), label=f"area {area:g}")
-        line = right.plot(t, history["area"][pair, k, :steps].tolist(), label=f"area {area:g}")
+        line = right.plot(t, history["achieved_area"][pair, k, :steps].tolist(), label=f"area {area:g}")
         right.axhline(area, color=line[0].get_color(), linestyle="--", linewidth=0.8)
     left.set(title="reward", xlabel="step")
     right.set(title="achieved area (dashed: target)", xlabel="step", ylim=(0, 1.02))
@@ -144,15 +144,6 @@ def _load_chunks(run_dir: Path) -> list[dict[str, Any]]:
     return [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
 
 
-def _pair_names(record: dict[str, Any]) -> list[str]:
-    """The names the job gave the callbacks: the image id, plus the target when repeated."""
-
-    ids, targets = record["ids"], record["targets"].tolist()
-    return [
-        safe_name(i if ids.count(i) == 1 else f"{i}_{t}") for i, t in zip(ids, targets, strict=True)
-    ]
-
-
 def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Path:
     """Write ``<run_dir>/report.html`` (or ``out_file``) and return its path."""
 
@@ -169,9 +160,10 @@ def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Pat
         areas = [float(a) for a in record["areas"].tolist()]
         steps = int(record.get("steps", record["history"]["reward"].shape[-1]))
         steps = min(steps, record["history"]["reward"].shape[-1])
-        for p, name in enumerate(_pair_names(record)):
+        names = [safe_name(n) for n in pair_names(record["ids"], record["targets"].tolist())]
+        for p, name in enumerate(names):
             target = int(record["targets"][p])
-            label = classes[target] if classes and target < len(classes) else str(target)
+            label = class_name(classes, target)
             image = record["images"][p].float()
             parts = [
                 f'<h2 id="pair-{html.escape(name)}">{html.escape(record["ids"][p])} — '

@@ -1,4 +1,5 @@
-"""The results store of a job: atomic writes and chunk files keyed by what they depend on."""
+"""The one results store of every job (image runs, layer runs, the benchmark): atomic writes,
+chunk files keyed by what they depend on, a manifest of the finished ones, and resume."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import RunConfig
+#: masks.pt (all masks in one file) is written when a run has at most this many pairs;
+#: larger runs keep their masks in the per-chunk files listed in manifest.json.
+MERGE_LIMIT = 4096
+#: Fields of a chunk record concatenated pair by pair into masks.pt.
+MERGED_FIELDS = ("targets", "masks", "rewards", "achieved_areas")
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -29,53 +34,87 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def atomic_write_text(text: str, path: Path) -> None:
+    """Write ``text`` to a temporary file, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
-def chunk_key(cfg: RunConfig, ids: list[str], **extra: Any) -> str:
-    """Hash of what a chunk's results depend on: method, model, data, seed, precision, the
-    image ids, and ``extra`` settings of the job kind (e.g. the inversion of layer runs)."""
-    payload = json.dumps(
-        {
-            "method": asdict(cfg.method),
-            "model": asdict(cfg.model),
-            "data": asdict(cfg.data),
-            "trainer": {"seed": cfg.trainer.seed, "precision": cfg.trainer.precision},
-            "ids": ids,
-            **extra,
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def content_key(payload: dict[str, Any]) -> str:
+    """A short hash of everything a chunk's results depend on (JSON, sorted keys)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_chunk(path: Path, key: str) -> dict[str, Any] | None:
-    """A chunk file's contents if it is on disk and holds this key, else None."""
-    if not path.exists():
-        return None
-    try:
-        saved = torch.load(path, weights_only=False, map_location="cpu")
-    except (RuntimeError, OSError, EOFError):  # a foreign or damaged file: redo the chunk
-        return None
-    return saved if isinstance(saved, dict) and saved.get("key") == key else None
+class ResultsStore:
+    """A job's results on disk: ``chunks/<name>.pt`` files, each holding the ``key`` of what
+    it depends on, and ``manifest.json`` listing the finished chunks in order.
 
+    Every write is atomic, so a job killed at any point leaves only whole files. A rerun finds
+    each finished chunk by name and key (:meth:`load`) and does not compute it again; a chunk
+    file with another key (other settings or images) or a damaged one is computed again, never
+    mixed in. ``header`` entries are written at the top of the manifest.
+    """
 
-def finished_chunk(path: Path, key: str) -> dict[str, Any] | None:
-    """The manifest entry of a chunk already on disk with this key, else None."""
-    saved = load_chunk(path, key)
-    if saved is None or "rows" not in saved:
-        return None
-    return manifest_entry(path, saved)
+    def __init__(self, root: Path, **header: Any) -> None:
+        self.root = Path(root)
+        self.header = header
+        self.entries: dict[str, dict[str, Any]] = {}
 
+    def path(self, name: str) -> Path:
+        return self.root / "chunks" / f"{name}.pt"
 
-def manifest_entry(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "file": f"chunks/{path.name}",
-        "key": record["key"],
-        "ids": record["ids"],
-        "rows": record["rows"],
-    }
+    def load(self, name: str, key: str) -> dict[str, Any] | None:
+        """The record of chunk ``name`` if its file is on disk and holds ``key``, else None."""
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        try:
+            record = torch.load(path, weights_only=False, map_location="cpu")
+        except Exception as error:  # a damaged or foreign file is computed again, not fatal
+            warnings.warn(
+                f"ignoring unreadable chunk {path}: {error}", RuntimeWarning, stacklevel=2
+            )
+            return None
+        return record if isinstance(record, dict) and record.get("key") == key else None
+
+    def save(self, name: str, record: dict[str, Any], **entry: Any) -> None:
+        """Write a finished chunk (``record`` holds its ``key``) and list it in the manifest
+        with ``entry`` (e.g. its summary rows)."""
+        atomic_save(record, self.path(name))
+        self.add(name, record["key"], **entry)
+
+    def add(self, name: str, key: str, **entry: Any) -> None:
+        """List chunk ``name`` (already on disk) in the manifest."""
+        file = self.path(name).relative_to(self.root).as_posix()
+        self.entries[name] = {"file": file, "key": key, **entry}
+        self.write_manifest()
+
+    def write_manifest(self, **extra: Any) -> None:
+        manifest = {**self.header, **extra, "chunks": list(self.entries.values())}
+        text = json.dumps(manifest, indent=1, default=str)
+        atomic_write_text(text, self.root / "manifest.json")
+
+    def records(self) -> list[dict[str, Any]]:
+        """The listed chunks' records, in manifest order."""
+        return [
+            torch.load(self.root / e["file"], weights_only=False, map_location="cpu")
+            for e in self.entries.values()
+        ]
+
+    def merge_masks(self, **extra: Any) -> Path | None:
+        """``masks.pt``: the listed chunks' masks and statistics concatenated pair by pair
+        (``ids``, :data:`MERGED_FIELDS`) plus ``extra``; not written past :data:`MERGE_LIMIT`
+        pairs or when no chunk holds masks."""
+        pairs = sum(len(e.get("ids", ())) for e in self.entries.values())
+        if pairs > MERGE_LIMIT:
+            return None
+        parts = [r for r in self.records() if "masks" in r]
+        if not parts:
+            return None
+        merged = {"ids": [i for r in parts for i in r["ids"]]}
+        merged.update({f: torch.cat([r[f] for r in parts]) for f in MERGED_FIELDS})
+        path = self.root / "masks.pt"
+        atomic_save({**merged, **extra}, path)
+        return path

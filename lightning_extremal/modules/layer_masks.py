@@ -64,9 +64,6 @@ class LayerMaskModule(MaskGameModule):
     broadcasts against ``Φ_L``).
     """
 
-    #: What a mask covers (the observing callbacks only draw "image" masks).
-    mask_kind = "layer"
-
     def __init__(
         self,
         classifier: nn.Module,
@@ -167,7 +164,7 @@ class ChannelPerturbationModule(LayerMaskModule):
     classifier. Masks (results) are C values.
     """
 
-    mask_kind = "channels"
+    mask_kind = "channel"
 
     def __init__(
         self,
@@ -215,7 +212,7 @@ class LayerSpatialModule(LayerMaskModule):
     margin in layer cells (:func:`layer_grid`). Masks (results) are H_L×W_L.
     """
 
-    mask_kind = "layer-space"
+    mask_kind = "layer-spatial"
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from ..ops.area import achieved_area, area_loss
 from ..ops.rewards import RewardFn, get_reward, mean_reward
 
 #: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
-HISTORY_ROWS = ("reward", "area_loss", "area")
+HISTORY_ROWS = ("reward", "area_loss", "achieved_area")
 
 
 class MaskGameModule(FrozenClassifierModule):
@@ -38,6 +38,10 @@ class MaskGameModule(FrozenClassifierModule):
             area step vector (the mask values the area constraint pulls to 1).
         mask_shape: shape of one mask as returned in results.
     """
+
+    #: What a mask covers, one of ``method.kind``'s values: "input" (the image), "channel"
+    #: or "layer-spatial" (a layer's). The observing callbacks draw "input" masks only.
+    mask_kind = "input"
 
     def __init__(
         self,
@@ -187,5 +191,5 @@ class MaskGameModule(FrozenClassifierModule):
         return {
             "masks": masks.reshape(*shape, *self.mask_shape).cpu(),
             "rewards": reward.view(shape).cpu(),
-            "areas": achieved_area(masks).view(shape).cpu(),
+            "achieved_areas": achieved_area(masks).view(shape).cpu(),
         }

@@ -1,4 +1,7 @@
-"""The pointing game (Zhang et al., ECCV 2016), as in the extremal-perturbation paper's table.
+"""The one metric module: pointing game (Zhang et al., ECCV 2016) and IoU with the object.
+
+Used by the run job's ``quality/*`` scores (:func:`mask_quality`) and by the benchmark, so
+both score a map the same way.
 
 For every (image, ground-truth class) pair a method's saliency map is brought to the original
 image's resolution, post-processed the way the reference benchmark (TorchRay's
@@ -18,18 +21,17 @@ import torch
 from torch.nn import functional as F
 
 from .perturbation import gaussian_blur
-from .quality import POINTING_SIGMA_FRACTION, POINTING_TOLERANCE_224
-from .quality import pointing_hit as hit_at_point
 
-#: Pointing tolerance on VOC and COCO, px at the original image resolution (EBP protocol).
-POINTING_TOLERANCE = POINTING_TOLERANCE_224
+#: Pointing tolerance on VOC and COCO, px at the original image resolution (EBP protocol:
+#: 15 px at the 224 px inputs); :func:`scaled_tolerance` scales it for other image sizes.
+POINTING_TOLERANCE = 15.0
 #: Gaussian σ of the backprop maps (gradient, deconvnet, guided backprop) as a fraction of
 #: max(H, W), replicate padding: the reference benchmark's ``smooth=0.02``.
 BACKPROP_SMOOTH_FRACTION = 0.02
 #: Diff subset: the class's ground-truth box area is below this fraction of the image (EBP §5.1).
 DIFF_MAX_AREA_FRACTION = 0.25
 #: σ of the summed extremal-perturbation masks, as a fraction of min(H, W) (the paper's protocol).
-EP_SMOOTH_FRACTION = POINTING_SIGMA_FRACTION
+EP_SMOOTH_FRACTION = 0.09
 
 
 def scaled_tolerance(height: int, width: int, reference: float = 224.0) -> float:
@@ -125,17 +127,86 @@ def pointing_hit(saliency: torch.Tensor, gt_mask: torch.Tensor, tolerance: float
     return hit_at_point(saliency_point(saliency), gt_mask.bool(), tolerance)
 
 
+def hit_at_point(point: tuple[int, int], truth: torch.Tensor, tolerance: float) -> bool:
+    """True when a pixel of the H×W bool ``truth`` lies within ``tolerance`` px of ``point``
+    (an empty ``truth`` is a miss)."""
+    ys, xs = torch.nonzero(truth, as_tuple=True)
+    if len(ys) == 0:
+        return False
+    distance = ((ys.float() - point[0]) ** 2 + (xs.float() - point[1]) ** 2).sqrt().min()
+    return bool(distance <= tolerance)
+
+
+def top_region(saliency: torch.Tensor, count: int) -> torch.Tensor:
+    """The ``count`` highest pixels of an H×W map (ties: lower raster index first) → H×W bool."""
+    flat = saliency.detach().float().flatten()
+    region = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    region[torch.sort(flat, descending=True, stable=True).indices[:count]] = True
+    return region.view(saliency.shape)
+
+
+def top_area_region(mask: torch.Tensor, area: float) -> torch.Tensor:
+    """The ``round(a·|Ω|)`` highest pixels of an H×W mask (at least one) → H×W bool.
+
+    Ranking instead of thresholding: a soft mask (the smooth max saturates at ≈ 0.985) still
+    gives a region of exactly the target area.
+    """
+    return top_region(mask, min(max(1, round(area * mask.numel())), mask.numel()))
+
+
+def region_iou(region: torch.Tensor, truth: torch.Tensor) -> float:
+    """``|R ∩ T| / |R ∪ T|`` of two H×W bool masks (0 when both are empty)."""
+    union = (region | truth).sum().item()
+    return (region & truth).sum().item() / union if union else 0.0
+
+
 def object_iou(saliency: torch.Tensor, gt_mask: torch.Tensor) -> float:
     """IoU with the object at the object's own area: the ``|GT|`` highest pixels of the H×W
-    map (ties: lower raster index first) against the H×W ground truth; 0 for an empty GT."""
-    gt = gt_mask.bool().flatten()
+    map (:func:`top_region`) against the H×W ground truth; 0 for an empty GT."""
+    gt = gt_mask.bool()
     count = int(gt.sum())
-    if count == 0:
-        return 0.0
-    flat = saliency.detach().float().flatten()
-    region = torch.zeros_like(gt)
-    region[torch.sort(flat, descending=True, stable=True).indices[:count]] = True
-    return float((region & gt).sum()) / float((region | gt).sum())
+    return region_iou(top_region(saliency, count), gt) if count else 0.0
+
+
+def mask_quality(
+    masks: torch.Tensor, areas: Sequence[float], truths: Sequence[torch.Tensor | None]
+) -> dict[str, list]:
+    """Per pair: IoU of the largest area's top region with the object, and the pointing hit.
+
+    The pointing map is the benchmark's (:func:`ep_saliency`: the summed masks, zero-padded
+    Gaussian of σ = 0.09·min(H, W)), scored with :func:`scaled_tolerance`. ``masks`` P×K×H×W,
+    ``areas`` (K,), ``truths`` P H×W bool masks (None: no ground truth → NaN IoU, hit None).
+    Returns ``{"iou": [P floats], "pointing_hit": [P bools | None]}``.
+    """
+    largest = max(range(len(areas)), key=lambda k: areas[k])
+    ious: list[float] = []
+    hits: list[bool | None] = []
+    for pair_masks, truth in zip(masks, truths, strict=True):
+        if truth is None:
+            ious.append(math.nan)
+            hits.append(None)
+            continue
+        truth = truth.bool()
+        ious.append(region_iou(top_area_region(pair_masks[largest], areas[largest]), truth))
+        saliency = ep_saliency(pair_masks, tuple(truth.shape))
+        hits.append(pointing_hit(saliency, truth, scaled_tolerance(*truth.shape)))
+    return {"iou": ious, "pointing_hit": hits}
+
+
+def summarize_quality(
+    ious: Sequence[float], hits: Sequence[bool | None]
+) -> dict[str, float] | None:
+    """Means over the pairs that have ground truth: ``{"iou", "pointing", "pairs"}`` or None."""
+    scored = [
+        (i, h) for i, h in zip(ious, hits, strict=True) if h is not None and not math.isnan(i)
+    ]
+    if not scored:
+        return None
+    return {
+        "iou": sum(i for i, _ in scored) / len(scored),
+        "pointing": sum(1.0 for _, h in scored if h) / len(scored),
+        "pairs": float(len(scored)),
+    }
 
 
 def is_difficult_pair(box_area_fraction: float, other_classes: int) -> bool:

@@ -1,0 +1,130 @@
+"""`lightning-extremal run` for input masks: explain each chunk of images, then write its
+masks, summary rows and overlays through the results store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..api import ExtremalResult
+from ..data.ground_truth import pair_truth
+from ..naming import class_name, pair_names
+from ..ops.pointing import mask_quality, summarize_quality
+from ..viz import save_overlay_figure
+from .chunks import Job, load_batch, pending_chunks, targets_for
+from .fitting import ChunkFit
+
+
+def run_image_job(job: Job) -> None:
+    """Explain every pending chunk, one Lightning fit each; each finished chunk goes to the
+    store (chunk file, manifest) with its overlays the moment it is done."""
+    for number, key, index in pending_chunks(job):
+        record = explain_chunk(job, number, index)
+        if record is None:
+            continue
+        record["key"] = key
+        job.store.save(f"chunk-{number:05d}", record, ids=record["ids"], rows=record["rows"])
+        write_overlays(job, record)
+    write_summary(job)
+
+
+def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | None:
+    """Optimise the masks of one chunk and score them against its ground truth; its record
+    (masks, statistics, history, scores, summary rows), or None when no image was readable."""
+    readable = load_batch(job.images, index)
+    if readable is None:
+        return None
+    index, batch = readable
+    ids = [job.images.ids[i] for i in index]
+    targets = targets_for(job.cfg.data.targets, job.images, job.loaded.model, index, batch)
+    fit = ChunkFit.for_chunk(job, number, ids, targets)
+    try:
+        result = fit.explain(job.loaded.model, batch, targets)
+        quality = mask_quality(result.masks, job.cfg.method.areas, pair_truths(job, index, targets))
+        fit.log_quality(summarize_quality(quality["iou"], quality["pointing_hit"]))
+    finally:
+        run_dir = fit.finish()
+    if run_dir:
+        job.wandb_dirs.append(run_dir)
+    pair_ids = [ids[i] for i in result.image_index.tolist()]
+    return {
+        "ids": pair_ids,
+        "images": batch[result.image_index],
+        "targets": result.targets,
+        "areas": result.areas,
+        "masks": result.masks,
+        "rewards": result.rewards,
+        "achieved_areas": result.achieved_areas,
+        "history": result.history,
+        "steps": fit.steps,
+        "iou": quality["iou"],
+        "pointing_hit": quality["pointing_hit"],
+        "rows": summary_rows(job, result, quality, fit.steps, pair_ids),
+    }
+
+
+def pair_truths(job: Job, index: list[int], targets: list[list[int]]) -> list:
+    """The ground truth of each (image, target) pair of a chunk (None where there is none)."""
+    images = job.images
+    truths = [job.folder_truths[i] for i in index] if job.folder_truths else None
+    return [
+        pair_truth(
+            truths[n] if truths else images.truth(i),
+            images.labels[i] if images.labels else None,
+            t,
+        )
+        for n, (i, ts) in enumerate(zip(index, targets, strict=True))
+        for t in ts
+    ]
+
+
+def summary_rows(job: Job, result: ExtremalResult, quality, steps, pair_ids) -> list[dict]:
+    """One summary row per (image, target) pair and area."""
+    rows = []
+    for p, image_id in enumerate(pair_ids):
+        target = int(result.targets[p])
+        for k, area in enumerate(job.cfg.method.areas):
+            row = {
+                "image": image_id,
+                "target": target,
+                "target_name": class_name(job.loaded.classes, target),
+                "area": float(area),
+                "reward": float(result.rewards[p, k]),
+                "achieved_area": float(result.achieved_areas[p, k]),
+                "steps": int(steps if steps is not None else result.history["reward"].shape[-1]),
+            }
+            if quality["pointing_hit"][p] is not None:
+                # Pair-level scores (IoU at the largest area; pointing on the summed masks).
+                row.update(iou=quality["iou"][p], pointing_hit=quality["pointing_hit"][p])
+            rows.append(row)
+    return rows
+
+
+def write_overlays(job: Job, record: dict[str, Any]) -> None:
+    """One overlay PNG per (image, target) pair of a finished chunk."""
+    areas = record["areas"].tolist()
+    stems = pair_names(record["ids"], record["targets"].tolist())
+    for p, (image_id, stem) in enumerate(zip(record["ids"], stems, strict=True)):
+        name = class_name(job.loaded.classes, int(record["targets"][p]))
+        save_overlay_figure(
+            job.out / "overlays" / f"{stem}.png",
+            record["images"][p],
+            record["masks"][p],
+            areas,
+            f"{image_id}: {name}",
+            record["rewards"][p].tolist(),
+        )
+
+
+def write_summary(job: Job) -> None:
+    """summary.json from the manifest's rows; masks.pt merged from the chunk files."""
+    entries = job.store.entries.values()
+    rows = [row for entry in entries for row in entry["rows"]]
+    areas = torch.tensor(job.cfg.method.areas, dtype=torch.float64)
+    job.store.merge_masks(areas=areas, classes=job.loaded.classes)
+    pair_rows = {(r["image"], r["target"]): r for r in rows if "pointing_hit" in r}
+    quality = summarize_quality(
+        [r["iou"] for r in pair_rows.values()], [r["pointing_hit"] for r in pair_rows.values()]
+    )
+    job.write_summary({"results": rows, "skipped": job.images.skipped, "quality": quality})
