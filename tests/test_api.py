@@ -251,9 +251,7 @@ def test_result_shapes_one_fit() -> None:
     assert result.rewards.shape == result.achieved_areas.shape == (8, 3)
     assert result.image_index.tolist() == list(range(8))
     assert result.targets.tolist() == list(range(4)) * 2
-    torch.testing.assert_close(
-        result.areas.double(), torch.tensor(areas, dtype=torch.float64)
-    )
+    torch.testing.assert_close(result.areas.double(), torch.tensor(areas, dtype=torch.float64))
     assert set(result.history) == {"reward", "area_loss", "area", "lambda"}
     for key, value in result.history.items():
         assert value.shape == (8, 3, steps), key

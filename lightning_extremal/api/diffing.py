@@ -10,8 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.classifier import predicted_classes, probe_classes
+from ..engine.inputs import check_images, resolve_targets
 from ..ops.layer_masks import channel_baseline, channel_counts
 from ..ops.layers import get_layer, layer_activation
+from .extremal import extremal_perturbation
 from .inversion import feature_inversion
 
 
@@ -112,14 +115,6 @@ def activation_diff(
     each image's activation on its differing channels is inverted too. ``targets``: an int,
     N ints or None (each image's predicted class).
     """
-    from .api import (
-        check_images,
-        extremal_perturbation,
-        predicted_classes,
-        probe_classes,
-        resolve_targets,
-    )
-
     check_images(images)
     get_layer(model, layer)
     pairs = consecutive_pairs(len(images)) if pairs is None else [tuple(p) for p in pairs]

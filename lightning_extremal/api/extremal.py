@@ -48,6 +48,7 @@ class ExtremalResult:
     targets: torch.Tensor
     areas: torch.Tensor
 
+
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     method_keys = {f.name for f in fields(MethodConfig)}
     unknown = sorted(set(options) - method_keys - set(RUN_OPTIONS))
@@ -82,6 +83,7 @@ def _mask_kind(kind: str | None, layer: str | None, over: str | None) -> str:
     if (kind == "input") != (layer is None):
         raise ValueError(f"kind={kind!r} needs layer=None for input masks, a layer name otherwise")
     return kind
+
 
 def extremal_perturbation(
     model: torch.nn.Module,
@@ -205,6 +207,7 @@ def method_options(method: MethodConfig) -> dict[str, Any]:
     if method.kind == "diff":
         options["kind"] = "channel"
     return options
+
 
 class ExtremalPerturbation:
     """Captum-style attribution: ``ExtremalPerturbation(model).attribute(images, target=…)``.

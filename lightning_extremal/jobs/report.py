@@ -78,7 +78,9 @@ def curves_png(
     t = range(steps)
     for k, area in enumerate(areas):
         left.plot(t, history["reward"][pair, k, :steps].tolist(), label=f"area {area:g}")
-        line = right.plot(t, history["achieved_area"][pair, k, :steps].tolist(), label=f"area {area:g}")
+        line = right.plot(
+            t, history["achieved_area"][pair, k, :steps].tolist(), label=f"area {area:g}"
+        )
         right.axhline(area, color=line[0].get_color(), linestyle="--", linewidth=0.8)
     left.set(title="reward", xlabel="step")
     right.set(title="achieved area (dashed: target)", xlabel="step", ylim=(0, 1.02))
