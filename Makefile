@@ -33,9 +33,11 @@ run: setup  ## explain the bundled demo images with the bundled classifier (W&B 
 test: setup  ## run the whole test suite
 	WANDB_MODE=offline $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff lint and format check
+lint: setup  ## ruff, the import contracts of the floors (import-linter) and the architecture checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 format: setup  ## apply ruff formatting
 	$(BIN)/ruff format .

@@ -12,7 +12,8 @@ POSTFIX_EVERY = 25
 
 
 class StepProgressBar(ProgressBar):
-    """``steps 312/800 [00:41<01:04] reward=3.21``: one bar for the whole optimisation."""
+    """``16 masks: 312/800 [00:41<01:04, loss=-3.21]``: one bar over the optimisation's steps
+    (the loss refreshed every ``POSTFIX_EVERY`` steps)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -63,7 +63,7 @@ def test_batching_invariance(tiny_classifier, small_images) -> None:
     assert counter.fits == 3
     torch.testing.assert_close(chunked.masks, together.masks, atol=1e-5, rtol=0)
     assert torch.equal(chunked.image_index, together.image_index)
-    for key in ("reward", "area_loss", "area", "lambda"):
+    for key in ("reward", "area_loss", "achieved_area", "lambda"):
         torch.testing.assert_close(
             chunked.history[key], together.history[key], atol=1e-4, rtol=1e-4
         )
@@ -252,7 +252,7 @@ def test_result_shapes_one_fit() -> None:
     assert result.image_index.tolist() == list(range(8))
     assert result.targets.tolist() == list(range(4)) * 2
     torch.testing.assert_close(result.areas.double(), torch.tensor(areas, dtype=torch.float64))
-    assert set(result.history) == {"reward", "area_loss", "area", "lambda"}
+    assert set(result.history) == {"reward", "area_loss", "achieved_area", "lambda"}
     for key, value in result.history.items():
         assert value.shape == (8, 3, steps), key
         assert torch.isfinite(value).all(), key

@@ -104,7 +104,7 @@ def activation_diff(
 ) -> ActivationDiff:
     """Activation diffing of ``images`` (N×C×H×W) at ``layer``.
 
-    Channel attribution (:func:`~.api.extremal_perturbation` with ``kind="channel"`` at
+    Channel attribution (:func:`~lightning_extremal.api.extremal.extremal_perturbation` with ``kind="channel"`` at
     ``area``: a fraction of the channels, or a count when integral ≥ 1; ``attribution`` holds
     its other options) gives each image's attributed channels, the top ones of its mask.
     Pass ``channel_masks`` (N×C) to use masks you already have. Then, per image, the full
@@ -117,42 +117,109 @@ def activation_diff(
     """
     check_images(images)
     get_layer(model, layer)
-    pairs = consecutive_pairs(len(images)) if pairs is None else [tuple(p) for p in pairs]
+    pairs = _checked_pairs(pairs, len(images))
+    classes = _image_classes(model, images, targets)
+    if channel_masks is None:
+        channel_masks = _attribute_channels(
+            model, layer, images, classes, area, baseline, seed, progress, attribution
+        )
+    activations = layer_activation(model, layer, images)
+    num_channels = activations.shape[1]
+    _check_channel_masks(channel_masks, len(images), num_channels)
+    count = channel_counts([area], num_channels)[0]
+    tops = [top_channels(m, count) for m in channel_masks]
+    baselines = channel_baseline(activations, baseline)
+    wanted, differing = _inversion_targets(activations, tops, baselines, pairs)
+    options = {"progress": progress, "seed": seed, **(inversion or {})}
+    inverted = feature_inversion(
+        model,
+        layer,
+        torch.cat(wanted),
+        size=tuple(images.shape[-2:]),
+        channels=images.shape[1],
+        **options,
+    )
+    n = len(images)
+    full, attributed, rest = inverted[:n], inverted[n : 2 * n], list(inverted[2 * n :])
+    return ActivationDiff(
+        layer=layer,
+        area=float(area),
+        channel_masks=channel_masks.detach().cpu(),
+        top_channels=tops,
+        full=full,
+        attributed=attributed,
+        difference=full - attributed,
+        comparisons=_comparisons(pairs, differing, rest),
+        targets=classes.cpu(),
+    )
+
+
+def _checked_pairs(pairs: Sequence[tuple[int, int]] | None, count: int) -> list[tuple[int, ...]]:
+    """``pairs`` as tuples (default :func:`consecutive_pairs`), each checked to be two image
+    indices in ``[0, count)``."""
+    pairs = consecutive_pairs(count) if pairs is None else [tuple(p) for p in pairs]
     for pair in pairs:
-        if len(pair) != 2 or not all(0 <= i < len(images) for i in pair):
-            raise ValueError(
-                f"pairs must be (i, j) image indices in [0, {len(images)}); got {pair}"
-            )
+        if len(pair) != 2 or not all(0 <= i < count for i in pair):
+            raise ValueError(f"pairs must be (i, j) image indices in [0, {count}); got {pair}")
+    return pairs
+
+
+def _image_classes(model: nn.Module, images: torch.Tensor, targets: Any) -> torch.Tensor:
+    """One target class per image (N,): ``targets`` resolved, or each image's predicted class
+    when None."""
     num_classes = probe_classes(model, images)
     if targets is None:
         targets = predicted_classes(model, images).tolist()
     _, classes = resolve_targets(targets, len(images), num_classes)
     if len(classes) != len(images):
         raise ValueError(f"activation_diff takes one target per image; got {len(classes)}")
-    if channel_masks is None:
-        result = extremal_perturbation(
-            model,
-            images,
-            classes,
-            [area],
-            layer=layer,
-            kind="channel",
-            channel_baseline=baseline,
-            seed=seed,
-            progress=progress,
-            **(attribution or {}),
-        )
-        channel_masks = result.masks[:, 0]
-    activations = layer_activation(model, layer, images)
-    num_channels = activations.shape[1]
-    if tuple(channel_masks.shape) != (len(images), num_channels):
+    return classes
+
+
+def _attribute_channels(
+    model: nn.Module,
+    layer: str,
+    images: torch.Tensor,
+    classes: torch.Tensor,
+    area: float,
+    baseline: str,
+    seed: int,
+    progress: bool,
+    attribution: dict[str, Any] | None,
+) -> torch.Tensor:
+    """N×C channel masks of ``images`` at ``layer``: channel attribution at ``area``."""
+    result = extremal_perturbation(
+        model,
+        images,
+        classes,
+        [area],
+        layer=layer,
+        kind="channel",
+        channel_baseline=baseline,
+        seed=seed,
+        progress=progress,
+        **(attribution or {}),
+    )
+    return result.masks[:, 0]
+
+
+def _check_channel_masks(channel_masks: torch.Tensor, count: int, num_channels: int) -> None:
+    """Raise unless ``channel_masks`` is N×C (``count`` images, ``num_channels`` channels)."""
+    if tuple(channel_masks.shape) != (count, num_channels):
         raise ValueError(
-            f"channel_masks must be N×C = {(len(images), num_channels)}; "
-            f"got {tuple(channel_masks.shape)}"
+            f"channel_masks must be N×C = {(count, num_channels)}; got {tuple(channel_masks.shape)}"
         )
-    count = channel_counts([area], num_channels)[0]
-    tops = [top_channels(m, count) for m in channel_masks]
-    baselines = channel_baseline(activations, baseline)
+
+
+def _inversion_targets(
+    activations: torch.Tensor,
+    tops: list[list[int]],
+    baselines: torch.Tensor,
+    pairs: Sequence[tuple[int, ...]],
+) -> tuple[list[torch.Tensor], list[tuple[list, list, list]]]:
+    """The activations to invert, in order: the N full ones, the N restricted to their
+    attributed channels, then per pair each image's activation on its differing channels (only
+    when it has any, 1×C×…); and per pair its (shared, only first, only second) channels."""
     only_attributed = [
         restrict_channels(a, t, b) for a, t, b in zip(activations, tops, baselines, strict=True)
     ]
@@ -164,31 +231,19 @@ def activation_diff(
         for index, only in ((i, only_i), (j, only_j)):
             if only:
                 wanted.append(restrict_channels(activations[index], only, baselines[index])[None])
-    targets_to_invert = torch.cat(wanted)
-    options = {"progress": progress, "seed": seed, **(inversion or {})}
-    inverted = feature_inversion(
-        model,
-        layer,
-        targets_to_invert,
-        size=tuple(images.shape[-2:]),
-        channels=images.shape[1],
-        **options,
-    )
-    n = len(images)
-    full, attributed, rest = inverted[:n], inverted[n : 2 * n], list(inverted[2 * n :])
+    return wanted, differing
+
+
+def _comparisons(
+    pairs: Sequence[tuple[int, ...]],
+    differing: list[tuple[list, list, list]],
+    rest: list[torch.Tensor],
+) -> list[ChannelComparison]:
+    """One :class:`ChannelComparison` per pair, taking its differing-channel inversions from
+    the front of ``rest`` (in the order :func:`_inversion_targets` queued them)."""
     comparisons = []
     for (i, j), (shared, only_i, only_j) in zip(pairs, differing, strict=True):
         first_only = rest.pop(0) if only_i else None
         second_only = rest.pop(0) if only_j else None
         comparisons.append(ChannelComparison(i, j, shared, only_i, only_j, first_only, second_only))
-    return ActivationDiff(
-        layer=layer,
-        area=float(area),
-        channel_masks=channel_masks.detach().cpu(),
-        top_channels=tops,
-        full=full,
-        attributed=attributed,
-        difference=full - attributed,
-        comparisons=comparisons,
-        targets=classes.cpu(),
-    )
+    return comparisons

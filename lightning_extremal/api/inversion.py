@@ -66,7 +66,7 @@ def feature_inversion(
     ``max_iter`` steps, clamping pixels to ``pixel_range``; ``jitter`` > 0 translates the image
     randomly by up to that many px each step. ``callbacks`` are Lightning callbacks (the
     module's ``image`` and ``history`` show the reconstruction evolve); ``run`` takes the run
-    options of :func:`~.api.extremal_perturbation` (``accelerator``, ``devices``,
+    options of :func:`~lightning_extremal.api.extremal.extremal_perturbation` (``accelerator``, ``devices``,
     ``precision``, ``logger``, ``progress``, …). The model is left exactly as given.
     Returns N×C×H×W images.
     """

@@ -137,7 +137,7 @@ def synthetic_source(
 
 
 def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
-    """A local VOC / COCO dataset (:mod:`~lightning_extremal.evaluation.datasets`) as a source.
+    """A local VOC / COCO dataset (:mod:`~lightning_extremal.data.datasets`) as a source.
 
     Ids, sizes and labels (the classes with ground truth) come from the annotations up front;
     an image is decoded only when its chunk runs. Ground truth of a label: the union of its

@@ -49,10 +49,10 @@ def pick_channels_last(classifier: nn.Module, probe: torch.Tensor, setting: bool
     """Convert ``classifier`` to channels-last memory format if ``setting`` asks for it.
 
     ``True`` converts; ``False`` leaves it; ``"auto"`` converts when the classifier has a
-    ``Conv2d`` (where oneDNN/cuDNN run faster that way: ~20 % on CPU convnets, see
+    ``Conv2d`` (where oneDNN/cuDNN run faster that way, see
     benchmarks/RESULTS.md) and gives the same scores on one channels-last image of ``probe``
     (B×C×H×W) — a model that reshapes with ``.view`` fails or differs and stays as it was.
-    The caller's model gets its format back at the end (:func:`~.freeze.frozen`).
+    The caller's model gets its format back at the end (:func:`~lightning_extremal.ops.frozen.frozen`).
     """
     if setting is False or probe.dim() != 4:
         return False

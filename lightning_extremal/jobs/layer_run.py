@@ -170,44 +170,62 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
     stems = pair_names(ids, result.targets.tolist())
     rows = []
     for p, image_id in enumerate(ids):
-        target = int(result.targets[p])
-        name = class_name(classes, target)
-        tops = [top_channels(result.masks[p, k], counts[k]) for k in range(len(areas))]
-        for k, area in enumerate(areas):
-            values = result.masks[p, k, tops[k]].tolist()
-            rows.append(
-                {
-                    "image": image_id,
-                    "target": target,
-                    "target_name": name,
-                    "layer": cfg.method.layer,
-                    "area": float(area),
-                    "channels_kept": counts[k],
-                    "top_channels": tops[k],
-                    "top_values": [round(v, 4) for v in values],
-                    "reward": float(result.rewards[p, k]),
-                    "achieved_area": float(result.achieved_areas[p, k]),
-                }
-            )
-            shown = ", ".join(str(c) for c in tops[k][:PRINTED_CHANNELS])
-            more = ", …" if counts[k] > PRINTED_CHANNELS else ""
-            print(f"  {image_id} ({name}) area {area:g}: top channels {shown}{more}")
-        save_channel_bars(
-            out / "channels" / f"{stems[p]}.png",
-            result.masks[p],
-            areas,
-            tops,
-            f"{image_id}: {name} · channels of {cfg.method.layer}",
-        )
+        rows += _top_channel_rows(cfg, result, p, image_id, classes, counts, stems[p], out)
     if cfg.inversion.invert_iter == 0:
         return rows
+    diff = _channel_diff(cfg, model, result, images, ids, areas[0])
+    _save_diff_figures(cfg, result, images, ids, classes, diff, stems, areas[0], out)
+    rows += _comparison_rows(diff, images, stems, areas[0], out)
+    return rows
+
+
+def _top_channel_rows(cfg, result, p: int, image_id, classes, counts, stem, out: Path) -> list:
+    """Summary rows of pair ``p``'s top channels, one per area (each also printed, its first
+    :data:`PRINTED_CHANNELS` channels), and its bar chart channels/<stem>.png."""
+    areas = list(cfg.method.areas)
+    target = int(result.targets[p])
+    name = class_name(classes, target)
+    tops = [top_channels(result.masks[p, k], counts[k]) for k in range(len(areas))]
+    rows = []
+    for k, area in enumerate(areas):
+        values = result.masks[p, k, tops[k]].tolist()
+        rows.append(
+            {
+                "image": image_id,
+                "target": target,
+                "target_name": name,
+                "layer": cfg.method.layer,
+                "area": float(area),
+                "channels_kept": counts[k],
+                "top_channels": tops[k],
+                "top_values": [round(v, 4) for v in values],
+                "reward": float(result.rewards[p, k]),
+                "achieved_area": float(result.achieved_areas[p, k]),
+            }
+        )
+        shown = ", ".join(str(c) for c in tops[k][:PRINTED_CHANNELS])
+        more = ", …" if counts[k] > PRINTED_CHANNELS else ""
+        print(f"  {image_id} ({name}) area {area:g}: top channels {shown}{more}")
+    save_channel_bars(
+        out / "channels" / f"{stem}.png",
+        result.masks[p],
+        areas,
+        tops,
+        f"{image_id}: {name} · channels of {cfg.method.layer}",
+    )
+    return rows
+
+
+def _channel_diff(cfg, model, result, images, ids, area: float):
+    """:func:`~.api.diffing.activation_diff` of the pairs' images with their channel masks at
+    ``area`` (the first one); consecutive pairs compared only for ``method=diff``."""
     pairs = consecutive_pairs(len(ids)) if cfg.method.kind == "diff" else []
-    diff = activation_diff(
+    return activation_diff(
         model,
         cfg.method.layer,
         images,
         result.targets.tolist(),
-        area=areas[0],
+        area=area,
         pairs=pairs,
         channel_masks=result.masks[:, 0],
         baseline=cfg.method.channel_baseline,
@@ -215,6 +233,11 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
         progress=cfg.trainer.progress,
         inversion=inversion_options(cfg),
     )
+
+
+def _save_diff_figures(cfg, result, images, ids, classes, diff, stems, area, out: Path) -> None:
+    """diff/<stem>.png per pair: the image, its full and attributed-channel inversions at
+    ``area``."""
     for p, image_id in enumerate(ids):
         save_diff_figure(
             out / "diff" / f"{stems[p]}.png",
@@ -223,8 +246,14 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
             diff.attributed[p],
             diff.top_channels[p],
             f"{image_id}: {class_name(classes, int(result.targets[p]))} · {cfg.method.layer}, "
-            f"area {areas[0]:g}",
+            f"area {area:g}",
         )
+
+
+def _comparison_rows(diff, images, stems, area, out: Path) -> list[dict]:
+    """Per compared pair: comparisons/<first>_vs_<second>.png, a summary row of its shared
+    and differing channels at ``area``, and a printed line of their counts."""
+    rows = []
     for c in diff.comparisons:
         names = (stems[c.first], stems[c.second])
         save_comparison_figure(
@@ -237,7 +266,7 @@ def _channel_outputs(cfg, model, result, images, ids, classes, out: Path) -> lis
         rows.append(
             {
                 "compare": list(names),
-                "area": float(areas[0]),
+                "area": float(area),
                 "shared": c.shared,
                 "only_first": c.only_first,
                 "only_second": c.only_second,

@@ -159,83 +159,125 @@ def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Pat
     classes = _classes(run_dir)
     sections, index_rows = [], []
     for record in records:
-        areas = [float(a) for a in record["areas"].tolist()]
-        steps = int(record.get("steps", record["history"]["reward"].shape[-1]))
-        steps = min(steps, record["history"]["reward"].shape[-1])
-        names = [safe_name(n) for n in pair_names(record["ids"], record["targets"].tolist())]
-        for p, name in enumerate(names):
-            target = int(record["targets"][p])
-            label = class_name(classes, target)
-            image = record["images"][p].float()
-            parts = [
-                f'<h2 id="pair-{html.escape(name)}">{html.escape(record["ids"][p])} — '
-                f"target {html.escape(label)} ({target})</h2>"
-            ]
-            iou = record.get("iou", [math.nan] * len(record["ids"]))[p]
-            hit = record.get("pointing_hit", [None] * len(record["ids"]))[p]
-            meta = f"{steps} steps"
-            if hit is not None:
-                meta += f" · IoU (largest area) {iou:.3f} · pointing {'hit' if hit else 'miss'}"
-            parts.append(f'<p class="meta">{meta}</p>')
-            scale = max(1, 160 // max(image.shape[-2:]))
-            figures = [_figure(_png(to_uint8(image[:3]), scale), f"{name}: image", "image")]
-            for k, area in enumerate(areas):
-                rgb = to_uint8(overlay(image, record["masks"][p, k]))
-                caption = (
-                    f"area {area:g} · reward {float(record['rewards'][p, k]):.3g} · "
-                    f"achieved {float(record['achieved_areas'][p, k]):.3f}"
-                )
-                figures.append(
-                    _figure(_png(rgb, scale), f"{name}: overlay, area {area:g}", caption)
-                )
-            parts.append("<div>" + "".join(figures) + "</div>")
-            gif = run_dir / "mask_evolution" / f"{name}.gif"
-            if gif.is_file():
-                frames = gif_frames(gif)
-                labels = frame_steps(len(frames), every, steps)
-                parts.append("<h3>Mask evolution</h3><div>")
-                parts.append(
-                    _figure(
-                        evolution_strip_png(frames, labels),
-                        f"{name}: mask evolution",
-                        "masks over the image (top), what the classifier sees (below)",
-                    )
-                )
-                parts.append(
-                    _figure(
-                        gif.read_bytes(),
-                        f"{name}: mask evolution (animated)",
-                        "animated",
-                        mime="image/gif",
-                    )
-                )
-                parts.append("</div>")
-            parts.append("<h3>Optimisation</h3>")
-            parts.append(
-                _figure(curves_png(record["history"], p, areas, steps), f"{name}: curves", "")
-            )
-            sections.append(
-                f'<section class="pair" data-pair="{html.escape(name)}">'
-                + "\n".join(parts)
-                + "</section>"
-            )
-            index_rows.append(
-                f'<tr><td style="text-align:left"><a href="#pair-{html.escape(name)}">'
-                f"{html.escape(name)}</a></td><td>{html.escape(label)}</td>"
-                + "".join(
-                    f"<td>{float(record['rewards'][p, k]):.3g}</td>" for k in range(len(areas))
-                )
-                + "</tr>"
-            )
-    head_areas = "".join(
-        f"<th>reward @ {a:g}</th>" for a in [float(a) for a in records[0]["areas"]]
+        record_sections, record_rows = _record_sections(run_dir, record, classes, every)
+        sections += record_sections
+        index_rows += record_rows
+    page = _page(run_dir, config, summary, records, sections, index_rows)
+    out = Path(out_file) if out_file else run_dir / "report.html"
+    atomic_write_text(page, out)
+    return out
+
+
+def _record_sections(
+    run_dir: Path, record: dict[str, Any], classes: list[str] | None, every: int | None
+) -> tuple[list[str], list[str]]:
+    """The HTML sections and index-table rows of one chunk's pairs, in pair order."""
+    areas = [float(a) for a in record["areas"].tolist()]
+    steps = int(record.get("steps", record["history"]["reward"].shape[-1]))
+    steps = min(steps, record["history"]["reward"].shape[-1])
+    names = [safe_name(n) for n in pair_names(record["ids"], record["targets"].tolist())]
+    sections, index_rows = [], []
+    for p, name in enumerate(names):
+        target = int(record["targets"][p])
+        label = class_name(classes, target)
+        parts = [
+            f'<h2 id="pair-{html.escape(name)}">{html.escape(record["ids"][p])} — '
+            f"target {html.escape(label)} ({target})</h2>",
+            _pair_meta(record, p, steps),
+            _overlay_figures(record, p, name, areas),
+            *_evolution_parts(run_dir / "mask_evolution" / f"{name}.gif", name, every, steps),
+            "<h3>Optimisation</h3>",
+            _figure(curves_png(record["history"], p, areas, steps), f"{name}: curves", ""),
+        ]
+        sections.append(
+            f'<section class="pair" data-pair="{html.escape(name)}">'
+            + "\n".join(parts)
+            + "</section>"
+        )
+        index_rows.append(_index_row(record, p, name, label, len(areas)))
+    return sections, index_rows
+
+
+def _pair_meta(record: dict[str, Any], p: int, steps: int) -> str:
+    """The meta line of pair ``p``: its steps and, with ground truth, IoU and pointing."""
+    iou = record.get("iou", [math.nan] * len(record["ids"]))[p]
+    hit = record.get("pointing_hit", [None] * len(record["ids"]))[p]
+    meta = f"{steps} steps"
+    if hit is not None:
+        meta += f" · IoU (largest area) {iou:.3f} · pointing {'hit' if hit else 'miss'}"
+    return f'<p class="meta">{meta}</p>'
+
+
+def _overlay_figures(record: dict[str, Any], p: int, name: str, areas: list[float]) -> str:
+    """A div of pair ``p``'s image and its mask overlay at each area, upscaled to ~160 px."""
+    image = record["images"][p].float()
+    scale = max(1, 160 // max(image.shape[-2:]))
+    figures = [_figure(_png(to_uint8(image[:3]), scale), f"{name}: image", "image")]
+    for k, area in enumerate(areas):
+        rgb = to_uint8(overlay(image, record["masks"][p, k]))
+        caption = (
+            f"area {area:g} · reward {float(record['rewards'][p, k]):.3g} · "
+            f"achieved {float(record['achieved_areas'][p, k]):.3f}"
+        )
+        figures.append(_figure(_png(rgb, scale), f"{name}: overlay, area {area:g}", caption))
+    return "<div>" + "".join(figures) + "</div>"
+
+
+def _evolution_parts(gif: Path, name: str, every: int | None, steps: int) -> list[str]:
+    """The mask-evolution block (strip of frames and the animated GIF); none without ``gif``."""
+    if not gif.is_file():
+        return []
+    frames = gif_frames(gif)
+    labels = frame_steps(len(frames), every, steps)
+    return [
+        "<h3>Mask evolution</h3><div>",
+        _figure(
+            evolution_strip_png(frames, labels),
+            f"{name}: mask evolution",
+            "masks over the image (top), what the classifier sees (below)",
+        ),
+        _figure(
+            gif.read_bytes(),
+            f"{name}: mask evolution (animated)",
+            "animated",
+            mime="image/gif",
+        ),
+        "</div>",
+    ]
+
+
+def _index_row(record: dict[str, Any], p: int, name: str, label: str, num_areas: int) -> str:
+    """The index-table row of pair ``p``: a link to its section, its target, reward per area."""
+    return (
+        f'<tr><td style="text-align:left"><a href="#pair-{html.escape(name)}">'
+        f"{html.escape(name)}</a></td><td>{html.escape(label)}</td>"
+        + "".join(f"<td>{float(record['rewards'][p, k]):.3g}</td>" for k in range(num_areas))
+        + "</tr>"
     )
+
+
+def _quality_text(summary: dict[str, Any]) -> str:
+    """A paragraph of the run's quality against ground truth; empty without one."""
     quality = summary.get("quality")
-    quality_text = (
+    return (
         f"<p>Quality against ground truth: mean IoU {quality['iou']:.3f}, pointing "
         f"{quality['pointing']:.1%} over {int(quality['pairs'])} pairs.</p>"
         if quality
         else ""
+    )
+
+
+def _page(
+    run_dir: Path,
+    config: dict[str, Any],
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    sections: list[str],
+    index_rows: list[str],
+) -> str:
+    """The whole HTML page: title, run metadata, quality, index table, then the sections."""
+    head_areas = "".join(
+        f"<th>reward @ {a:g}</th>" for a in [float(a) for a in records[0]["areas"]]
     )
     method = config.get("method") or {}
     model = (config.get("model") or {}).get("name", "?")
@@ -246,18 +288,15 @@ def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Pat
         f"areas {html.escape(str(method.get('areas', '?')))} · "
         f"max_iter {method.get('max_iter', '?')} · "
         f"variant {html.escape(str(method.get('variant', '?')))} · {html.escape(str(where))}</p>",
-        quality_text,
+        _quality_text(summary),
         f"<table><tr><th>pair</th><th>target</th>{head_areas}</tr>{''.join(index_rows)}</table>",
         *sections,
     ]
-    page = (
+    return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>lightning-extremal report: {html.escape(run_dir.resolve().name)}</title>"
         f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
-    out = Path(out_file) if out_file else run_dir / "report.html"
-    atomic_write_text(page, out)
-    return out
 
 
 def _figure(data: bytes, alt: str, caption: str, mime: str = "image/png") -> str:

@@ -1,7 +1,7 @@
 """Run an unmodified W&B sweep file without a W&B server.
 
 The W&B sweep engine (the PyPI package ``sweeps``, what the W&B server runs) proposes each
-trial's parameters; each trial is one :func:`~lightning_extremal.run.run_job` with the
+trial's parameters; each trial is one :func:`~lightning_extremal.jobs.run.run_job` with the
 parameters as ``key=value`` overrides; all trials log into one W&B group (the sweep id), and a
 table of the trials sorted by the sweep's metric is printed and written to
 ``sweep_summary.csv``. Online, the same file works with ``wandb sweep`` + ``wandb agent``.
@@ -138,13 +138,8 @@ def run_sweep(
     sweeps = _import_sweeps()
 
     config = load_sweep(path)
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise ValueError(f"--count must be a positive integer; got {count!r}")
-    if count is None and config["method"] != "grid":
-        raise ValueError(f"a {config['method']} sweep never ends by itself: give --count N")
-    name = str(config.get("name") or Path(path).stem)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    sweep_id = f"{name}-{stamp}"
+    _check_count(count, config["method"])
+    sweep_id = _sweep_id(config, path)
     out = Path(output_dir) if output_dir else Path("outputs") / f"sweep-{sweep_id}"
     out.mkdir(parents=True, exist_ok=True)
     metric, goal = config["metric"]["name"], config["metric"].get("goal", "minimize")
@@ -160,58 +155,113 @@ def run_sweep(
         proposal = sweeps.next_run(config, runs)
         if proposal is None:
             break  # grid exhausted
-        params = {k: v["value"] for k, v in proposal.config.items()}
         trial = f"trial-{len(runs):03d}"
-        args = [f"{k}={format_value(v)}" for k, v in params.items()]
-        cfg = compose(
-            [
-                *base,
-                *args,
-                *(overrides or []),
-                f"output_dir={out / trial}",
-                f"logger.group={sweep_id}",
-            ]
+        run, row = _run_trial(sweeps, proposal, trial, base, overrides, out, sweep_id, metric)
+        runs.append(run)
+        trials.append(row)
+    _write_results(out, sweep_id, config, trials, metric, goal)
+    if trials and all(t["state"] == "failed" for t in trials):
+        raise RuntimeError(
+            f"every trial of sweep {sweep_id} failed; first error: {trials[0]['error']}"
         )
-        effective = {k: effective_value(cfg, k) for k in params}
-        overridden = [k for k in params if effective[k] != params[k]]
-        note = f" (overridden here: {', '.join(overridden)})" if overridden else ""
-        print(f"lightning-extremal sweep: {trial} {' '.join(args)}{note}", flush=True)
-        value, state, error = None, "finished", ""
-        try:
-            job = run_job(cfg)
-            summary = json.loads((job / "summary.json").read_text())
-            value = job_metrics(summary).get(metric)
-            if value is None:
-                warnings.warn(
-                    f"{trial}: metric {metric!r} not available ({sorted(job_metrics(summary))}); "
-                    "quality/* needs images with ground truth (data=demo or data.ground_truth=DIR)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        except Exception as exc:  # a failed trial is recorded; the sweep goes on, like an agent
-            state, error = "failed", repr(exc)
-            warnings.warn(f"{trial} failed: {exc!r}", RuntimeWarning, stacklevel=2)
-        summary_metrics = {metric: value} if value is not None else {}
-        runs.append(
-            sweeps.SweepRun(
-                name=trial,
-                config=proposal.config,
-                state=state,
-                summary_metrics=summary_metrics,
-                history=[summary_metrics],
+    return out
+
+
+def _check_count(count: int | None, method: str) -> None:
+    """Raise unless ``count`` is a positive int, or None for a grid sweep (which ends)."""
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"--count must be a positive integer; got {count!r}")
+    if count is None and method != "grid":
+        raise ValueError(f"a {method} sweep never ends by itself: give --count N")
+
+
+def _sweep_id(config: dict[str, Any], path: str | Path) -> str:
+    """``<name>-<YYYYmmdd-HHMMSS>``: the sweep's name (default: the file's stem) and now."""
+    name = str(config.get("name") or Path(path).stem)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{name}-{stamp}"
+
+
+def _run_trial(
+    sweeps: Any,
+    proposal: Any,
+    trial: str,
+    base: list[str],
+    overrides: list[str] | None,
+    out: Path,
+    sweep_id: str,
+    metric: str,
+) -> tuple[Any, dict[str, Any]]:
+    """Run the job of one proposal into ``<out>/<trial>``; return the engine's ``SweepRun``
+    for it and its row of the summary table."""
+    params = {k: v["value"] for k, v in proposal.config.items()}
+    args = [f"{k}={format_value(v)}" for k, v in params.items()]
+    cfg = compose(
+        [
+            *base,
+            *args,
+            *(overrides or []),
+            f"output_dir={out / trial}",
+            f"logger.group={sweep_id}",
+        ]
+    )
+    effective = {k: effective_value(cfg, k) for k in params}
+    overridden = [k for k in params if effective[k] != params[k]]
+    note = f" (overridden here: {', '.join(overridden)})" if overridden else ""
+    print(f"lightning-extremal sweep: {trial} {' '.join(args)}{note}", flush=True)
+    value, state, error = _trial_outcome(cfg, trial, metric)
+    summary_metrics = {metric: value} if value is not None else {}
+    run = sweeps.SweepRun(
+        name=trial,
+        config=proposal.config,
+        state=state,
+        summary_metrics=summary_metrics,
+        history=[summary_metrics],
+    )
+    row = {
+        "trial": trial,
+        **effective,  # what the trial ran with (extra overrides win over the proposal)
+        metric: value,
+        "state": state,
+        "overridden": " ".join(f"{k}(proposed {params[k]})" for k in overridden),
+        "output_dir": str(out / trial),
+        "error": error,
+    }
+    return run, row
+
+
+def _trial_outcome(cfg: Any, trial: str, metric: str) -> tuple[float | None, str, str]:
+    """Run the trial's job: (its ``metric`` or None, ``finished``/``failed``, the error)."""
+    # stacklevel=4 skips this function, _run_trial and run_sweep: the warnings name the code
+    # that called run_sweep.
+    value, state, error = None, "finished", ""
+    try:
+        job = run_job(cfg)
+        summary = json.loads((job / "summary.json").read_text())
+        value = job_metrics(summary).get(metric)
+        if value is None:
+            warnings.warn(
+                f"{trial}: metric {metric!r} not available ({sorted(job_metrics(summary))}); "
+                "quality/* needs images with ground truth (data=demo or data.ground_truth=DIR)",
+                RuntimeWarning,
+                stacklevel=4,
             )
-        )
-        trials.append(
-            {
-                "trial": trial,
-                **effective,  # what the trial ran with (extra overrides win over the proposal)
-                metric: value,
-                "state": state,
-                "overridden": " ".join(f"{k}(proposed {params[k]})" for k in overridden),
-                "output_dir": str(out / trial),
-                "error": error,
-            }
-        )
+    except Exception as exc:  # a failed trial is recorded; the sweep goes on, like an agent
+        state, error = "failed", repr(exc)
+        warnings.warn(f"{trial} failed: {exc!r}", RuntimeWarning, stacklevel=4)
+    return value, state, error
+
+
+def _write_results(
+    out: Path,
+    sweep_id: str,
+    config: dict[str, Any],
+    trials: list[dict[str, Any]],
+    metric: str,
+    goal: str,
+) -> None:
+    """Print the trials best first and write them to sweep_summary.csv; write sweep.json;
+    print how to upload the offline W&B runs (if any) and where the summary is."""
     table = sort_trials(trials, metric, goal)
     text = write_summary(table, out / "sweep_summary.csv")
     print(text)
@@ -227,11 +277,6 @@ def run_sweep(
     print(
         f"lightning-extremal sweep: summary in {(out / 'sweep_summary.csv').resolve()}", flush=True
     )
-    if trials and all(t["state"] == "failed" for t in trials):
-        raise RuntimeError(
-            f"every trial of sweep {sweep_id} failed; first error: {trials[0]['error']}"
-        )
-    return out
 
 
 def effective_value(cfg: Any, key: str) -> Any:

@@ -18,7 +18,7 @@ class Compiled:
     compiles once more with those dimensions symbolic (``torch.compile``'s automatic dynamic
     shapes), and that kernel serves every later shape. With ``dynamic=False`` each new image
     size (VOC/COCO images differ in width) would recompile, and past dynamo's recompile limit
-    (8) run eagerly — 17× slower. The dynamic kernels are as fast as the static ones here
+    (8) run eagerly, much slower. The dynamic kernels are as fast as the static ones
     (benchmarks/RESULTS.md)."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:

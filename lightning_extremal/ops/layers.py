@@ -97,7 +97,7 @@ def layer_output(model: nn.Module, name: str, inputs: torch.Tensor) -> torch.Ten
 def layer_activation(model: nn.Module, name: str, images: torch.Tensor) -> torch.Tensor:
     """``Φ_L(x)``: a copy of layer ``name``'s output for ``images`` (N×C×H×W for a conv layer).
 
-    The model runs in eval mode and is given back as it was (:func:`~.freeze.frozen`). The
+    The model runs in eval mode and is given back as it was (:func:`~lightning_extremal.ops.frozen.frozen`). The
     output is cloned, so in-place operations after the layer (``ReLU(inplace=True)``) cannot
     change it.
     """

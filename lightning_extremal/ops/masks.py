@@ -72,7 +72,7 @@ def smooth_max_mask(
     neighbours = F.unfold(params, 2 * radius + 1, padding=radius)  # B × taps × (h·w)
     if compiled and coldness <= SAFE_COLDNESS and _FUSED_FORWARD.available:
         # Offsets outer, grid cells inner: the compiled loops then run over h·w contiguous
-        # cells and vectorise (an inner loop over a step-wide offset row does not: 2× slower).
+        # cells and vectorise (an inner loop over a step-wide offset row does not).
         weights = kernel.view(1, taps, step, step, 1).to(neighbours.dtype)
         mask = _FusedSmoothMax.apply(neighbours.unsqueeze(2).unsqueeze(2), weights, float(coldness))
         mask = mask.view(batch, step, step, grid_h, grid_w).permute(0, 3, 1, 4, 2)
@@ -102,10 +102,10 @@ def _crop_mask(mask: torch.Tensor, first: int, margin: int, size: tuple[int, int
 
 
 #: Tap evaluations per mask (ranked pixels × taps × steps) from which ``compile="auto"``
-#: compiles the smooth max: ~7 s of eager CPU work per mask (22 ns per tap, both passes), so a
-#: chunk of a few masks already repays the one-off compile (~20 s, then cached on disk;
-#: figures in benchmarks/RESULTS.md). Per mask, not per chunk, so that the choice — and
-#: with it the float rounding — does not depend on the batch size or the DDP shard.
+#: compiles the smooth max: enough eager work per mask that a chunk of a few masks already
+#: repays the one-off compile, then cached on disk (figures in benchmarks/RESULTS.md). Per
+#: mask, not per chunk, so that the choice — and with it the float rounding — does not
+#: depend on the batch size or the DDP shard.
 AUTO_COMPILE_WORK = 3e8
 
 

@@ -123,6 +123,6 @@ def apply_pyramid(
     return y0 + frac * (y1 - y0)
 
 
-#: :func:`apply_pyramid` compiled into one pass per direction (2.5× faster on a CPU: the
+#: :func:`apply_pyramid` compiled into one pass per direction (faster: the
 #: gathers, the interpolation and its gradient fused); used where the smooth max is compiled.
 compiled_apply_pyramid = Compiled(apply_pyramid)
