@@ -1,10 +1,16 @@
-"""Small shared fixtures: a seeded tiny conv classifier and a planted-evidence box model."""
+"""Fixtures shared by every test folder (the hand-built models and scenes are in ``helpers.py``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 from torch import nn
+
+from lightning_extremal.data.synthetic import render_sample
+from tests.helpers import NUM_IMAGES, make_tiny_classifier
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -15,22 +21,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def make_tiny_classifier(num_classes: int = 4, seed: int = 0) -> nn.Module:
-    """A seeded 3-channel conv classifier (with batch norm and dropout), images → N×classes."""
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, num_classes),
-    ).eval()
 
 
 @pytest.fixture
@@ -44,27 +34,17 @@ def small_images() -> torch.Tensor:
     return torch.rand(3, 3, 40, 40, generator=torch.Generator().manual_seed(0))
 
 
-class BoxModel(nn.Module):
-    """Class 0 scores 10 × the mean brightness inside a known box; class 1 scores 0."""
-
-    def __init__(self, size: int, box: tuple[int, int, int, int]) -> None:
-        super().__init__()
-        top, left, height, width = box
-        inside = torch.zeros(size, size)
-        inside[top : top + height, left : left + width] = 1
-        self.register_buffer("weights", inside / inside.sum())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = 10 * (x.mean(1) * self.weights).sum((1, 2))
-        return torch.stack([score, torch.zeros_like(score)], 1)
-
-
-def box_scene(size: int, box: tuple[int, int, int, int], seed: int = 0) -> torch.Tensor:
-    """A bright (0.9–1) box on a dim textured (0.15–0.25) background, 1×3×size×size."""
-    g = torch.Generator().manual_seed(seed)
-    x = 0.15 + 0.1 * torch.rand(1, 3, size, size, generator=g)
-    top, left, height, width = box
-    x[..., top : top + height, left : left + width] = 0.9 + 0.1 * torch.rand(
-        1, 3, height, width, generator=g
-    )
-    return x
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> tuple[Path, Path]:
+    """Two synthetic-shape images (48 px) and their ground-truth object masks."""
+    root = tmp_path_factory.mktemp("shapes")
+    (root / "images").mkdir()
+    (root / "truth").mkdir()
+    for i in range(NUM_IMAGES):
+        sample = render_sample(i, size=48)
+        pixels = (sample.image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        Image.fromarray(pixels).save(root / "images" / f"shape{i}.png")
+        Image.fromarray(sample.masks.any(0).numpy().astype("uint8") * 255).save(
+            root / "truth" / f"shape{i}.png"
+        )
+    return root / "images", root / "truth"

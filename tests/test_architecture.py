@@ -94,13 +94,16 @@ def test_no_import_cycles_between_any_modules():
     assert cycles == []
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def test_no_private_name_is_imported_from_another_module():
     offences = [
         f"{path.relative_to(ROOT)}:{line}: {module}.{name}"
         for path in _sources()
         for line, module, name in _imports(path)
-        if name.startswith("_") and not name.startswith("__")
-        or any(part.startswith("_") and not part.startswith("__") for part in module.split("."))
+        if _private(name) or any(_private(part) for part in module.split("."))
     ]
     assert offences == []
 

@@ -1,0 +1,376 @@
+"""Hand-built models, scenes and small helpers shared by several test files.
+
+The models are importable by the CLI as ``tests.helpers:NAME`` (``model=tests.helpers:TinyConvNet``,
+``model=tests.helpers:six_class_model``); the jobs that load them run with the repository root as
+their working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from lightning_extremal.ops.frozen import hook_counts
+
+#: The CLI's import path of :class:`TinyConvNet`.
+TINY_MODEL = "tests.helpers:TinyConvNet"
+
+#: Small, fast settings of ``extremal_perturbation`` for 40×40 images.
+FAST = dict(progress=False, step=4, sigma=8.0, max_blur=5.0)
+
+#: ``extremal_perturbation`` options of the scale tests (trainer, compiled kernels).
+SCALE_OPTIONS = dict(
+    areas=[0.1, 0.3], max_iter=20, progress=False, step=4, sigma=8, accelerator="cpu"
+)
+
+#: Areas and number of images of the observed run jobs (``run_args``, the ``shapes`` fixture).
+AREAS = (0.1, 0.3)
+NUM_IMAGES = 2
+
+#: The channels :class:`ChannelNet`'s class 0 reads.
+GOOD = (2, 5)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def make_tiny_classifier(num_classes: int = 4, seed: int = 0) -> nn.Module:
+    """A seeded 3-channel conv classifier (with batch norm and dropout), images → N×classes."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, num_classes),
+    ).eval()
+
+
+class BoxModel(nn.Module):
+    """Class 0 scores 10 × the mean brightness inside a known box; class 1 scores 0."""
+
+    def __init__(self, size: int, box: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        top, left, height, width = box
+        inside = torch.zeros(size, size)
+        inside[top : top + height, left : left + width] = 1
+        self.register_buffer("weights", inside / inside.sum())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = 10 * (x.mean(1) * self.weights).sum((1, 2))
+        return torch.stack([score, torch.zeros_like(score)], 1)
+
+
+class TinyConvNet(nn.Module):
+    """A seeded 2-layer CNN: images N×3×H×W → 5 logits (global average pooled)."""
+
+    def __init__(self, num_classes: int = 5, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, num_classes, 3, padding=1),
+        )
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+class TinyNet(nn.Module):
+    """Seeded conv → BN → ReLU → conv → ReLU → avg-pool → linear classifier."""
+
+    def __init__(self, num_classes: int = 6, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8, 8, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(8, num_classes)
+        with torch.no_grad():
+            bn = self.features[1]
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+def six_class_model() -> nn.Module:
+    return TinyNet(6).eval()
+
+
+def twenty_class_model() -> nn.Module:
+    return TinyNet(20).eval()
+
+
+class ChannelNet(nn.Module):
+    """conv (positive weights) → ReLU (``act``, 8 channels) → spatial mean → linear.
+    Class 0 scores 10 × the sum of the mean activations of channels ``GOOD``; class 1 is 0."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(3, channels, 3, padding=1)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(channels, 2, bias=False)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            self.body.weight.copy_(
+                0.1 + 0.2 * torch.rand(self.body.weight.shape, generator=generator)
+            )
+            self.body.bias.zero_()
+            self.head.weight.zero_()
+            self.head.weight[0, list(GOOD)] = 10.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.body(x)).mean((2, 3)))
+
+
+def model_state(model: nn.Module) -> dict:
+    """What a method must leave as it found it: weights, modes, requires_grad, hooks, forwards."""
+    return {
+        "params": {k: v.clone() for k, v in model.state_dict().items()},
+        "training": {n: m.training for n, m in model.named_modules()},
+        "grad": {n: p.requires_grad for n, p in model.named_parameters()},
+        "hooks": hook_counts(model),
+        "forwards": {n: "forward" in m.__dict__ for n, m in model.named_modules()},
+    }
+
+
+def assert_model_unchanged(model: nn.Module, before: dict) -> None:
+    """The model's :func:`model_state` equals ``before``."""
+    after = model_state(model)
+    assert after["training"] == before["training"]
+    assert after["grad"] == before["grad"]
+    assert after["hooks"] == before["hooks"]
+    assert after["forwards"] == before["forwards"]
+    for k, v in before["params"].items():
+        assert torch.equal(after["params"][k], v), k
+
+
+# --------------------------------------------------------------------------- scenes and images
+
+
+def box_scene(size: int, box: tuple[int, int, int, int], seed: int = 0) -> torch.Tensor:
+    """A bright (0.9–1) box on a dim textured (0.15–0.25) background, 1×3×size×size."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.15 + 0.1 * torch.rand(1, 3, size, size, generator=g)
+    top, left, height, width = box
+    x[..., top : top + height, left : left + width] = 0.9 + 0.1 * torch.rand(
+        1, 3, height, width, generator=g
+    )
+    return x
+
+
+def random_images(count: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """``count`` seeded uniform-random images, count×3×size×size."""
+    return torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def direct_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A direct (2-D kernel, reflect-padded) torchvision blur cut at ±⌈4σ⌉."""
+    k = 2 * math.ceil(4 * sigma) + 1
+    return TF.gaussian_blur(x, [k, k], [sigma, sigma])
+
+
+def write_images(folder: Path, count: int, size=(40, 52)) -> None:
+    """``count`` seeded random PNGs ``img0.png``, ``img1.png``, … of ``size`` (H, W)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        pixels = (rng.random((*size, 3)) * 255).astype("uint8")
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+
+
+# --------------------------------------------------------------------------- fake VOC and COCO
+
+
+def _voc_object(name: str, box: tuple[int, int, int, int], difficult: int = 0) -> str:
+    x0, y0, x1, y1 = box
+    return (
+        f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox>"
+        f"<xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax>"
+        "</bndbox></object>"
+    )
+
+
+def make_fake_voc(root: Path) -> None:
+    """VOCdevkit/VOC2007 with two test images (300×200 and 200×250)."""
+    base = root / "VOCdevkit" / "VOC2007"
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (base / sub).mkdir(parents=True)
+    images = {
+        "000001": (
+            (300, 200),
+            [
+                _voc_object("dog", (11, 21, 60, 80)),  # small, with other classes: Diff
+                _voc_object("cat", (1, 1, 300, 200)),  # the whole image: not Diff
+                _voc_object("person", (100, 100, 120, 150), difficult=1),  # all difficult: skip
+            ],
+        ),
+        "000002": (
+            (200, 250),
+            [_voc_object("dog", (1, 1, 10, 10), 1), _voc_object("dog", (101, 51, 150, 100))],
+        ),
+    }
+    for stem, ((width, height), objects) in images.items():
+        Image.new("RGB", (width, height), (120, 60, 30)).save(base / "JPEGImages" / f"{stem}.jpg")
+        xml = (
+            f"<annotation><filename>{stem}.jpg</filename><size><width>{width}</width>"
+            f"<height>{height}</height><depth>3</depth></size>{''.join(objects)}</annotation>"
+        )
+        (base / "Annotations" / f"{stem}.xml").write_text(xml)
+    (base / "ImageSets" / "Main" / "test.txt").write_text("000001\n000002\n")
+
+
+def make_fake_coco(root: Path) -> tuple[Path, Path]:
+    """val2014 with three images (two annotated) and its instances_val2014.json."""
+    images = root / "val2014"
+    images.mkdir(parents=True)
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(images / "COCO_val2014_000000000001.jpg")
+    Image.new("RGB", (40, 40)).save(images / "COCO_val2014_000000000002.jpg")
+    Image.new("RGB", (40, 40)).save(images / "COCO_val2014_000000000003.jpg")
+    # Column-major runs of 0s and 1s: column 70 starts at pixel 70·60 = 4200.
+    rle = {"size": [60, 80], "counts": [4205, 10, 50, 10, 4800 - 4275]}
+    data = {
+        "images": [
+            {"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "width": 80, "height": 60},
+            {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "width": 40, "height": 40},
+            {"id": 3, "file_name": "COCO_val2014_000000000003.jpg", "width": 40, "height": 40},
+        ],
+        "categories": [
+            {"id": 7, "name": "kite"},
+            {"id": 1, "name": "person"},
+            {"id": 3, "name": "car"},
+        ],
+        "annotations": [
+            {  # a 20×10 rectangle of class "person" (id 1 → index 0)
+                "id": 10,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": 200.0,
+                "bbox": [10, 20, 20, 10],
+                "segmentation": [[10, 20, 30, 20, 30, 30, 10, 30]],
+            },
+            {  # a crowd region (uncompressed RLE) of class "kite" (id 7 → index 2)
+                "id": 11,
+                "image_id": 1,
+                "category_id": 7,
+                "iscrowd": 1,
+                "area": 20.0,
+                "bbox": [70, 5, 2, 10],
+                "segmentation": rle,
+            },
+            {
+                "id": 12,
+                "image_id": 2,
+                "category_id": 3,
+                "iscrowd": 0,
+                "area": 900.0,
+                "bbox": [0, 0, 40, 40],
+                "segmentation": [[0, 0, 39, 0, 39, 39, 0, 39]],
+            },
+        ],
+    }
+    ann = root / "annotations" / "instances_val2014.json"
+    ann.parent.mkdir()
+    ann.write_text(json.dumps(data))
+    return images, ann
+
+
+# --------------------------------------------------------------------------- run jobs
+
+
+def run_args(shapes, out: Path, *extra: str) -> list[str]:
+    """``lightning-extremal run`` overrides for TinyConvNet on the ``shapes`` fixture's images
+    and ground truth, at ``AREAS``, into ``out``."""
+    images, truth = shapes
+    return [
+        f"model={TINY_MODEL}",
+        f"data={images}",
+        f"data.ground_truth={truth}",
+        "data.size=32",
+        f"areas=[{AREAS[0]},{AREAS[1]}]",
+        "trainer.progress=false",
+        f"output_dir={out}",
+        *extra,
+    ]
+
+
+def synthetic_run_command(out, *extra, batch_size=2):
+    """The console script's command line of a short TinyConvNet run on 8 synthetic images."""
+    exe = Path(sys.executable).with_name("lightning-extremal")
+    return [
+        str(exe),
+        "run",
+        f"model={TINY_MODEL}",
+        "data=synthetic",
+        "data.num_images=8",
+        "data.size=32",
+        f"data.batch_size={batch_size}",
+        "max_iter=15",
+        "areas=[0.1,0.3]",
+        "logger=none",
+        "trainer.progress=false",
+        "step=4",
+        "sigma=8",
+        "trainer.accelerator=cpu",
+        f"output_dir={out}",
+        *extra,
+    ]
+
+
+def load_masks(out):
+    """A finished run's ``masks.pt``."""
+    return torch.load(out / "masks.pt", weights_only=False)
+
+
+def read_wandb_run(run_dir: Path) -> dict:
+    """Records of an offline run through wandb's own reader: run info, history rows, summary,
+    artifacts (``wandb leet inspect --json``)."""
+    exe = Path(sys.executable).with_name("wandb")
+    proc = subprocess.run(
+        [str(exe), "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    out = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None}
+    for line in proc.stdout.splitlines():
+        record = json.loads(line)
+        kind = record.get("type")
+        if kind == "run":
+            out["run"] = record["run"]
+        elif kind == "history":
+            out["history"].append(record["history"]["item"])
+        elif kind == "summary":
+            out["summary"].update(record["summary"].get("update", {}))
+        elif kind == "artifact":
+            out["artifacts"].append(record["artifact"])
+        elif kind == "exit":
+            out["exit"] = record["exit"]
+    return out

@@ -1,0 +1,56 @@
+"""Fixtures of the job tests: W&B offline under ``tmp_path``, one finished CSV-logged run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_extremal.config import compose
+from lightning_extremal.jobs.run import run_job
+from tests.helpers import run_args as _args
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch) -> Path:
+    """W&B offline, every W&B folder (runs, artifact staging, cache, settings) under tmp_path."""
+    home = tmp_path / "wandb_home"
+    for name, sub in [
+        ("WANDB_DIR", "dir"),
+        ("WANDB_DATA_DIR", "data"),
+        ("WANDB_CACHE_DIR", "cache"),
+        ("WANDB_CONFIG_DIR", "config"),
+    ]:
+        (home / sub).mkdir(parents=True)
+        monkeypatch.setenv(name, str(home / sub))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.chdir(ROOT)  # tests.helpers importable by the job
+    return home
+
+
+@pytest.fixture(scope="module")
+def csv_job(shapes, tmp_path_factory) -> Path:
+    """One job with the CSV logger (no image logger): everything goes to files."""
+    out = tmp_path_factory.mktemp("csvjob") / "job"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_job(
+            compose(
+                _args(
+                    shapes,
+                    out,
+                    "max_iter=10",
+                    "logger=csv",
+                    "logger.mask_every_n_steps=5",
+                    "trainer.log_every_n_steps=2",
+                )
+            )
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return out

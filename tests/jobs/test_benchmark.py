@@ -1,0 +1,85 @@
+"""The benchmark command (jobs/benchmark): prints, writes, resumes, rejects bad arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import make_fake_voc
+
+
+def _chunk_times(out: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted((out / "chunks").rglob("*.pt"))}
+
+
+def test_benchmark_command_prints_writes_and_resumes(tmp_path, capsys):
+    from lightning_extremal.cli import main
+
+    out = tmp_path / "bench"
+    args = [
+        "benchmark", "pointing", "dataset=synthetic", "model=tests.helpers:six_class_model",
+        "methods=[center,grad_cam]", "synthetic_single=3", "synthetic_multi=1",
+        "synthetic_size=48", "chunk_size=2", "logger=none", f"output_dir={out}",
+    ]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| Center |" in printed and "| Grad-CAM |" in printed and "(All/Diff)" in printed
+    assert "IoU @ object area" in printed
+    rows = (out / "pointing.csv").read_text().splitlines()
+    assert rows[0].startswith("method,label,dataset,model,pairs") and len(rows) == 3
+    assert (out / "pointing_per_class.csv").is_file() and (out / "manifest.json").is_file()
+    times = _chunk_times(out)
+    assert len(times) == 4  # 2 methods × 2 chunks
+    assert main(args) == 0
+    assert "resumed: 4 finished chunk(s) skipped, 0 computed" in capsys.readouterr().out
+    assert _chunk_times(out) == times
+    # An interrupted run: one chunk file missing → only that chunk is computed again.
+    Path(next(iter(times))).unlink()
+    assert main(args) == 0
+    assert "3 finished chunk(s) skipped, 1 computed" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["complete"] is True
+
+
+def test_benchmark_on_fake_voc_and_faithfulness(tmp_path, capsys):
+    main = _benchmark_cli
+
+    make_fake_voc(tmp_path / "voc")
+    args = [
+        "pointing", "dataset=voc07", f"root={tmp_path / 'voc'}", "methods=[center,gradient]",
+        "model=tests.helpers:twenty_class_model", "logger=none",
+        f"output_dir={tmp_path / 'out'}",
+    ]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "VOC07" in printed and "| Grad |" in printed and "3/1" in printed  # 3 pairs, 1 Diff
+    args = [
+        "faithfulness", "methods=[center,gradient]", "model=tests.helpers:six_class_model",
+        "synthetic_single=2", "synthetic_multi=0", "synthetic_size=40", "curve_steps=4",
+        "sanity_images=2", "logger=none", f"output_dir={tmp_path / 'faith'}",
+    ]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "deletion AUC" in printed and "| Center |" in printed
+    assert (tmp_path / "faith" / "faithfulness.csv").is_file()
+
+
+def test_benchmark_bad_arguments(tmp_path, capsys):
+    main = _benchmark_cli
+
+    assert main(["pointing", "datset=voc07"]) == 2
+    assert "unknown key 'datset'" in capsys.readouterr().err
+    assert main(["pointing", "dataset=voc07"]) == 2
+    assert "needs root=PATH" in capsys.readouterr().err
+    assert main(["pointing", "methods=[gradient,nope]"]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert main(["pointing", "model=tests.helpers:twenty_class_model", "logger=none",
+                 "synthetic_single=1", "synthetic_multi=0", "methods=[center]",
+                 f"output_dir={tmp_path}"]) == 2  # fmt: skip
+    assert "(1, 20)" in capsys.readouterr().err
+
+
+def _benchmark_cli(args: list[str]) -> int:
+    """``lightning-extremal benchmark ARGS`` in this process; its exit status."""
+    from lightning_extremal.cli import main
+
+    return main(["benchmark", *args])
