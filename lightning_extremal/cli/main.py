@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ..config import compose
-from ..jobs.benchmark import main as benchmark_main
+from ..config import compose, compose_benchmark
+from ..jobs.benchmark import run_benchmark
 from ..jobs.report import write_report
 from ..jobs.run import run_job
 from ..jobs.sweep import run_sweep
@@ -13,7 +13,7 @@ from ..jobs.sweep import run_sweep
 USAGE = """usage: lightning-extremal run [config=NAME|PATH] [GROUP=NAME] [key=value ...]
        lightning-extremal sweep SWEEP.yaml [--count N] [key=value ...]
        lightning-extremal report RUN_DIR [--out FILE.html]
-       lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|voc07|coco14] [key=value ...]
+       lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|voc07|coco14] [config=PATH] [key=value ...]
 
 Explain images with a classifier by extremal perturbations; writes masks.pt, overlays/*.png
 and summary.json under the output directory it prints.
@@ -38,6 +38,8 @@ the last spatial feature map).
 sweep runs a W&B sweep file here, without a W&B server (trials: one `run` each, with the
 sweep's parameters, then the key=value overrides; output_dir= sets the sweep's folder);
 report writes RUN_DIR/report.html, one self-contained page.
+benchmark runs the paper's pointing or faithfulness benchmark (its keys and defaults:
+configs/benchmark.yaml; config=PATH merges a YAML file of them before the key=value ones).
 """
 
 
@@ -111,7 +113,14 @@ def _report(args: list[str]) -> int:
 
 
 def _benchmark(args: list[str]) -> int:
-    return benchmark_main(args)
+    """``benchmark [TASK] [config=PATH] [key=value ...]``: the configuration composed from
+    ``configs/benchmark.yaml`` (bad keys and values fail before any work), then the job."""
+    try:
+        run_benchmark(compose_benchmark(args))
+    except ValueError as error:
+        print(f"lightning-extremal benchmark: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "benchmark": _benchmark}

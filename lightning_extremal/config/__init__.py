@@ -1,10 +1,23 @@
 """Typed configuration (dataclasses), its validation and its composition from ``configs/``."""
 
-from .compose import GROUP_PRIMARY, GROUPS, compose, configs_dir, leaf_aliases, valid_keys
+from .compose import (
+    BENCHMARK_FILE,
+    GROUP_PRIMARY,
+    GROUPS,
+    benchmark_keys,
+    compose,
+    compose_benchmark,
+    configs_dir,
+    leaf_aliases,
+    valid_keys,
+)
 from .schema import (
+    BENCHMARK_LOGGERS,
+    BENCHMARK_METHODS,
     BLUR_PADDINGS,
     CHANNEL_BASELINES,
     CHANNEL_KINDS,
+    DATASETS,
     LAYER_KINDS,
     LOGGERS,
     METHOD_KINDS,
@@ -12,9 +25,12 @@ from .schema import (
     PERTURBATIONS,
     PRECISIONS,
     REWARD_NAMES,
+    SANITY_MODES,
     SMOOTHINGS,
     SPACE_BASELINES,
+    TASKS,
     VARIANTS,
+    BenchmarkConfig,
     DataConfig,
     InversionConfig,
     LoggerConfig,
@@ -25,6 +41,7 @@ from .schema import (
 )
 from .validation import (
     COMPILE_CHOICES,
+    validate_benchmark,
     validate_inversion,
     validate_logger,
     validate_method,
@@ -32,10 +49,15 @@ from .validation import (
 )
 
 __all__ = [
+    "BENCHMARK_FILE",
+    "BENCHMARK_LOGGERS",
+    "BENCHMARK_METHODS",
     "BLUR_PADDINGS",
+    "BenchmarkConfig",
     "CHANNEL_BASELINES",
     "CHANNEL_KINDS",
     "COMPILE_CHOICES",
+    "DATASETS",
     "DataConfig",
     "GROUPS",
     "GROUP_PRIMARY",
@@ -51,14 +73,19 @@ __all__ = [
     "PRECISIONS",
     "REWARD_NAMES",
     "RunConfig",
+    "SANITY_MODES",
     "SMOOTHINGS",
     "SPACE_BASELINES",
+    "TASKS",
     "TrainerConfig",
     "VARIANTS",
+    "benchmark_keys",
     "compose",
+    "compose_benchmark",
     "configs_dir",
     "leaf_aliases",
     "valid_keys",
+    "validate_benchmark",
     "validate_inversion",
     "validate_logger",
     "validate_method",

@@ -1,12 +1,14 @@
-"""Composing a :class:`~.schema.RunConfig` from the YAML files of ``configs/`` and
-``key=value`` overrides (OmegaConf)."""
+"""Composing a :class:`~.schema.RunConfig` (and the benchmark's
+:class:`~.schema.BenchmarkConfig`) from the YAML files of ``configs/`` and ``key=value``
+overrides (OmegaConf)."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
 
-from .schema import METHOD_KINDS, RunConfig
+from .schema import METHOD_KINDS, BenchmarkConfig, RunConfig
+from .validation import validate_benchmark
 
 #: ``GROUP=value`` with a scalar value sets this field when no ``configs/GROUP/value.yaml`` exists.
 #: (``method=KIND`` likewise sets ``method.kind`` when KIND is one of :data:`METHOD_KINDS`.)
@@ -15,6 +17,11 @@ GROUP_PRIMARY = {"model": "name", "data": "source", "logger": "name"}
 
 #: Groups that can be set from ``configs/GROUP/NAME.yaml`` (``preset`` may touch any group).
 GROUPS = ("model", "data", "method", "trainer", "logger", "preset")
+
+
+#: The benchmark's defaults, ``configs/benchmark.yaml`` (not a run config: ``config=NAME``
+#: of ``lightning-extremal run`` does not take it).
+BENCHMARK_FILE = "benchmark.yaml"
 
 
 def configs_dir():
@@ -53,7 +60,11 @@ def _available(group: str) -> list[str]:
     folder = configs_dir() / group
     if not folder.is_dir():
         return []
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml") and not (group == "." and p.name == BENCHMARK_FILE)
+    )
 
 
 def compose(args: list[str]) -> RunConfig:
@@ -78,7 +89,7 @@ def compose(args: list[str]) -> RunConfig:
             path = Path(value)
             if not path.is_file():
                 named = configs_dir() / f"{value}.yaml"
-                if not named.is_file():
+                if not named.is_file() or named.name == BENCHMARK_FILE:
                     raise ValueError(
                         f"config {value!r} is neither a file nor one of {_available('.')}"
                     )
@@ -114,3 +125,54 @@ def compose(args: list[str]) -> RunConfig:
             f"bad configuration: {error}; valid keys: {', '.join(valid_keys())}"
         ) from error
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def benchmark_keys() -> list[str]:
+    """Every key of :class:`BenchmarkConfig` (for error messages)."""
+    return [f.name for f in fields(BenchmarkConfig)]
+
+
+def compose_benchmark(args: list[str]) -> BenchmarkConfig:
+    """``[TASK] [config=PATH] [key=value ...]`` → a validated :class:`BenchmarkConfig`.
+
+    Merges the dataclass, ``configs/benchmark.yaml`` (its defaults as data), the ``config=``
+    files (in the order given), then the TASK (``pointing`` | ``faithfulness``, the same as
+    ``task=TASK``) and the ``key=value`` overrides in the order given, so an explicit value
+    wins over a file. Unknown keys, malformed arguments and bad values raise ``ValueError``
+    naming the key (and the valid keys or values). Method names are checked by the job.
+    """
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = list(args)
+    keys = benchmark_keys()
+    layers, dotlist = [], []
+    if args and "=" not in args[0]:
+        dotlist.append(f"task={args.pop(0)}")
+    try:
+        layers.append(OmegaConf.create((configs_dir() / BENCHMARK_FILE).read_text()))
+        for arg in args:
+            key, sep, value = arg.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ValueError(f"arguments must look like key=value; got {arg!r}")
+            if key == "config":
+                if not Path(value).is_file():
+                    raise ValueError(f"config={value!r}: no such file (a benchmark YAML file)")
+                layers.append(OmegaConf.load(value))
+                continue
+            if key.split(".")[0] not in keys:
+                raise ValueError(
+                    f"unknown key {key!r}; valid keys: {', '.join(keys)} (and config=PATH)"
+                )
+            dotlist.append(f"{key}={value}")
+        merged = OmegaConf.merge(
+            OmegaConf.structured(BenchmarkConfig), *layers, OmegaConf.from_dotlist(dotlist)
+        )
+        cfg = OmegaConf.to_object(merged)
+    except (OmegaConfBaseException, yaml.YAMLError) as error:
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise ValueError(f"bad benchmark configuration: {message}") from error
+    validate_benchmark(cfg)  # type: ignore[arg-type]
+    return cfg  # type: ignore[return-value]

@@ -141,7 +141,7 @@ class TrainerConfig:
     # for the one-off compile time to pay off; same values as eager within float rounding).
     compile: Any = "auto"
     # Feed the classifier channels-last inputs: true | false | auto (when it has a Conv2d and
-    # gives the same scores that way; ~20 % faster convolutions on CPUs, also on GPUs).
+    # gives the same scores that way; faster convolutions, benchmarks/RESULTS.md).
     channels_last: Any = "auto"
     log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
     seed: int = 0  # seed_everything value
@@ -174,3 +174,74 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
     output_dir: str | None = None  # None: outputs/run-<timestamp>
+
+
+#: What ``lightning-extremal benchmark`` measures, on which dataset, logged where.
+TASKS = ("pointing", "faithfulness")
+
+
+DATASETS = ("synthetic", "voc07", "coco14")
+
+
+BENCHMARK_LOGGERS = ("wandb", "none")
+
+
+#: Modes of the benchmark's model-randomisation check (Adebayo et al.).
+SANITY_MODES = ("full", "cascading")
+
+
+#: The benchmark's methods, in the table's order. Spelled out here because config imports
+#: nothing from the project; tests/test_benchmark_config.py checks it equals
+#: ``list(lightning_extremal.evaluation.baselines.METHODS)``.
+BENCHMARK_METHODS = (
+    "center",
+    "gradient",
+    "deconvnet",
+    "guided_backprop",
+    "mwp",
+    "cmwp",
+    "rise",
+    "grad_cam",
+    "extremal_perturbation",
+)
+
+
+@dataclass
+class BenchmarkConfig:
+    """Every knob of ``lightning-extremal benchmark`` (defaults: the paper's benchmark)."""
+
+    task: str = "pointing"  # pointing | faithfulness (deletion/insertion AUC + sanity check)
+    dataset: str = "synthetic"  # synthetic | voc07 (VOC 2007 test) | coco14 (COCO 2014 val)
+    model: str = "demo"  # demo | a torchvision name | a model file | package.module:attr
+    methods: list[str] = field(default_factory=lambda: list(BENCHMARK_METHODS))  # the whole table
+    root: str | None = None  # VOC: folder holding VOCdevkit/; COCO: holding val2014/, annotations/
+    ann_file: str | None = None  # COCO: None = ROOT/annotations/instances_val2014.json
+    image_dir: str | None = None  # COCO: None = ROOT/val2014
+    diff_list: str | None = None  # EBP's Diff flags (TorchRay's file format); None = the rule
+    limit: int | None = None  # only the first N images
+    chunk_size: int = 8  # images per chunk (one result file per method and chunk)
+    output_dir: str | None = None  # None = outputs/benchmark/<task>-<dataset>-<model>
+    logger: str = "wandb"  # wandb (offline unless WANDB_MODE says otherwise) | none
+    seed: int = 0  # seed of RISE's masks and of the optimisation
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+    # Extremal perturbations (the reference's benchmark settings).
+    max_iter: int = 800  # optimisation steps: reference value
+    areas: list[float] | None = None  # None = VOC/synthetic [0.025, 0.05, 0.1, 0.2], COCO [...]
+    reward: str = "simple"  # simple (reference benchmark) | contrastive
+    ep_batch_size: int = 2  # pairs per Lightning fit (small batches are faster on a CPU)
+    ep_options: dict[str, Any] = field(default_factory=dict)  # other MethodConfig fields
+    # Baselines.
+    rise_masks: int = 8000  # RISE masks: TorchRay's benchmark value
+    rise_score: str | None = None  # softmax | sigmoid; None = sigmoid on VOC/COCO, else softmax
+    grad_cam_layer: str | None = None  # None = automatic (see baselines.resolve_layers)
+    mwp_layer: str | None = None  # None = automatic (VGG16 pool4, ResNet50 layer3)
+    contrast_layer: str | None = None  # None = automatic (VGG16 relu7, ResNet50 avgpool)
+    # Synthetic set.
+    synthetic_single: int = 90  # single-object images
+    synthetic_multi: int = 45  # multi-object images (after the single-object ones)
+    synthetic_size: int = 128  # rendered side, px: the demo classifier's input size
+    synthetic_seed: int = 3  # stream not used to train, test or pick the demo images
+    # Faithfulness.
+    curve_steps: int = 50  # K steps of the deletion/insertion curves
+    sanity_images: int = 8  # pairs of the randomisation check (the first ones)
+    sanity_mode: str = "full"  # full | cascading (Adebayo et al.)

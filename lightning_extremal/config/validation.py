@@ -7,9 +7,12 @@ import math
 from typing import Any
 
 from .schema import (
+    BENCHMARK_LOGGERS,
+    BENCHMARK_METHODS,
     BLUR_PADDINGS,
     CHANNEL_BASELINES,
     CHANNEL_KINDS,
+    DATASETS,
     LAYER_KINDS,
     LOGGERS,
     METHOD_KINDS,
@@ -17,9 +20,12 @@ from .schema import (
     PERTURBATIONS,
     PRECISIONS,
     REWARD_NAMES,
+    SANITY_MODES,
     SMOOTHINGS,
     SPACE_BASELINES,
+    TASKS,
     VARIANTS,
+    BenchmarkConfig,
     InversionConfig,
     LoggerConfig,
     MethodConfig,
@@ -54,6 +60,20 @@ def validate_run_options(precision: str, compile: Any, channels_last: Any = "aut
 def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:
     """Raise ``ValueError`` naming the first bad knob, before any work starts."""
     _choice("kind", cfg.kind, METHOD_KINDS)
+    _check_areas(cfg)
+    _check_layer(cfg)
+    _choice("variant", cfg.variant, VARIANTS)
+    _choice("perturbation", cfg.perturbation, PERTURBATIONS)
+    _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
+    _choice("smoothing", cfg.smoothing, SMOOTHINGS)
+    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    if not reward_is_callable:
+        _choice("reward", cfg.reward, REWARD_NAMES)
+    _check_numbers(cfg)
+
+
+def _check_areas(cfg: MethodConfig) -> None:
+    """Fractions in (0, 1), or (channel kinds) all channel counts ≥ 1."""
     areas = list(cfg.areas) if not isinstance(cfg.areas, (int, float)) else [cfg.areas]
     if not areas:
         raise ValueError("areas must be a non-empty list of fractions in (0, 1); got []")
@@ -67,6 +87,10 @@ def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None
             )
     if cfg.kind in CHANNEL_KINDS and 0 < sum(_is_count(a) for a in areas) < len(areas):
         raise ValueError(f"areas must be all fractions or all channel counts; got {areas}")
+
+
+def _check_layer(cfg: MethodConfig) -> None:
+    """The layer knobs: a module name only for the layer kinds, baselines, grid."""
     if cfg.layer is not None and (not isinstance(cfg.layer, str) or not cfg.layer):
         raise ValueError(f"layer must be a module name or None; got {cfg.layer!r}")
     if cfg.layer is not None and cfg.kind not in LAYER_KINDS:
@@ -80,13 +104,10 @@ def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None
         _positive("layer_step", cfg.layer_step, integer=True)
     if cfg.layer_sigma is not None:
         _positive("layer_sigma", cfg.layer_sigma)
-    _choice("variant", cfg.variant, VARIANTS)
-    _choice("perturbation", cfg.perturbation, PERTURBATIONS)
-    _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
-    _choice("smoothing", cfg.smoothing, SMOOTHINGS)
-    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    if not reward_is_callable:
-        _choice("reward", cfg.reward, REWARD_NAMES)
+
+
+def _check_numbers(cfg: MethodConfig) -> None:
+    """The numeric knobs of the mask, the pyramid and the optimiser."""
     _positive("step", cfg.step, integer=True)
     _positive("sigma", cfg.sigma)
     _positive("coldness", cfg.coldness)
@@ -154,3 +175,26 @@ def validate_logger(cfg: LoggerConfig) -> None:
     ):
         raise ValueError(f"logger.early_stop_tol must be null or a positive number; got {tol!r}")
     _positive("logger.early_stop_window", cfg.early_stop_window, integer=True)
+
+
+def validate_benchmark(cfg: BenchmarkConfig) -> None:
+    """Raise ``ValueError`` naming the first bad benchmark knob, before any work starts.
+
+    Method names are not resolved here (aliases such as ``ep`` belong to the evaluation
+    package): the benchmark job does that before its first chunk.
+    """
+    _choice("task", cfg.task, TASKS)
+    _choice("dataset", cfg.dataset, DATASETS)
+    _choice("logger", cfg.logger, BENCHMARK_LOGGERS)
+    _choice("sanity_mode", cfg.sanity_mode, SANITY_MODES)
+    if not cfg.methods:
+        raise ValueError(f"methods must name at least one of {list(BENCHMARK_METHODS)}")
+    if cfg.rise_score not in (None, "softmax", "sigmoid"):
+        raise ValueError(f"rise_score must be softmax, sigmoid or null; got {cfg.rise_score!r}")
+    for name in ("chunk_size", "max_iter", "rise_masks", "curve_steps", "sanity_images"):
+        _positive(name, getattr(cfg, name), integer=True)
+    _positive("ep_batch_size", cfg.ep_batch_size, integer=True)
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
+    if cfg.dataset != "synthetic" and not cfg.root:
+        raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")

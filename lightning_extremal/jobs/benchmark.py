@@ -1,4 +1,5 @@
-"""``lightning-extremal benchmark pointing|faithfulness key=value ...``: the paper's benchmark.
+"""The paper's benchmark (``lightning-extremal benchmark pointing|faithfulness key=value ...``;
+its configuration: :class:`~lightning_extremal.config.BenchmarkConfig`, ``configs/benchmark.yaml``).
 
 Runs every method over a dataset in chunks of images. Each (method, chunk) result is written
 atomically to ``OUT/chunks/<method>/chunk-NNNNN.pt`` with a key of everything that affects it,
@@ -12,17 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import sys
 import time
-import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import ModelConfig
+from ..config import BenchmarkConfig, ModelConfig, validate_benchmark
 from ..data.datasets import COCOPointing, SyntheticPointing, VOCPointing
 from ..data.models import load_model
 from ..evaluation import baselines
@@ -35,111 +33,20 @@ from ..ops.pointing import (
     pointing_map,
     resize_saliency,
 )
+from .loggers import log_table_run
 from .store import ResultsStore, atomic_write_text, content_key
 
-TASKS = ("pointing", "faithfulness")
 #: Version of the per-pair records; chunk files of an older format are computed again.
 RECORD_FORMAT = 2
-DATASETS = ("synthetic", "voc07", "coco14")
 DATASET_LABELS = {"synthetic": "Synthetic", "voc07": "VOC07", "coco14": "COCO14"}
-BENCHMARK_LOGGERS = ("wandb", "none")
 
 
-@dataclass
-class BenchmarkConfig:
-    """Every knob of ``lightning-extremal benchmark`` (defaults: the paper's benchmark)."""
-
-    task: str = "pointing"  # pointing | faithfulness (deletion/insertion AUC + sanity check)
-    dataset: str = "synthetic"  # synthetic | voc07 (VOC 2007 test) | coco14 (COCO 2014 val)
-    model: str = "demo"  # demo | a torchvision name | a model file | package.module:attr
-    methods: list[str] = field(default_factory=lambda: list(METHODS))  # all of the table
-    root: str | None = None  # VOC: folder holding VOCdevkit/; COCO: holding val2014/, annotations/
-    ann_file: str | None = None  # COCO: None = ROOT/annotations/instances_val2014.json
-    image_dir: str | None = None  # COCO: None = ROOT/val2014
-    diff_list: str | None = None  # EBP's Diff flags (TorchRay's file format); None = the rule
-    limit: int | None = None  # only the first N images
-    chunk_size: int = 8  # images per chunk (one result file per method and chunk)
-    output_dir: str | None = None  # None = outputs/benchmark/<task>-<dataset>-<model>
-    logger: str = "wandb"  # wandb (offline unless WANDB_MODE says otherwise) | none
-    seed: int = 0  # seed of RISE's masks and of the optimisation
-    threads: int | None = None  # torch intra-op threads; None = torch's default
-    # Extremal perturbations (the reference's benchmark settings).
-    max_iter: int = 800  # optimisation steps: reference value
-    areas: list[float] | None = None  # None = VOC/synthetic [0.025, 0.05, 0.1, 0.2], COCO [...]
-    reward: str = "simple"  # simple (reference benchmark) | contrastive
-    ep_batch_size: int = 2  # pairs per Lightning fit (small batches are faster on a CPU)
-    ep_options: dict[str, Any] = field(default_factory=dict)  # other MethodConfig fields
-    # Baselines.
-    rise_masks: int = 8000  # RISE masks: TorchRay's benchmark value
-    rise_score: str | None = None  # softmax | sigmoid; None = sigmoid on VOC/COCO, else softmax
-    grad_cam_layer: str | None = None  # None = automatic (see baselines.resolve_layers)
-    mwp_layer: str | None = None  # None = automatic (VGG16 pool4, ResNet50 layer3)
-    contrast_layer: str | None = None  # None = automatic (VGG16 relu7, ResNet50 avgpool)
-    # Synthetic set.
-    synthetic_single: int = 90  # single-object images
-    synthetic_multi: int = 45  # multi-object images (after the single-object ones)
-    synthetic_size: int = 128  # rendered side, px: the demo classifier's input size
-    synthetic_seed: int = 3  # stream not used to train, test or pick the demo images
-    # Faithfulness.
-    curve_steps: int = 50  # K steps of the deletion/insertion curves
-    sanity_images: int = 8  # pairs of the randomisation check (the first ones)
-    sanity_mode: str = "full"  # full | cascading (Adebayo et al.)
-
-
-def valid_keys() -> list[str]:
-    return [f.name for f in fields(BenchmarkConfig)]
-
-
-def parse_args(args: list[str]) -> BenchmarkConfig:
-    """``[TASK] key=value ...`` → a validated :class:`BenchmarkConfig` (ValueError names the key)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    args = list(args)
-    dotlist = []
-    if args and "=" not in args[0]:
-        dotlist.append(f"task={args.pop(0)}")
-    for arg in args:
-        key, sep, _ = arg.partition("=")
-        if not sep:
-            raise ValueError(f"arguments must look like key=value; got {arg!r}")
-        if key.split(".")[0] not in valid_keys():
-            raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(valid_keys())}")
-        dotlist.append(arg)
-    try:
-        merged = OmegaConf.merge(
-            OmegaConf.structured(BenchmarkConfig), OmegaConf.from_dotlist(dotlist)
-        )
-        cfg = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as error:
-        raise ValueError(f"bad benchmark configuration: {error}") from error
-    validate(cfg)  # type: ignore[arg-type]
-    return cfg  # type: ignore[return-value]
-
-
-def validate(cfg: BenchmarkConfig) -> None:
-    for name, value, allowed in (
-        ("task", cfg.task, TASKS),
-        ("dataset", cfg.dataset, DATASETS),
-        ("logger", cfg.logger, BENCHMARK_LOGGERS),
-        ("sanity_mode", cfg.sanity_mode, ("full", "cascading")),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
-    if not cfg.methods:
-        raise ValueError(f"methods must name at least one of {list(METHODS)}")
-    cfg.methods = [method_name(m) for m in cfg.methods]
-    if cfg.rise_score not in (None, "softmax", "sigmoid"):
-        raise ValueError(f"rise_score must be softmax, sigmoid or null; got {cfg.rise_score!r}")
-    positive = ("chunk_size", "max_iter", "rise_masks", "curve_steps", "sanity_images")
-    for name in positive + ("ep_batch_size",):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
-    if cfg.dataset != "synthetic" and not cfg.root:
-        raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")
+def prepare(cfg: BenchmarkConfig) -> BenchmarkConfig:
+    """The configuration checked (:func:`validate_benchmark`) with its method names made
+    canonical (aliases such as ``ep``, ``gradcam`` resolved; an unknown one raises
+    ``ValueError`` naming the valid ones), before any work starts."""
+    validate_benchmark(cfg)
+    return replace(cfg, methods=[method_name(m) for m in cfg.methods])
 
 
 # --- dataset, model, methods -----------------------------------------------------------------
@@ -299,6 +206,7 @@ def _check_classes(model, dataset) -> None:
 
 def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     """Run (or resume) the benchmark; returns ``{"rows": [...], "out": Path, ...}``."""
+    cfg = prepare(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = output_path(cfg)
@@ -534,42 +442,12 @@ def _write_per_class(out: Path, cfg: BenchmarkConfig, dataset, results) -> None:
 
 def _log_wandb(cfg: BenchmarkConfig, out: Path, rows: list[dict[str, Any]]) -> None:
     """The table and one summary metric per method to W&B (offline unless WANDB_MODE says)."""
-    try:
-        import wandb
-
-        run = wandb.init(
-            project="lightning-extremal",
-            job_type="benchmark",
-            name=f"{cfg.task}-{cfg.dataset}-{Path(cfg.model).stem}",
-            dir=str(out),
-            mode=os.environ.get("WANDB_MODE", "offline"),
-            config=asdict(cfg),
-        )
-        columns = list(rows[0])
-        run.log(
-            {
-                f"{cfg.task}/table": wandb.Table(
-                    columns=columns, data=[[r[c] for c in columns] for r in rows]
-                )
-            }
-        )
-        for r in rows:
-            for metric in ("all", "diff", "deletion_auc", "insertion_auc", "sanity_spearman"):
-                if metric in r:
-                    run.summary[f"{cfg.task}/{r['method']}/{metric}"] = r[metric]
-        run_dir = run.dir
-        run.finish()
-        print(f"W&B offline run: {Path(run_dir).parent}", flush=True)
-    except Exception as error:  # logging must not lose the table
-        warnings.warn(f"could not log to W&B: {error!r}", RuntimeWarning, stacklevel=2)
-
-
-def main(args: list[str]) -> int:
-    """Entry point of ``lightning-extremal benchmark``; returns the exit status."""
-    try:
-        cfg = parse_args(args)
-        run_benchmark(cfg)
-    except ValueError as error:
-        print(f"lightning-extremal benchmark: {error}", file=sys.stderr)
-        return 2
-    return 0
+    metrics = ("all", "diff", "deletion_auc", "insertion_auc", "sanity_spearman")
+    summary = {
+        f"{cfg.task}/{r['method']}/{metric}": r[metric]
+        for r in rows
+        for metric in metrics
+        if metric in r
+    }
+    name = f"{cfg.task}-{cfg.dataset}-{Path(cfg.model).stem}"
+    log_table_run(name, "benchmark", out, asdict(cfg), f"{cfg.task}/table", rows, summary)

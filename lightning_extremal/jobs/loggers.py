@@ -181,3 +181,40 @@ def finish_logger(logger: Any) -> str | None:
     finally:
         wandb.finish()
     return run_dir if offline else None
+
+
+def log_table_run(
+    name: str,
+    job_type: str,
+    out: Path,
+    config: dict[str, Any],
+    key: str,
+    rows: list[dict[str, Any]],
+    summary: dict[str, float],
+) -> str | None:
+    """One W&B run holding a finished table (``rows`` under ``key``) and ``summary`` metrics,
+    offline unless ``WANDB_MODE`` says otherwise; its directory, printed. Fail-soft: a
+    logging error is a warning, never a lost table (the caller has written it to disk)."""
+    try:
+        import wandb
+
+        run = wandb.init(
+            project="lightning-extremal",
+            job_type=job_type,
+            name=name,
+            dir=str(out),
+            mode=os.environ.get("WANDB_MODE", "offline"),
+            config=config,
+        )
+        columns = list(rows[0])
+        table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+        run.log({key: table})
+        for metric, value in summary.items():
+            run.summary[metric] = value
+        run_dir = str(Path(run.dir).parent)
+        run.finish()
+    except Exception as error:  # logging must not lose the table
+        warnings.warn(f"could not log to W&B: {error!r}", RuntimeWarning, stacklevel=2)
+        return None
+    print(f"W&B offline run: {run_dir}", flush=True)
+    return run_dir
