@@ -19,6 +19,10 @@ from ..data.sources import ImageSource, open_source
 from ..engine.classifier import predicted_classes
 from .store import ResultsStore, atomic_write_text, content_key
 
+#: Version of the chunk records of runs: files written in an older format (other fields, other
+#: quality scoring) are computed again, never mixed into a resumed run.
+RECORD_FORMAT = 2
+
 
 @dataclass
 class Job:
@@ -101,6 +105,7 @@ def chunk_key(cfg: RunConfig, ids: list[str], **extra: Any) -> str:
     trainer = {"seed": cfg.trainer.seed, "precision": cfg.trainer.precision}
     return content_key(
         {
+            "format": RECORD_FORMAT,
             "method": asdict(cfg.method),
             "model": asdict(cfg.model),
             "data": asdict(cfg.data),
@@ -119,7 +124,7 @@ def pending_chunks(job: Job, **extra: Any) -> Iterator[tuple[int, str, list[int]
         name = f"chunk-{number:05d}"
         key = chunk_key(job.cfg, [job.images.ids[i] for i in index], **extra)
         done = job.store.load(name, key)
-        if done is not None and "rows" in done:
+        if done is not None and "rows" in done and "ids" in done:
             job.store.add(name, key, ids=done["ids"], rows=done["rows"])
             continue
         yield number, key, index

@@ -122,6 +122,7 @@ def write_summary(job: Job) -> None:
     entries = job.store.entries.values()
     rows = [row for entry in entries for row in entry["rows"]]
     areas = torch.tensor(job.cfg.method.areas, dtype=torch.float64)
+    job.store.write_manifest()
     job.store.merge_masks(areas=areas, classes=job.loaded.classes)
     pair_rows = {(r["image"], r["target"]): r for r in rows if "pointing_hit" in r}
     quality = summarize_quality(

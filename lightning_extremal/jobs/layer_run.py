@@ -128,6 +128,7 @@ def write_summary(job: Job, layer: str) -> None:
     kind = job.cfg.method.kind
     rows = [row for entry in job.store.entries.values() for row in entry["rows"]]
     areas = torch.tensor(job.cfg.method.areas, dtype=torch.float64)
+    job.store.write_manifest()
     job.store.merge_masks(areas=areas, classes=job.loaded.classes, layer=layer, kind=kind)
     job.write_summary(
         {"kind": kind, "layer": layer, "results": rows, "skipped": job.images.skipped}

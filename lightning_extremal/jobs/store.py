@@ -81,15 +81,17 @@ class ResultsStore:
 
     def save(self, name: str, record: dict[str, Any], **entry: Any) -> None:
         """Write a finished chunk (``record`` holds its ``key``) and list it in the manifest
-        with ``entry`` (e.g. its summary rows)."""
+        with ``entry`` (e.g. its summary rows); the manifest is rewritten at once."""
         atomic_save(record, self.path(name))
         self.add(name, record["key"], **entry)
+        self.write_manifest()
 
     def add(self, name: str, key: str, **entry: Any) -> None:
-        """List chunk ``name`` (already on disk) in the manifest."""
+        """List chunk ``name`` (already on disk) in the manifest; written with the next
+        :meth:`save` or :meth:`write_manifest` (a resume that skips many chunks rewrites the
+        manifest once, not once per chunk)."""
         file = self.path(name).relative_to(self.root).as_posix()
         self.entries[name] = {"file": file, "key": key, **entry}
-        self.write_manifest()
 
     def write_manifest(self, **extra: Any) -> None:
         manifest = {**self.header, **extra, "chunks": list(self.entries.values())}
@@ -109,6 +111,11 @@ class ResultsStore:
         pairs or when no chunk holds masks."""
         pairs = sum(len(e.get("ids", ())) for e in self.entries.values())
         if pairs > MERGE_LIMIT:
+            print(
+                f"lightning-extremal: {pairs} pairs > {MERGE_LIMIT}: no masks.pt, the masks stay "
+                "in the chunk files listed in manifest.json",
+                flush=True,
+            )
             return None
         parts = [r for r in self.records() if "masks" in r]
         if not parts:

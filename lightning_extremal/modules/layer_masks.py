@@ -64,6 +64,10 @@ class LayerMaskModule(MaskGameModule):
     broadcasts against ``Φ_L``).
     """
 
+    #: Abstract: the subclasses say "channel" or "layer-spatial"; anything but "input" is a
+    #: mask the observing callbacks do not draw over the image.
+    mask_kind = "layer"
+
     def __init__(
         self,
         classifier: nn.Module,

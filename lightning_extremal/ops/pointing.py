@@ -149,7 +149,8 @@ def top_area_region(mask: torch.Tensor, area: float) -> torch.Tensor:
     """The ``round(a·|Ω|)`` highest pixels of an H×W mask (at least one) → H×W bool.
 
     Ranking instead of thresholding: a soft mask (the smooth max saturates at ≈ 0.985) still
-    gives a region of exactly the target area.
+    gives a region of exactly the target area. Ties (common on the saturated plateau) go to
+    the lower raster index, deterministically (:func:`top_region`).
     """
     return top_region(mask, min(max(1, round(area * mask.numel())), mask.numel()))
 

@@ -73,3 +73,87 @@ def test_kill_9_then_rerun_equals_uninterrupted_run(tmp_path):
     assert torch.equal(a["masks"], b["masks"])
     manifest = __import__("json").loads((killed / "manifest.json").read_text())
     assert [e["file"] for e in manifest["chunks"]] == [f"chunks/chunk-{i:05d}.pt" for i in range(4)]
+
+
+# --- the store itself --------------------------------------------------------------------------
+
+
+def _record(key: str, ids: list[str], value: float) -> dict:
+    count = len(ids)
+    return {
+        "key": key,
+        "ids": ids,
+        "targets": torch.arange(count),
+        "masks": torch.full((count, 1, 2, 2), value),
+        "rewards": torch.full((count, 1), value),
+        "achieved_areas": torch.full((count, 1), value),
+    }
+
+
+def test_store_loads_only_the_same_key_and_recomputes_damaged_files(tmp_path):
+    from lightning_extremal.jobs.store import ResultsStore
+
+    store = ResultsStore(tmp_path, config={"a": 1})
+    store.save("chunk-00000", _record("k0", ["x"], 0.5), ids=["x"])
+    assert store.load("chunk-00000", "k0")["ids"] == ["x"]
+    assert store.load("chunk-00000", "other settings") is None
+    assert store.load("chunk-00001", "k0") is None  # not on disk
+    store.path("chunk-00001").write_bytes(b"half a file")
+    with pytest.warns(RuntimeWarning, match="ignoring unreadable chunk"):
+        assert store.load("chunk-00001", "k1") is None
+    manifest = __import__("json").loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"] == {"a": 1}
+    assert manifest["chunks"] == [{"file": "chunks/chunk-00000.pt", "key": "k0", "ids": ["x"]}]
+    assert not list(tmp_path.rglob(".*.pt.*"))  # no temporary file left behind
+
+
+def test_store_lists_skipped_chunks_without_rewriting_the_manifest_each_time(tmp_path):
+    from lightning_extremal.jobs.store import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    store.save("chunk-00000", _record("k0", ["x"], 0.5), ids=["x"])
+    written = (tmp_path / "manifest.json").stat().st_mtime_ns
+    store.add("chunk-00001", "k1", ids=["y"])  # found finished on disk by a resume
+    assert (tmp_path / "manifest.json").stat().st_mtime_ns == written
+    store.write_manifest()
+    files = [
+        e["file"]
+        for e in __import__("json").loads((tmp_path / "manifest.json").read_text())["chunks"]
+    ]
+    assert files == ["chunks/chunk-00000.pt", "chunks/chunk-00001.pt"]
+
+
+def test_store_merges_masks_in_manifest_order_up_to_the_limit(tmp_path, monkeypatch, capsys):
+    from lightning_extremal.jobs import store as store_module
+
+    store = store_module.ResultsStore(tmp_path)
+    store.save("chunk-00001", _record("k1", ["b", "c"], 1.0), ids=["b", "c"])
+    store.save("chunk-00000", _record("k0", ["a"], 0.0), ids=["a"])
+    store.add("chunk-00002", "k2", ids=["d"])  # listed, but holds no masks (e.g. inversions)
+    store_module.atomic_save({"key": "k2", "ids": ["d"], "rows": []}, store.path("chunk-00002"))
+    merged = torch.load(store.merge_masks(layer="x"), weights_only=False)
+    assert merged["ids"] == ["b", "c", "a"] and merged["layer"] == "x"
+    assert merged["masks"][:, 0, 0, 0].tolist() == [1.0, 1.0, 0.0]
+    assert merged["targets"].tolist() == [0, 1, 0]
+    monkeypatch.setattr(store_module, "MERGE_LIMIT", 2)
+    (tmp_path / "masks.pt").unlink()
+    assert store.merge_masks() is None and not (tmp_path / "masks.pt").exists()
+    assert "no masks.pt" in capsys.readouterr().out
+
+
+def test_a_layer_chunk_of_an_older_format_is_recomputed_not_crashed_on(tmp_path, monkeypatch):
+    """Same key but no ``ids`` (the record layout of earlier versions): computed again."""
+    from lightning_extremal.config import compose
+    from lightning_extremal.jobs import chunks
+    from lightning_extremal.jobs.store import atomic_save
+
+    monkeypatch.chdir(ROOT)
+    data = tmp_path / "images"
+    _write_images(data, 2)
+    cfg = compose(
+        [f"model={TINY_MODEL}", f"data={data}", "data.size=32", f"output_dir={tmp_path / 'o'}"]
+    )
+    job = chunks.open_job(cfg)
+    (number, key, index), *_ = list(chunks.pending_chunks(job))
+    atomic_save({"key": key, "rows": [], "part": None}, job.store.path("chunk-00000"))
+    assert [n for n, _, _ in chunks.pending_chunks(job)] == [number]

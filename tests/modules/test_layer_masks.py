@@ -107,3 +107,17 @@ def test_spatial_attribution_at_a_layer_finds_the_planted_box(variant):
     assert masks.shape == (2, 16, 16)
     inside = (masks * box).sum((1, 2)) / masks.sum((1, 2))
     assert (inside > 0.8).all(), inside
+
+
+def test_mask_kinds_are_the_config_vocabulary():
+    from lightning_extremal.api.extremal import MASK_KINDS
+    from lightning_extremal.modules.image_masks import ExtremalPerturbationModule
+    from lightning_extremal.modules.layer_masks import (
+        ChannelPerturbationModule,
+        LayerMaskModule,
+        LayerSpatialModule,
+    )
+
+    kinds = [ExtremalPerturbationModule, ChannelPerturbationModule, LayerSpatialModule]
+    assert [m.mask_kind for m in kinds] == list(MASK_KINDS)
+    assert LayerMaskModule.mask_kind != "input"  # a new layer game is never drawn as an image
