@@ -39,7 +39,7 @@ sweep runs a W&B sweep file here, without a W&B server (trials: one `run` each, 
 sweep's parameters, then the key=value overrides; output_dir= sets the sweep's folder);
 report writes RUN_DIR/report.html, one self-contained page.
 benchmark runs the paper's pointing or faithfulness benchmark (its keys and defaults:
-configs/benchmark.yaml; config=PATH merges a YAML file of them before the key=value ones).
+configs/benchmark/default.yaml; config=PATH merges a YAML file of them before the key=value ones).
 """
 
 
@@ -114,7 +114,7 @@ def _report(args: list[str]) -> int:
 
 def _benchmark(args: list[str]) -> int:
     """``benchmark [TASK] [config=PATH] [key=value ...]``: the configuration composed from
-    ``configs/benchmark.yaml`` (bad keys and values fail before any work), then the job."""
+    ``configs/benchmark/default.yaml`` (bad keys and values fail before any work), then the job."""
     try:
         run_benchmark(compose_benchmark(args))
     except ValueError as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from .schema import METHOD_KINDS, BenchmarkConfig, RunConfig
 from .validation import validate_benchmark
@@ -19,9 +20,9 @@ GROUP_PRIMARY = {"model": "name", "data": "source", "logger": "name"}
 GROUPS = ("model", "data", "method", "trainer", "logger", "preset")
 
 
-#: The benchmark's defaults, ``configs/benchmark.yaml`` (not a run config: ``config=NAME``
-#: of ``lightning-extremal run`` does not take it).
-BENCHMARK_FILE = "benchmark.yaml"
+#: The benchmark's defaults, in their own folder of ``configs/`` (like the sweeps), so that
+#: ``config=NAME`` of ``lightning-extremal run`` never takes them for a run config.
+BENCHMARK_FILE = "benchmark/default.yaml"
 
 
 def configs_dir():
@@ -60,11 +61,28 @@ def _available(group: str) -> list[str]:
     folder = configs_dir() / group
     if not folder.is_dir():
         return []
-    return sorted(
-        p.name[: -len(".yaml")]
-        for p in folder.iterdir()
-        if p.name.endswith(".yaml") and not (group == "." and p.name == BENCHMARK_FILE)
-    )
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _key_value(arg: str) -> tuple[str, str]:
+    """``key=value`` → (key, value); ``ValueError`` for anything else."""
+    key, sep, value = arg.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"arguments must look like key=value; got {arg!r}")
+    return key.strip(), value
+
+
+def _merge(schema: type, layers: list, what: str, hint: str = "") -> Any:
+    """The dataclass ``schema`` with ``layers`` (OmegaConf nodes) merged over it in order, as
+    a dataclass; an OmegaConf error becomes one ``ValueError`` line: ``bad {what}: …{hint}``."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), *layers))
+    except OmegaConfBaseException as error:
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise ValueError(f"bad {what}: {message}{hint}") from error
 
 
 def compose(args: list[str]) -> RunConfig:
@@ -75,21 +93,16 @@ def compose(args: list[str]) -> RunConfig:
     naming the valid keys.
     """
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    base = OmegaConf.structured(RunConfig)
     aliases = leaf_aliases()
     layers, overrides = [], []
     for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or not key:
-            raise ValueError(f"arguments must look like key=value; got {arg!r}")
-        key = key.strip()
+        key, value = _key_value(arg)
         if key == "config":
             path = Path(value)
             if not path.is_file():
                 named = configs_dir() / f"{value}.yaml"
-                if not named.is_file() or named.name == BENCHMARK_FILE:
+                if not named.is_file():
                     raise ValueError(
                         f"config {value!r} is neither a file nor one of {_available('.')}"
                     )
@@ -118,13 +131,8 @@ def compose(args: list[str]) -> RunConfig:
                     f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}"
                 )
             overrides.append(OmegaConf.from_dotlist([f"{dotted}={value}"]))
-    try:
-        merged = OmegaConf.merge(base, *layers, *overrides)
-    except OmegaConfBaseException as error:
-        raise ValueError(
-            f"bad configuration: {error}; valid keys: {', '.join(valid_keys())}"
-        ) from error
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    hint = f"; valid keys: {', '.join(valid_keys())}"
+    return _merge(RunConfig, [*layers, *overrides], "configuration", hint)
 
 
 def benchmark_keys() -> list[str]:
@@ -143,36 +151,27 @@ def compose_benchmark(args: list[str]) -> BenchmarkConfig:
     """
     import yaml
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     args = list(args)
     keys = benchmark_keys()
-    layers, dotlist = [], []
-    if args and "=" not in args[0]:
-        dotlist.append(f"task={args.pop(0)}")
+    dotlist = [f"task={args.pop(0)}"] if args and "=" not in args[0] else []
     try:
-        layers.append(OmegaConf.create((configs_dir() / BENCHMARK_FILE).read_text()))
-        for arg in args:
-            key, sep, value = arg.partition("=")
-            key = key.strip()
-            if not sep or not key:
-                raise ValueError(f"arguments must look like key=value; got {arg!r}")
+        layers = [OmegaConf.create((configs_dir() / BENCHMARK_FILE).read_text())]
+        for key, value in map(_key_value, args):
             if key == "config":
                 if not Path(value).is_file():
                     raise ValueError(f"config={value!r}: no such file (a benchmark YAML file)")
                 layers.append(OmegaConf.load(value))
-                continue
-            if key.split(".")[0] not in keys:
+            elif key.split(".")[0] not in keys:
                 raise ValueError(
                     f"unknown key {key!r}; valid keys: {', '.join(keys)} (and config=PATH)"
                 )
-            dotlist.append(f"{key}={value}")
-        merged = OmegaConf.merge(
-            OmegaConf.structured(BenchmarkConfig), *layers, OmegaConf.from_dotlist(dotlist)
-        )
-        cfg = OmegaConf.to_object(merged)
-    except (OmegaConfBaseException, yaml.YAMLError) as error:
+            else:
+                dotlist.append(f"{key}={value}")
+    except yaml.YAMLError as error:
         message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
         raise ValueError(f"bad benchmark configuration: {message}") from error
-    validate_benchmark(cfg)  # type: ignore[arg-type]
-    return cfg  # type: ignore[return-value]
+    layers.append(OmegaConf.from_dotlist(dotlist))
+    cfg = _merge(BenchmarkConfig, layers, "benchmark configuration")
+    validate_benchmark(cfg)
+    return cfg

@@ -1,5 +1,5 @@
 """The paper's benchmark (``lightning-extremal benchmark pointing|faithfulness key=value ...``;
-its configuration: :class:`~lightning_extremal.config.BenchmarkConfig`, ``configs/benchmark.yaml``).
+its configuration: :class:`~lightning_extremal.config.BenchmarkConfig`, ``configs/benchmark/default.yaml``).
 
 Runs every method over a dataset in chunks of images. Each (method, chunk) result is written
 atomically to ``OUT/chunks/<method>/chunk-NNNNN.pt`` with a key of everything that affects it,

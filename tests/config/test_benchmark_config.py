@@ -1,4 +1,4 @@
-"""The benchmark's configuration: BenchmarkConfig, configs/benchmark.yaml and its composition."""
+"""The benchmark's configuration: BenchmarkConfig, configs/benchmark/default.yaml and its composition."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_task_positional_and_overrides(tmp_path):
     assert cfg.methods == ["ep", "gradcam"]  # aliases are resolved by the job, not by config
     assert compose_benchmark(["faithfulness", "task=pointing"]).task == "pointing"
     assert compose_benchmark(["ep_options.sigma=15"]).ep_options == {"sigma": 15}
-    # config=PATH merges a file over configs/benchmark.yaml; key=value wins over it.
+    # config=PATH merges a file over configs/benchmark/default.yaml; key=value wins over it.
     path = tmp_path / "bench.yaml"
     path.write_text("dataset: voc07\nroot: /data/voc\nchunk_size: 4\n")
     cfg = compose_benchmark(["pointing", f"config={path}", "chunk_size=2"])
