@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lightning_extremal.naming import class_name
-from lightning_extremal.ops.area import achieved_area
+from lightning_extremal.ops.area import achieved_area, converged
 from lightning_extremal.viz import overlay, to_uint8
 
 from .sinks import (
@@ -34,6 +34,7 @@ COLUMNS = (
     "area",
     "reward",
     "achieved_area",
+    "converged",
     "image",
     "overlay",
     "mask",
@@ -83,6 +84,7 @@ class FinalOverlays(Callback):
         masks = pl_module.masks().float()
         rewards = pl_module.game_reward(masks).float().cpu()
         achieved = achieved_area(masks).cpu()
+        done = converged(achieved, pl_module.requested_areas().repeat(pl_module.num_pairs))
         images = original_images(pl_module).float().cpu()
         targets = pl_module.mask_target.cpu()
         masks = masks.cpu()
@@ -99,6 +101,7 @@ class FinalOverlays(Callback):
                     "area": float(areas[b % len(areas)]),
                     "reward": float(rewards[b]),
                     "achieved_area": float(achieved[b]),
+                    "converged": bool(done[b]),
                 }
             )
             pictures.append(
@@ -146,6 +149,7 @@ def _log_table(run, key: str, rows, pictures, step: int) -> None:
             row["area"],
             row["reward"],
             row["achieved_area"],
+            row["converged"],
             wandb.Image(to_hwc(image)),
             wandb.Image(to_hwc(over)),
             wandb.Image(mask.numpy()),

@@ -41,8 +41,12 @@ def save_overlay_figure(
     areas: Sequence[float],
     title: str,
     rewards: Sequence[float] | None = None,
+    achieved: Sequence[float] | None = None,
+    converged: Sequence[bool] | None = None,
 ) -> None:
-    """One PNG: the image, then the mask of every area as a heat map over it."""
+    """One PNG: the image, then the mask of every area as a heat map over it, titled with the
+    requested area, the area ``achieved`` and, in red, "NOT CONVERGED" where ``converged``
+    says so."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -56,9 +60,14 @@ def save_overlay_figure(
     for k, area in enumerate(areas):
         axes[k + 1].imshow(overlay(image, masks[k]).permute(1, 2, 0).numpy())
         label = f"area {area:g}"
+        if achieved is not None:
+            label += f" → {achieved[k]:.3f}"
         if rewards is not None:
             label += f" · reward {rewards[k]:.2f}"
-        axes[k + 1].set_title(label, fontsize=9)
+        far = converged is not None and not converged[k]
+        if far:
+            label += "\nNOT CONVERGED"
+        axes[k + 1].set_title(label, fontsize=9, color="tab:red" if far else "black")
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()

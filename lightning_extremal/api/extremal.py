@@ -37,7 +37,9 @@ class ExtremalResult:
     ``achieved_areas`` (the fraction of the image, of the channels or of the layer grid each
     mask keeps) and ``rewards`` P×K after the last step; ``history`` maps ``"reward"``,
     ``"area_loss"``, ``"achieved_area"`` and ``"lambda"`` to P×K×T per-step values;
-    ``image_index`` and ``targets`` (P,) say which image and class each row explains.
+    ``image_index`` and ``targets`` (P,) say which image and class each row explains;
+    ``converged`` P×K bool: the achieved area ended within 0.05 of the requested one (a mask
+    that did not is not yet the extremal perturbation of its area: run more steps).
     """
 
     masks: torch.Tensor
@@ -47,6 +49,7 @@ class ExtremalResult:
     image_index: torch.Tensor
     targets: torch.Tensor
     areas: torch.Tensor
+    converged: torch.Tensor
 
 
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -152,7 +155,8 @@ def extremal_perturbation(
             )
             for s in range(0, len(classes), chunk)
         ]
-    merged = {k: torch.cat([p[k] for p in parts]) for k in ("masks", "rewards", "achieved_areas")}
+    stats = ("masks", "rewards", "achieved_areas", "converged")
+    merged = {k: torch.cat([p[k] for p in parts]) for k in stats}
     history = {k: torch.cat([p["history"][k] for p in parts]) for k in parts[0]["history"]}
     return ExtremalResult(
         history=history,

@@ -20,8 +20,8 @@ from ..engine.classifier import predicted_classes
 from .store import ResultsStore, atomic_write_text, content_key
 
 #: Version of the chunk records of runs: files written in an older format (other fields, other
-#: quality scoring) are computed again, never mixed into a resumed run.
-RECORD_FORMAT = 2
+#: quality scoring; 3 added ``converged``) are computed again, never mixed into a resumed run.
+RECORD_FORMAT = 3
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Job:
     folder_truths: list[list[torch.Tensor] | None] | None = None
     #: Offline W&B runs of the finished chunks (printed at the end with how to upload them).
     wandb_dirs: list[str] = field(default_factory=list)
+    #: What summary.json holds, once written.
+    summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -47,6 +49,7 @@ class Job:
         return self.cfg.logger.group or self.out.name
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        self.summary = summary
         atomic_write_text(json.dumps(summary, indent=2), self.out / "summary.json")
 
 

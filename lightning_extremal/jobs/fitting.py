@@ -7,6 +7,8 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from ..api import extremal_perturbation, method_options
 from ..callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
 from ..config import RunConfig
@@ -67,11 +69,15 @@ class ChunkFit:
         self.steps = monitor.steps or self.cfg.method.max_iter
         return result
 
-    def log_quality(self, quality: dict[str, float] | None) -> None:
-        """``quality/iou``, ``quality/pointing`` to the logger (fail-soft, like every log)."""
-        if quality is None or self.logger is False:
+    def log_quality(self, quality: dict[str, float] | None, converged: torch.Tensor) -> None:
+        """``quality/iou``, ``quality/pointing`` and ``convergence/converged_fraction``,
+        ``convergence/not_converged`` (masks) to the logger, so they end in the W&B run's
+        summary (fail-soft, like every log)."""
+        if self.logger is False:
             return
-        metrics = {f"quality/{k}": v for k, v in quality.items() if k != "pairs"}
+        metrics = {f"quality/{k}": v for k, v in (quality or {}).items() if k != "pairs"}
+        metrics["convergence/converged_fraction"] = converged.float().mean().item()
+        metrics["convergence/not_converged"] = float((~converged).sum())
         try:  # a FailSoftLogger never raises; a logger given unwrapped might
             self.logger.log_metrics(metrics, step=self.steps)
             self.logger.save()

@@ -14,6 +14,7 @@ from ..ops.pointing import mask_quality, summarize_quality
 from ..viz import save_overlay_figure
 from .chunks import Job, load_batch, pending_chunks, targets_for
 from .fitting import ChunkFit
+from .verdict import convergence_summary
 
 
 def run_image_job(job: Job) -> None:
@@ -42,7 +43,9 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
     try:
         result = fit.explain(job.loaded.model, batch, targets)
         quality = mask_quality(result.masks, job.cfg.method.areas, pair_truths(job, index, targets))
-        fit.log_quality(summarize_quality(quality["iou"], quality["pointing_hit"]))
+        fit.log_quality(
+            summarize_quality(quality["iou"], quality["pointing_hit"]), result.converged
+        )
     finally:
         run_dir = fit.finish()
     if run_dir:
@@ -56,6 +59,7 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
         "masks": result.masks,
         "rewards": result.rewards,
         "achieved_areas": result.achieved_areas,
+        "converged": result.converged,
         "history": result.history,
         "steps": fit.steps,
         "iou": quality["iou"],
@@ -92,6 +96,7 @@ def summary_rows(job: Job, result: ExtremalResult, quality, steps, pair_ids) -> 
                 "area": float(area),
                 "reward": float(result.rewards[p, k]),
                 "achieved_area": float(result.achieved_areas[p, k]),
+                "converged": bool(result.converged[p, k]),
                 "steps": int(steps if steps is not None else result.history["reward"].shape[-1]),
             }
             if quality["pointing_hit"][p] is not None:
@@ -114,6 +119,8 @@ def write_overlays(job: Job, record: dict[str, Any]) -> None:
             areas,
             f"{image_id}: {name}",
             record["rewards"][p].tolist(),
+            record["achieved_areas"][p].tolist(),
+            record["converged"][p].tolist(),
         )
 
 
@@ -128,4 +135,11 @@ def write_summary(job: Job) -> None:
     quality = summarize_quality(
         [r["iou"] for r in pair_rows.values()], [r["pointing_hit"] for r in pair_rows.values()]
     )
-    job.write_summary({"results": rows, "skipped": job.images.skipped, "quality": quality})
+    job.write_summary(
+        {
+            "results": rows,
+            "skipped": job.images.skipped,
+            "quality": quality,
+            "convergence": convergence_summary(rows),
+        }
+    )

@@ -26,6 +26,7 @@ from ..viz import (
 )
 from .chunks import Job, load_batch, pending_chunks, targets_for, write_config
 from .fitting import ChunkFit
+from .verdict import convergence_summary
 
 #: How many top channels per image the job prints (all of them go to summary.json).
 PRINTED_CHANNELS = 10
@@ -96,6 +97,7 @@ def explain_chunk(job: Job, number: int, index: list[int], batch: torch.Tensor) 
     fit = ChunkFit.for_chunk(job, number, ids, targets)
     try:
         result = fit.explain(model, batch, targets)
+        fit.log_quality(None, result.converged)
     finally:
         run_dir = fit.finish()
     if run_dir:
@@ -113,6 +115,7 @@ def explain_chunk(job: Job, number: int, index: list[int], batch: torch.Tensor) 
         "masks": result.masks,
         "rewards": result.rewards,
         "achieved_areas": result.achieved_areas,
+        "converged": result.converged,
         "rows": rows,
     }
 
@@ -131,7 +134,13 @@ def write_summary(job: Job, layer: str) -> None:
     job.store.write_manifest()
     job.store.merge_masks(areas=areas, classes=job.loaded.classes, layer=layer, kind=kind)
     job.write_summary(
-        {"kind": kind, "layer": layer, "results": rows, "skipped": job.images.skipped}
+        {
+            "kind": kind,
+            "layer": layer,
+            "results": rows,
+            "skipped": job.images.skipped,
+            "convergence": convergence_summary(rows),
+        }
     )
 
 
@@ -202,6 +211,7 @@ def _top_channel_rows(cfg, result, p: int, image_id, classes, counts, stem, out:
                 "top_values": [round(v, 4) for v in values],
                 "reward": float(result.rewards[p, k]),
                 "achieved_area": float(result.achieved_areas[p, k]),
+                "converged": bool(result.converged[p, k]),
             }
         )
         shown = ", ".join(str(c) for c in tops[k][:PRINTED_CHANNELS])
@@ -297,6 +307,8 @@ def _spatial_outputs(cfg, result, images, ids, classes, out: Path) -> list[dict]
             areas,
             f"{image_id}: {name} · grid of {cfg.method.layer}",
             result.rewards[p].tolist(),
+            result.achieved_areas[p].tolist(),
+            result.converged[p].tolist(),
         )
         for k, area in enumerate(areas):
             rows.append(
@@ -309,6 +321,7 @@ def _spatial_outputs(cfg, result, images, ids, classes, out: Path) -> list[dict]
                     "area": float(area),
                     "reward": float(result.rewards[p, k]),
                     "achieved_area": float(result.achieved_areas[p, k]),
+                    "converged": bool(result.converged[p, k]),
                 }
             )
     return rows

@@ -15,6 +15,7 @@ from ..config import RunConfig, validate_logger, validate_method, validate_run_o
 from .chunks import open_job
 from .image_run import run_image_job
 from .layer_run import run_layer_job
+from .verdict import print_verdict
 
 
 def run_job(cfg: RunConfig) -> Path:
@@ -35,6 +36,7 @@ def run_job(cfg: RunConfig) -> Path:
     for run_dir in job.wandb_dirs:
         print(f"W&B offline run: {run_dir}  (upload later: wandb sync {run_dir})")
     print(f"lightning-extremal: results in {job.out.resolve()}", flush=True)
+    print_verdict(job.summary, job.out)
     return job.out
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..engine.frozen_module import FrozenClassifierModule
-from ..ops.area import achieved_area, area_loss
+from ..ops.area import achieved_area, area_loss, converged
 from ..ops.rewards import RewardFn, get_reward, mean_reward
 
 #: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
@@ -182,14 +182,21 @@ class MaskGameModule(FrozenClassifierModule):
             [self.mask_params], lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening
         )
 
+    def requested_areas(self) -> torch.Tensor:
+        """The K areas as fractions of a mask (its ``ones`` over its size), (K,) float64."""
+        return self.ones.double().cpu() / math.prod(self.mask_shape)
+
     @torch.no_grad()
     def final(self) -> dict[str, torch.Tensor]:
-        """Final masks (P×K×H×W), their unjittered game reward and achieved area (P×K)."""
+        """Final masks (P×K×H×W), their unjittered game reward, achieved area and whether each
+        converged (:func:`~..ops.area.converged`: achieved within 0.05 of requested), P×K."""
         masks = self.masks()
         reward = self.game_reward(masks)  # one unjittered forward over all masks
         shape = (self.num_pairs, self.num_areas)
+        achieved = achieved_area(masks).view(shape).cpu()
         return {
             "masks": masks.reshape(*shape, *self.mask_shape).cpu(),
             "rewards": reward.view(shape).cpu(),
-            "achieved_areas": achieved_area(masks).view(shape).cpu(),
+            "achieved_areas": achieved,
+            "converged": converged(achieved, self.requested_areas()),
         }

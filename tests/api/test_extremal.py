@@ -94,6 +94,7 @@ def test_planted_evidence_delete_blur() -> None:
     # Measured IoU ≈ 0.83 (0.81–0.83 over box sizes 16–28 px and max_blur 10–20).
     iou, result = _planted("delete")
     assert iou >= 0.7, iou
+    assert result.converged.all(), result.achieved_areas
     assert result.rewards.item() < -4  # deleting the box removes most of the score (≈ 9.5)
 
 
@@ -103,6 +104,7 @@ def test_planted_evidence_preserve_fade() -> None:
     # reward's gradient reaches the whole box from the first step.
     iou, result = _planted("preserve", perturbation="fade")
     assert iou >= 0.7, iou
+    assert result.converged.all(), result.achieved_areas
     assert result.rewards.item() > 8
 
 
@@ -129,6 +131,20 @@ def test_planted_evidence_preserve_blur_lands_on_the_box() -> None:
     inside = chosen[top : top + height, left : left + width].sum() / chosen.sum()
     assert inside >= 0.6, inside
     assert iou >= 0.3, iou
+
+
+def test_converged_flag_raised_for_a_run_stopped_early() -> None:
+    """Three steps from the all-ones start leave the masks far above their areas: every mask
+    is flagged, and the flag is exactly ``|achieved − requested| ≤ 0.05``."""
+    model = BoxModel(SIZE, BOX)
+    areas = [0.05, 0.2]
+    result = extremal_perturbation(
+        model, box_scene(SIZE, BOX), 0, areas, **{**PLANTED, "max_iter": 3}, init=1.0
+    )
+    assert result.converged.shape == (1, 2) and result.converged.dtype == torch.bool
+    assert not result.converged.any(), result.achieved_areas
+    error = (result.achieved_areas - torch.tensor(areas)).abs()
+    assert torch.equal(result.converged, error <= 0.05)
 
 
 # --------------------------------------------------------------------------- (d) targets

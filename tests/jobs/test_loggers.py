@@ -79,6 +79,13 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
     summary = json.loads((out / "summary.json").read_text())
     assert run["summary"]["quality/iou"] == pytest.approx(summary["quality"]["iou"])
     assert run["summary"]["quality/pointing"] == pytest.approx(summary["quality"]["pointing"])
+    convergence = summary["convergence"]
+    assert run["summary"]["convergence/not_converged"] == (
+        convergence["masks"] - convergence["converged"]
+    )
+    assert run["summary"]["convergence/converged_fraction"] == pytest.approx(
+        convergence["converged"] / convergence["masks"]
+    )
 
     # The final table: one row per image × area, with image/overlay/mask images.
     assert run["summary"]["final/masks.nrows"] == NUM_IMAGES * len(AREAS)
@@ -88,9 +95,9 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
     table = json.loads(Path(table_entry["local_path"]).read_text())
     assert len(table["data"]) == NUM_IMAGES * len(AREAS)
     columns = table["columns"]
-    assert {"name", "target", "area", "reward", "achieved_area", "image", "overlay", "mask"} <= set(
-        columns
-    )
+    assert {
+        "name", "target", "area", "reward", "achieved_area", "converged", "image", "overlay", "mask"
+    } <= set(columns)  # fmt: skip
     assert {(row[columns.index("name")], row[columns.index("area")]) for row in table["data"]} == {
         (f"shape{i}", a) for i in range(NUM_IMAGES) for a in AREAS
     }

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_cli_main_job_writes_every_file(tmp_path, monkeypatch):
+def test_cli_main_job_writes_every_file(tmp_path, monkeypatch, capsys):
     """A folder with 3 good images and 1 unreadable one, 2 areas, a tiny classifier."""
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     data = tmp_path / "images"
@@ -69,6 +69,19 @@ def test_cli_main_job_writes_every_file(tmp_path, monkeypatch):
     ]
     assert json.loads((out / "config.json").read_text())["method"]["max_iter"] == 4
     assert (out / "csv").is_dir()  # the CSV logger wrote its metrics
+    # 4 steps: not converged, and said so — per row, in the summary and on the console.
+    for row in rows:
+        assert row["converged"] == (abs(row["achieved_area"] - row["area"]) <= 0.05)
+    failed = [r for r in rows if not r["converged"]]
+    assert failed, "4 steps cannot reach areas 0.1/0.3"
+    convergence = summary["convergence"]
+    assert convergence["masks"] == 12 and convergence["converged"] == 12 - len(failed)
+    assert len(convergence["not_converged"]) == len(failed)
+    assert convergence["not_converged"][0].startswith(f"{failed[0]['image']} ")
+    console = capsys.readouterr()
+    assert f"masks converged: {12 - len(failed)}/12" in console.out
+    assert "pictures: " in console.out and "overlays/" in console.out
+    assert f"warning: {len(failed)} of 12 masks did not converge" in console.err
 
 
 @pytest.mark.slow

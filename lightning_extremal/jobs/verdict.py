@@ -1,0 +1,89 @@
+"""What a finished run tells its user: which masks converged, how they point, where to look."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..ops.area import CONVERGED_TOLERANCE
+
+#: At most this many unconverged masks are named on the console (all are in summary.json).
+NAMED_MASKS = 6
+#: Folders of pictures a run writes, by the kind of mask.
+PICTURE_FOLDERS = ("overlays", "channels", "diff", "comparisons", "inversions")
+
+
+def mask_label(row: dict[str, Any]) -> str:
+    """``image class @ area (achieved x)`` of one summary row."""
+    name = row.get("target_name", row.get("target", ""))
+    return f"{row['image']} {name} @ {row['area']:g} (achieved {row['achieved_area']:.3f})"
+
+
+def convergence_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``{"masks", "converged", "tolerance", "not_converged": [labels]}`` over the rows that
+    judge a mask (``converged`` key), or None when none does."""
+    judged = [row for row in rows if "converged" in row]
+    if not judged:
+        return None
+    failed = [mask_label(row) for row in judged if not row["converged"]]
+    return {
+        "masks": len(judged),
+        "converged": len(judged) - len(failed),
+        "tolerance": CONVERGED_TOLERANCE,
+        "not_converged": failed,
+    }
+
+
+def convergence_line(convergence: dict[str, Any]) -> str:
+    """``masks converged: c/n (…)``, naming the first unconverged masks."""
+    total, done = convergence["masks"], convergence["converged"]
+    line = (
+        f"masks converged: {done}/{total} "
+        f"(achieved area within {convergence['tolerance']:g} of the requested one)"
+    )
+    failed = convergence["not_converged"]
+    if failed:
+        named = ", ".join(failed[:NAMED_MASKS])
+        more = f", … ({len(failed)} in summary.json)" if len(failed) > NAMED_MASKS else ""
+        line += f"; not converged: {named}{more}"
+    return line
+
+
+def verdict_lines(summary: dict[str, Any], out: Path) -> list[str]:
+    """The end of a run in three lines: convergence, pointing on the ground truth, pictures."""
+    lines = []
+    convergence = summary.get("convergence")
+    if convergence:
+        lines.append(convergence_line(convergence))
+    quality = summary.get("quality")
+    if quality:
+        pairs = int(quality["pairs"])
+        hits = round(quality["pointing"] * pairs)
+        lines.append(
+            f"pointing: {hits}/{pairs} hits on the ground truth, "
+            f"mean IoU with the object {quality['iou']:.2f}"
+        )
+    folders = [f"{out / name}/" for name in PICTURE_FOLDERS if (out / name).is_dir()]
+    if folders:
+        lines.append(
+            f"pictures: {', '.join(folders)} (all on one page: lightning-extremal report {out})"
+        )
+    return lines
+
+
+def print_verdict(summary: dict[str, Any], out: Path) -> None:
+    """Print :func:`verdict_lines`; unconverged masks also as a warning line on stderr."""
+    for line in verdict_lines(summary, out):
+        print(f"  {line}")
+    convergence = summary.get("convergence")
+    if convergence and convergence["not_converged"]:
+        failed = len(convergence["not_converged"])
+        print(
+            f"lightning-extremal: warning: {failed} of {convergence['masks']} masks did not "
+            f"converge (achieved area more than {convergence['tolerance']:g} from the requested "
+            "one; listed in summary.json under convergence): run more steps "
+            "(method.max_iter=…) or the default schedule instead of a shorter preset",
+            file=sys.stderr,
+            flush=True,
+        )
