@@ -17,6 +17,7 @@ from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
 from ..modules.image_masks import ExtremalPerturbationModule
 from ..modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
 from ..modules.mask_game import HISTORY_ROWS
+from ..ops.area import lambda_schedule
 from ..ops.frozen import frozen
 from ..ops.layers import get_layer
 from ..ops.rewards import RewardFn
@@ -197,8 +198,10 @@ def _optimise(
     history = {
         name: rows[:, i].permute(1, 2, 0).contiguous() for i, name in enumerate(HISTORY_ROWS)
     }
-    steps = torch.arange(config.max_iter, dtype=torch.float64)
-    lam = (config.lambda0 * config.lambda_growth**steps).float()
+    steps = torch.arange(config.max_iter)
+    lam = lambda_schedule(
+        config.lambda0, config.lambda_growth, config.lambda_final, config.max_iter, steps
+    ).float()
     history["lambda"] = lam.expand(pairs, k, -1).contiguous()
     out["history"] = history
     return out

@@ -73,6 +73,9 @@ class MethodConfig:
     init: float = 1.0  # initial parameter value: reference initialises to 1
     lambda0: float = 300.0  # λ₀, area-loss weight at step 0: reference value
     lambda_growth: float = 1.0035  # λ_t = λ₀·g^t: reference growth (≈16× by step 800)
+    # λ at the last step: λ grows geometrically from λ₀ to it over max_iter steps, whatever
+    # max_iter is (lambda_growth unused); None: λ₀·lambda_growth^t, the reference's schedule.
+    lambda_final: float | None = None
     # --- intermediate layers (README, "Intermediate layers") ---
     kind: str = "input"  # input | channel | layer-spatial | invert | diff
     layer: str | None = None  # module name (named_modules()); None: the last spatial feature map
@@ -188,6 +191,7 @@ BENCHMARK_LOGGERS = ("wandb", "none")
 
 #: Modes of the benchmark's model-randomisation check (Adebayo et al.).
 SANITY_MODES = ("full", "cascading")
+EP_OBJECT_IOUS = ("interpolated", "optimised", "summed")
 
 
 #: The benchmark's methods, in the table's order. Spelled out here because config imports
@@ -224,12 +228,16 @@ class BenchmarkConfig:
     logger: str = "wandb"  # wandb (offline unless WANDB_MODE says otherwise) | none
     seed: int = 0  # seed of RISE's masks and of the optimisation
     threads: int | None = None  # torch intra-op threads; None = torch's default
-    # Extremal perturbations (the reference's benchmark settings).
-    max_iter: int = 800  # optimisation steps: reference value
+    # Extremal perturbations (the method's defaults; ep_options for others).
+    max_iter: int | None = None  # optimisation steps; None = the method's default
     areas: list[float] | None = None  # None = VOC/synthetic [0.025, 0.05, 0.1, 0.2], COCO [...]
     reward: str = "simple"  # simple (reference benchmark) | contrastive
     ep_batch_size: int = 2  # pairs per Lightning fit (small batches are faster on a CPU)
     ep_options: dict[str, Any] = field(default_factory=dict)  # other MethodConfig fields
+    # EP's IoU with the object at its own area: interpolated (between the masks of the areas
+    # bracketing the object's) | optimised (one more run per pair at the object's area, opt-in:
+    # it costs as much again) | summed (top pixels of the summed pointing map, before 2026-12)
+    ep_object_iou: str = "interpolated"
     # Baselines.
     rise_masks: int = 8000  # RISE masks: TorchRay's benchmark value
     rise_score: str | None = None  # softmax | sigmoid; None = sigmoid on VOC/COCO, else softmax

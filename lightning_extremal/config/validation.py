@@ -13,6 +13,7 @@ from .schema import (
     CHANNEL_BASELINES,
     CHANNEL_KINDS,
     DATASETS,
+    EP_OBJECT_IOUS,
     LAYER_KINDS,
     LOGGERS,
     METHOD_KINDS,
@@ -124,6 +125,15 @@ def _check_numbers(cfg: MethodConfig) -> None:
         _positive("max_blur", cfg.max_blur)
     if not isinstance(cfg.lambda0, (int, float)) or cfg.lambda0 < 0 or math.isnan(cfg.lambda0):
         raise ValueError(f"lambda0 must be a number ≥ 0; got {cfg.lambda0!r}")
+    final = cfg.lambda_final
+    if final is not None and (
+        isinstance(final, bool) or not isinstance(final, (int, float)) or not final > 0
+    ):
+        raise ValueError(f"lambda_final must be a number > 0 or null; got {final!r}")
+    if final is not None and not cfg.lambda0 > 0:
+        raise ValueError(
+            f"lambda_final needs lambda0 > 0 (a geometric schedule); got {cfg.lambda0!r}"
+        )
     if not 0 <= cfg.init <= 1:
         raise ValueError(f"init must be in [0, 1]; got {cfg.init!r}")
     margin = cfg.area_margin
@@ -187,12 +197,15 @@ def validate_benchmark(cfg: BenchmarkConfig) -> None:
     _choice("dataset", cfg.dataset, DATASETS)
     _choice("logger", cfg.logger, BENCHMARK_LOGGERS)
     _choice("sanity_mode", cfg.sanity_mode, SANITY_MODES)
+    _choice("ep_object_iou", cfg.ep_object_iou, EP_OBJECT_IOUS)
     if not cfg.methods:
         raise ValueError(f"methods must name at least one of {list(BENCHMARK_METHODS)}")
     if cfg.rise_score not in (None, "softmax", "sigmoid"):
         raise ValueError(f"rise_score must be softmax, sigmoid or null; got {cfg.rise_score!r}")
-    for name in ("chunk_size", "max_iter", "rise_masks", "curve_steps", "sanity_images"):
+    for name in ("chunk_size", "rise_masks", "curve_steps", "sanity_images"):
         _positive(name, getattr(cfg, name), integer=True)
+    if cfg.max_iter is not None:
+        _positive("max_iter", cfg.max_iter, integer=True)
     _positive("ep_batch_size", cfg.ep_batch_size, integer=True)
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")

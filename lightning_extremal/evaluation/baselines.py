@@ -583,14 +583,14 @@ def center_saliency(model: nn.Module, images: torch.Tensor, targets: Targets) ->
     return sal.expand(len(images), height, width).clone()
 
 
-def extremal_perturbation_saliency(
+def extremal_perturbation_masks(
     model: nn.Module,
     images: torch.Tensor,
     targets: Targets,
     areas: Sequence[float] = VOC_AREAS,
     **options: Any,
 ) -> torch.Tensor:
-    """Extremal perturbations through the API: ``s = Σ_k m_{a_k}`` over ``areas`` → N×H×W.
+    """Extremal perturbations through the API: the masks ``m_{a_k}`` → N×K×H×W.
 
     ``options`` go to :func:`~lightning_extremal.extremal_perturbation` (``max_iter``,
     ``reward``, ``smoothing``, …; ``progress`` defaults to False here).
@@ -599,7 +599,19 @@ def extremal_perturbation_saliency(
     target = _targets(targets, len(images))
     options.setdefault("progress", False)
     result = extremal_perturbation(model, images, [[t] for t in target], list(areas), **options)
-    return result.masks.sum(1).cpu()
+    return result.masks.cpu()
+
+
+def extremal_perturbation_saliency(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: Targets,
+    areas: Sequence[float] = VOC_AREAS,
+    **options: Any,
+) -> torch.Tensor:
+    """The pointing map of extremal perturbations: ``s = Σ_k m_{a_k}`` over ``areas`` → N×H×W
+    (:func:`extremal_perturbation_masks`)."""
+    return extremal_perturbation_masks(model, images, targets, areas, **options).sum(1)
 
 
 # --- registry --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ..evaluation import baselines
 from ..evaluation.baselines import COCO_AREAS, METHODS, VOC_AREAS, method_name
 from ..evaluation.faithfulness import deletion_auc, insertion_auc, model_randomisation_check
 from ..ops.pointing import (
+    object_area_iou,
     object_iou,
     pointing_accuracy,
     pointing_hit,
@@ -37,7 +38,7 @@ from .loggers import log_table_run
 from .store import ResultsStore, atomic_write_text, content_key
 
 #: Version of the per-pair records; chunk files of an older format are computed again.
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
 DATASET_LABELS = {"synthetic": "Synthetic", "voc07": "VOC07", "coco14": "COCO14"}
 
 
@@ -72,9 +73,10 @@ def method_options(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
     """The keyword options a method gets (everything that changes its maps)."""
     if method == "extremal_perturbation":
         areas = cfg.areas or list(COCO_AREAS if cfg.dataset == "coco14" else VOC_AREAS)
+        steps = {} if cfg.max_iter is None else {"max_iter": cfg.max_iter}
         return {
             "areas": list(areas),
-            "max_iter": cfg.max_iter,
+            **steps,
             "reward": cfg.reward,
             "seed": cfg.seed,
             "batch_size": cfg.ep_batch_size,
@@ -115,14 +117,15 @@ def _key(cfg: BenchmarkConfig, method: str, ids: list[str], fingerprint: str = "
             "options": method_options(cfg, method),
             "ids": ids,
             "curve_steps": cfg.curve_steps if cfg.task == "faithfulness" else None,
+            "ep_object_iou": cfg.ep_object_iou if method == "extremal_perturbation" else None,
             "format": RECORD_FORMAT,
         }
     )
 
 
-def _maps(method: str, model, items, pairs, options) -> list[torch.Tensor]:
-    """Saliency maps (h×w, at the model input's size) of ``pairs`` [(item, class)], batched
-    over the pairs whose images have the same size."""
+def _maps(method: str, model, items, pairs, options, fn=None) -> list[torch.Tensor]:
+    """Saliency maps (h×w, at the model input's size; ``fn``'s per-pair output if given) of
+    ``pairs`` [(item, class)], batched over the pairs whose images have the same size."""
     maps: list[torch.Tensor | None] = [None] * len(pairs)
     groups: dict[tuple[int, ...], list[int]] = {}
     for p, (i, _) in enumerate(pairs):
@@ -130,23 +133,36 @@ def _maps(method: str, model, items, pairs, options) -> list[torch.Tensor]:
     for members in groups.values():
         images = torch.stack([items[pairs[p][0]].image for p in members])
         targets = [pairs[p][1] for p in members]
-        out = baselines.saliency(method, model, images, targets, **options)
+        if fn is None:
+            out = baselines.saliency(method, model, images, targets, **options)
+        else:
+            out = fn(model, images, targets, **options)
         for p, m in zip(members, out, strict=True):
             maps[p] = m
     return maps  # type: ignore[return-value]
 
 
-def _pointing_records(method, model, items, options) -> list[dict]:
+def _pointing_records(method, model, items, options, ep_object_iou="interpolated") -> list[dict]:
+    """Per pair: the pointing hit, the IoU with the object at its own area (for extremal
+    perturbations as ``ep_object_iou`` says, :func:`_ep_object_iou`) and the map."""
     pairs = [(i, c) for i, item in enumerate(items) for c in item.classes]
     if not pairs:
         return []
     kind = METHODS[method].pointing
+    ep = method == "extremal_perturbation"
+    outputs = _maps(
+        method, model, items, pairs, options, baselines.extremal_perturbation_masks if ep else None
+    )
     records = []
-    for (i, c), sal in zip(pairs, _maps(method, model, items, pairs, options), strict=True):
+    for (i, c), out in zip(pairs, outputs, strict=True):
         item = items[i]
+        sal = out.sum(0) if ep else out
         scored = pointing_map(sal, item.size, kind)
         hit = pointing_hit(scored, item.masks[c], item.tolerance)
-        iou = object_iou(resize_saliency(sal.float(), item.size), item.masks[c])
+        if ep:
+            iou = _ep_object_iou(ep_object_iou, model, item, c, out, options)
+        else:
+            iou = object_iou(resize_saliency(sal.float(), item.size), item.masks[c])
         index = int(scored.flatten().argmax())
         records.append(
             {
@@ -162,6 +178,23 @@ def _pointing_records(method, model, items, options) -> list[dict]:
             }
         )
     return records
+
+
+def _ep_object_iou(mode: str, model, item, target: int, masks, options) -> float:
+    """IoU with the object at its own area of extremal perturbations: ``interpolated`` (the
+    masks of the two areas bracketing the object's, blended), ``optimised`` (one more run per
+    pair at exactly the object's area) or ``summed`` (the pointing map's top pixels, as
+    before: its plateaus are not shaped to the object's size)."""
+    truth = item.masks[target]
+    if mode == "summed":
+        return object_iou(resize_saliency(masks.sum(0).float(), item.size), truth)
+    areas = list(options["areas"])
+    if mode == "interpolated":
+        return object_area_iou(masks, areas, truth)
+    area = truth.float().mean().item()
+    extra = {k: v for k, v in options.items() if k not in ("areas", "batch_size")}
+    own = baselines.extremal_perturbation_masks(model, item.image[None], [target], [area], **extra)
+    return object_area_iou(own[0], [area], truth)
 
 
 def _faithfulness_records(method, model, items, options, steps: int) -> list[dict]:
@@ -294,7 +327,7 @@ def _score_chunk(cfg: BenchmarkConfig, model, method: str, items, key: str) -> d
     start = time.perf_counter()
     options = method_options(cfg, method)
     if cfg.task == "pointing":
-        records = _pointing_records(method, model, items, options)
+        records = _pointing_records(method, model, items, options, cfg.ep_object_iou)
     else:
         records = _faithfulness_records(method, model, items, options, cfg.curve_steps)
     elapsed = time.perf_counter() - start

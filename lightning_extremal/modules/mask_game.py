@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..engine.frozen_module import FrozenClassifierModule
-from ..ops.area import achieved_area, area_loss, converged
+from ..ops.area import achieved_area, area_loss, converged, lambda_schedule
 from ..ops.rewards import RewardFn, get_reward, mean_reward
 
 #: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
@@ -93,8 +93,12 @@ class MaskGameModule(FrozenClassifierModule):
         return [masks, 1 - masks]
 
     def lambda_at(self, step: int) -> float:
-        """``λ_t = λ₀·g^t``."""
-        return self.config.lambda0 * self.config.lambda_growth**step
+        """λ at ``step``: ``λ₀·g^t``, or geometric from λ₀ to ``lambda_final`` over the run."""
+        cfg = self.config
+        at = torch.tensor(step)
+        return float(
+            lambda_schedule(cfg.lambda0, cfg.lambda_growth, cfg.lambda_final, cfg.max_iter, at)
+        )
 
     def shard(self) -> slice:
         """The masks this process optimises: all of them, or its share under DDP.

@@ -57,6 +57,20 @@ def area_loss(
     return (flat.pow(2).sum(1) - 2 * top + ones.to(flat.dtype)) / n
 
 
+def lambda_schedule(
+    lambda0: float, growth: float, final: float | None, steps: int, at: torch.Tensor
+) -> torch.Tensor:
+    """The area weight at steps ``at`` of a ``steps``-step run, float64.
+
+    ``final`` None: ``λ₀·g^t`` (the reference's open-ended growth). Otherwise λ grows
+    geometrically from ``λ₀`` at step 0 to ``final`` at the last step ``steps − 1``.
+    """
+    at = at.double()
+    if final is None:
+        return lambda0 * growth**at
+    return lambda0 * (final / lambda0) ** (at / max(steps - 1, 1))
+
+
 #: A mask has converged when its achieved area is within this of the requested one.
 CONVERGED_TOLERANCE = 0.05
 

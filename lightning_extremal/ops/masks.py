@@ -102,11 +102,12 @@ def _crop_mask(mask: torch.Tensor, first: int, margin: int, size: tuple[int, int
 
 
 #: Tap evaluations per mask (ranked pixels × taps × steps) from which ``compile="auto"``
-#: compiles the smooth max: enough eager work per mask that a chunk of a few masks already
-#: repays the one-off compile, then cached on disk (figures in benchmarks/RESULTS.md). Per
-#: mask, not per chunk, so that the choice — and with it the float rounding — does not
-#: depend on the batch size or the DDP shard.
-AUTO_COMPILE_WORK = 3e8
+#: compiles the smooth max: enough eager work per mask that a chunk of ~8 masks already
+#: repays the one-off compile (eager ≈ 12× slower per tap than compiled on a CPU; a cold
+#: compile costs about as much as 8e8 eager tap evaluations; figures in
+#: benchmarks/RESULTS.md), then cached on disk. Per mask, not per chunk, so that the choice —
+#: and with it the float rounding — does not depend on the batch size or the DDP shard.
+AUTO_COMPILE_WORK = 1e8
 
 
 def compile_pays_off(tap_evaluations_per_mask: float) -> bool:

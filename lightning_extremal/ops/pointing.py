@@ -169,6 +169,30 @@ def object_iou(saliency: torch.Tensor, gt_mask: torch.Tensor) -> float:
     return region_iou(top_region(saliency, count), gt) if count else 0.0
 
 
+def mask_at_area(masks: torch.Tensor, areas: Sequence[float], area: float) -> torch.Tensor:
+    """The mask at ``area`` interpolated from masks at ``areas`` (K×H×W → H×W): linear between
+    the two areas that bracket it; outside their range, the nearest area's mask."""
+    order = sorted(range(len(areas)), key=lambda k: areas[k])
+    below = [k for k in order if areas[k] <= area]
+    above = [k for k in order if areas[k] >= area]
+    low = below[-1] if below else order[0]
+    high = above[0] if above else order[-1]
+    if areas[high] == areas[low]:
+        return masks[low].float()
+    t = (area - areas[low]) / (areas[high] - areas[low])
+    return (1 - t) * masks[low].float() + t * masks[high].float()
+
+
+def object_area_iou(masks: torch.Tensor, areas: Sequence[float], gt_mask: torch.Tensor) -> float:
+    """IoU with the object of EP's mask at the object's own area: the K masks (K×h×w) resized
+    to the ground truth's H×W, interpolated at the object's area fraction
+    (:func:`mask_at_area`), its ``|GT|`` highest pixels against the ground truth."""
+    size = tuple(gt_mask.shape)
+    resized = torch.stack([resize_saliency(m.float(), size) for m in masks])
+    area = gt_mask.float().mean().item()
+    return object_iou(mask_at_area(resized, areas, area), gt_mask)
+
+
 def mask_quality(
     masks: torch.Tensor, areas: Sequence[float], truths: Sequence[torch.Tensor | None]
 ) -> dict[str, list]:

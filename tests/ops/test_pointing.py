@@ -155,3 +155,35 @@ def test_mask_quality_uses_the_largest_area_and_skips_missing_truth():
         "pairs": 1.0,
     }
     assert summarize_quality([math.nan], [None]) is None
+
+
+def test_mask_at_area_interpolates_between_the_bracketing_areas():
+    masks = torch.stack([torch.full((2, 2), v) for v in (0.0, 1.0, 3.0)])  # areas .1 .2 .4
+    areas = [0.1, 0.2, 0.4]
+    assert pointing.mask_at_area(masks, areas, 0.3).unique().tolist() == [2.0]  # halfway 1 → 3
+    assert pointing.mask_at_area(masks, areas, 0.15).unique().tolist() == [0.5]
+    assert pointing.mask_at_area(masks, areas, 0.2).unique().tolist() == [1.0]  # exact area
+    assert pointing.mask_at_area(masks, areas, 0.05).unique().tolist() == [0.0]  # below: nearest
+    assert pointing.mask_at_area(masks, areas, 0.9).unique().tolist() == [3.0]  # above: nearest
+    unordered = pointing.mask_at_area(masks[[2, 0, 1]], [0.4, 0.1, 0.2], 0.3)
+    assert unordered.unique().tolist() == [2.0]
+
+
+def test_object_area_iou_ranks_the_interpolated_mask_at_the_object_area():
+    """Two areas' masks, each a box; the object's area lies between them: the blend ranks
+    the small box first, then the rest of the large one — the |object| top pixels."""
+    truth = torch.zeros(10, 10, dtype=torch.bool)
+    truth[2:6, 2:7] = True  # 20 px: area 0.2
+    small = torch.zeros(10, 10)
+    small[2:6, 2:5] = 1  # 12 px inside the object
+    large = torch.zeros(10, 10)
+    large[2:8, 2:7] = 1  # 30 px covering it
+    iou = pointing.object_area_iou(torch.stack([small, large]), [0.12, 0.3], truth)
+    # blend at 0.2: small box 1.0, rest of large 0.44; top 20 = small box + 8 of the other 18
+    # large-box pixels (raster order: rows 2–5 cols 5–6 first, all inside the object).
+    assert iou == pytest.approx(1.0)
+    shifted = torch.zeros(10, 10)
+    shifted[4:8, 2:7] = 1
+    assert pointing.object_area_iou(torch.stack([shifted, shifted]), [0.1, 0.3], truth) == (
+        pytest.approx(10 / 30)
+    )
