@@ -16,7 +16,7 @@ from lightning_extremal.config import compose, configs_dir
 from pathlib import Path
 assert Path(lightning_extremal.__file__).parent.parent == Path({target!r}), lightning_extremal.__file__
 assert cb.StepProgressBar is not None
-assert compose(["preset=quick", "model=resnet50", "logger=csv"]).method.max_iter == 100
+assert compose(["preset=quick", "model=resnet50", "logger=csv"]).method.max_iter == 50
 assert (configs_dir() / "default.yaml").is_file()
 from lightning_extremal.data.demo import load_demo_classifier
 load_demo_classifier()

@@ -49,7 +49,13 @@ SPACE_BASELINES = ("zero", "mean", "blur")
 
 @dataclass
 class MethodConfig:
-    """The extremal-perturbation optimisation (defaults: the reference implementation's)."""
+    """The extremal-perturbation optimisation.
+
+    Defaults: the reference implementation's mask, perturbation and area constraint; the
+    optimiser from the convergence study (benchmarks/RESULTS.md, "Convergence"): Adam,
+    λ geometric from 30 to 5000 over 200 steps. ``preset=reference`` restores the
+    reference's SGD schedule (800 steps, λ = 300·1.0035^t).
+    """
 
     areas: list[float] = field(default_factory=lambda: [0.1])  # reference default area
     variant: str = "preserve"  # preserve | delete | dual (paper §3)
@@ -64,18 +70,20 @@ class MethodConfig:
     area_margin: int | None = None  # px of mask beyond the image that the area ranks; None = ⌈σ⌉
     coldness: float = 20.0  # smooth-max β (inf = hard max): reference value
     jitter: bool = True  # flip the perturbed batch on even steps: reference behaviour
-    max_iter: int = 800  # optimisation steps: reference value
-    optimizer: str = "sgd"  # sgd (reference) | adam
-    lr: float = 0.01  # learning rate: reference value
+    max_iter: int = 200  # optimisation steps (reference: 800)
+    optimizer: str = "adam"  # adam | sgd (reference)
+    lr: float = 0.05  # learning rate (reference, SGD: 0.01)
     momentum: float = 0.9  # SGD momentum: reference value
     dampening: float = 0.9  # SGD dampening: reference uses dampening = momentum
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # torch's default
     init: float = 1.0  # initial parameter value: reference initialises to 1
-    lambda0: float = 300.0  # λ₀, area-loss weight at step 0: reference value
-    lambda_growth: float = 1.0035  # λ_t = λ₀·g^t: reference growth (≈16× by step 800)
+    lambda0: float = 30.0  # λ₀, area-loss weight at step 0 (reference: 300, which freezes
+    # Adam's masks where the first steps put them, before the reward has placed them)
+    lambda_growth: float = 1.0035  # λ_t = λ₀·g^t when lambda_final is None: reference growth
     # λ at the last step: λ grows geometrically from λ₀ to it over max_iter steps, whatever
-    # max_iter is (lambda_growth unused); None: λ₀·lambda_growth^t, the reference's schedule.
-    lambda_final: float | None = None
+    # max_iter is (lambda_growth unused); None: λ₀·lambda_growth^t, the reference's schedule
+    # (which ends at 300·1.0035^799 ≈ 4.9e3).
+    lambda_final: float | None = 5000.0
     # --- intermediate layers (README, "Intermediate layers") ---
     kind: str = "input"  # input | channel | layer-spatial | invert | diff
     layer: str | None = None  # module name (named_modules()); None: the last spatial feature map

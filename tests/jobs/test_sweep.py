@@ -163,6 +163,6 @@ def test_shipped_sweeps_are_valid_wandb_sweep_files():
     assert set(load_sweep("optimizer")["parameters"]) == {
         "method.lr",
         "method.lambda0",
-        "method.lambda_growth",
+        "method.lambda_final",
         "method.max_iter",
     }

@@ -29,7 +29,8 @@ def test_compile_auto_compiles_long_runs_only() -> None:
     assert module(224, 800).use_compiled()  # the paper's setting: compiled
     assert not module(224, 12).use_compiled()  # a short look: eager
     assert not module(64, 100).use_compiled()  # small images, few steps: eager
-    assert not module(128, 100).use_compiled()  # preset=quick on the demo: eager
+    assert not module(128, 20).use_compiled()  # a 20-step look at the demo: eager
+    assert module(128, 50).use_compiled()  # preset=quick on the demo (8 images × 2 areas)
     assert module(128, 800).use_compiled()  # the demo at the reference's 800 steps
     assert module(32, 5, compiled=True).use_compiled()
     assert not module(224, 800, compiled=False).use_compiled()
