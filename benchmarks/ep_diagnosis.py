@@ -81,7 +81,7 @@ def main() -> None:
             growth = math.exp(math.log(FINAL_LAMBDA / lambda0) / STEPS)
             result = extremal_perturbation(
                 model, image, [target], AREAS, optimizer="adam", lr=0.05, max_iter=STEPS,
-                lambda0=lambda0, lambda_growth=growth, progress=False,
+                lambda0=lambda0, lambda_growth=growth, lambda_final=None, progress=False,
             )  # fmt: skip
             for k, area in enumerate(AREAS):
                 count = round(area * obj.numel())
