@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 # package itself only asks for ranges (pyproject.toml).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
-# `make run` explains the demo images with the quick preset (100 steps, a minute or two on a
-# laptop CPU); `make run ARGS=` runs the reference schedule (800 steps), ARGS="..." anything.
+# `make run` explains the demo images with the quick preset (50 steps, about a minute on a
+# 2-core CPU); `make run ARGS=` runs the default (200 steps), ARGS="..." anything.
 ARGS ?= preset=quick
 
 .PHONY: help setup run test lint format bench clean
