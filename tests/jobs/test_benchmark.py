@@ -83,3 +83,28 @@ def _benchmark_cli(args: list[str]) -> int:
     from lightning_extremal.cli import main
 
     return main(["benchmark", *args])
+
+
+def test_benchmark_ep_object_iou_modes(tmp_path, capsys):
+    """EP's IoU at the object's area: each mode is its own chunk key (never mixed on resume),
+    every value an IoU, and a bad mode is refused naming the allowed ones."""
+    import torch
+
+    out = tmp_path / "ep"
+    common = [
+        "pointing", "model=tests.helpers:six_class_model", "methods=[ep]", "synthetic_single=2",
+        "synthetic_multi=0", "synthetic_size=48", "max_iter=3", "logger=none",
+        "ep_options={step: 4, sigma: 8.0, max_blur: 5.0}", f"output_dir={out}",
+    ]  # fmt: skip
+    ious = {}
+    for mode in ("interpolated", "summed", "optimised"):
+        assert _benchmark_cli([*common, f"ep_object_iou={mode}"]) == 0
+        printed = capsys.readouterr().out
+        assert "finished chunk(s) skipped" not in printed or "0 finished" in printed, mode
+        (chunk,) = sorted((out / "chunks").rglob("*.pt"))
+        records = torch.load(chunk, weights_only=False)["records"]
+        ious[mode] = [r["iou"] for r in records]
+        assert len(ious[mode]) == 2 and all(0 <= v <= 1 for v in ious[mode]), (mode, ious)
+    assert _benchmark_cli([*common, "ep_object_iou=nope"]) == 2
+    err = capsys.readouterr().err
+    assert "ep_object_iou" in err and "interpolated" in err and "'nope'" in err
