@@ -105,7 +105,11 @@ def test_cli_layer_run_resumes_chunk_by_chunk(tmp_path, monkeypatch):
     # chunk differs by ~1.5e-4 (a float-level difference under investigation: model state,
     # RNG, compile and memory format are the same at the chunk's start).
     torch.testing.assert_close(resumed["masks"], whole["masks"], atol=1e-3, rtol=0)
-    rows = json.loads((out / "summary.json").read_text())["results"]
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["results"]
     assert [r["image"] for r in rows if "top_channels" in r] == ["img0", "img1"]
+    judged = [r["converged"] for r in rows if "top_channels" in r]
+    assert summary["convergence"]["masks"] == 2
+    assert summary["convergence"]["converged"] == sum(judged)
     assert main([*args, "invert_iter=6"]) == 0  # another inversion: a different key
     assert first.stat().st_mtime_ns != stamp
