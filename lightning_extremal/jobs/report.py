@@ -20,6 +20,7 @@ import torch
 from ..naming import class_name, pair_names, safe_name
 from ..viz import overlay, to_uint8
 from .store import atomic_write_text
+from .verdict import convergence_line
 
 #: Most frames shown in a mask-evolution strip (evenly spaced, first and last included).
 STRIP_FRAMES = 6
@@ -247,13 +248,29 @@ def _evolution_parts(gif: Path, name: str, every: int | None, steps: int) -> lis
 
 
 def _index_row(record: dict[str, Any], p: int, name: str, label: str, num_areas: int) -> str:
-    """The index-table row of pair ``p``: a link to its section, its target, reward per area."""
+    """The index-table row of pair ``p``: a link to its section, its target, and per area the
+    reward and the achieved area (red where the mask did not converge)."""
     return (
         f'<tr><td style="text-align:left"><a href="#pair-{html.escape(name)}">'
         f"{html.escape(name)}</a></td><td>{html.escape(label)}</td>"
-        + "".join(f"<td>{float(record['rewards'][p, k]):.3g}</td>" for k in range(num_areas))
+        + "".join(_area_cell(record, p, k) for k in range(num_areas))
         + "</tr>"
     )
+
+
+def _area_cell(record: dict[str, Any], p: int, k: int) -> str:
+    """``reward (achieved area)`` of one mask; red with "not converged" where it did not."""
+    text = f"{float(record['rewards'][p, k]):.3g} ({float(record['achieved_areas'][p, k]):.3f})"
+    converged = record.get("converged")
+    if converged is not None and not bool(converged[p, k]):
+        return f'<td style="color:#c00">{text} not converged</td>'
+    return f"<td>{text}</td>"
+
+
+def _convergence_text(summary: dict[str, Any]) -> str:
+    """A paragraph: how many masks converged, naming those that did not; empty without."""
+    convergence = summary.get("convergence")
+    return f"<p>{html.escape(convergence_line(convergence))}.</p>" if convergence else ""
 
 
 def _quality_text(summary: dict[str, Any]) -> str:
@@ -277,7 +294,7 @@ def _page(
 ) -> str:
     """The whole HTML page: title, run metadata, quality, index table, then the sections."""
     head_areas = "".join(
-        f"<th>reward @ {a:g}</th>" for a in [float(a) for a in records[0]["areas"]]
+        f"<th>reward (achieved area) @ {a:g}</th>" for a in [float(a) for a in records[0]["areas"]]
     )
     method = config.get("method") or {}
     model = (config.get("model") or {}).get("name", "?")
@@ -289,6 +306,7 @@ def _page(
         f"max_iter {method.get('max_iter', '?')} · "
         f"variant {html.escape(str(method.get('variant', '?')))} · {html.escape(str(where))}</p>",
         _quality_text(summary),
+        _convergence_text(summary),
         f"<table><tr><th>pair</th><th>target</th>{head_areas}</tr>{''.join(index_rows)}</table>",
         *sections,
     ]

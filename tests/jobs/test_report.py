@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from lightning_extremal.cli import main
 from tests.helpers import AREAS, NUM_IMAGES
 
@@ -16,6 +18,12 @@ def test_report_is_one_html_page_with_every_image(csv_job):
     # per pair: the image, one overlay per area, the evolution strip and GIF, the curves
     assert page.count("<img ") == NUM_IMAGES * (1 + len(AREAS) + 2 + 1)
     assert page.count('src="data:image/gif;base64,') == NUM_IMAGES
+    # Convergence: the count as summary.json has it, and each unconverged mask marked in red.
+    convergence = json.loads((csv_job / "summary.json").read_text())["convergence"]
+    done, total = convergence["converged"], convergence["masks"]
+    assert f"masks converged: {done}/{total} " in page
+    assert page.count(" not converged</td>") == total - done
+    assert page.count("<th>reward (achieved area) @ ") == len(AREAS)
 
 
 def test_report_errors_name_the_problem(tmp_path, capsys):
