@@ -28,13 +28,12 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from dataclasses import asdict
 
 import torch
 from scipy.stats import binomtest
+from speed import preset_method  # this folder's speed.py: a preset's method options
 
 from lightning_extremal import extremal_perturbation
-from lightning_extremal.config import compose
 from lightning_extremal.data.datasets import SyntheticPointing
 from lightning_extremal.data.demo import load_demo_classifier
 from lightning_extremal.ops.perturbation import apply_pyramid, perturbation_pyramid
@@ -93,9 +92,7 @@ for _steps in (50, 100, 150, 200):
 def candidate_options(spec: dict) -> dict:
     """The extremal_perturbation options of a candidate: its preset's method fields + its own."""
     spec = dict(spec)
-    preset = spec.pop("preset", None)
-    method = compose([f"preset={preset}"] if preset else []).method
-    options = {k: v for k, v in asdict(method).items() if k not in ("areas", "kind", "layer")}
+    options = preset_method(spec.pop("preset", None))
     options.update(spec)
     options.setdefault("compile", True)  # the smooth max compiled whatever the run's length
     return options
