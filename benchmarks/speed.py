@@ -219,7 +219,7 @@ def main() -> None:
             f"\n# masks/s at equal iterations: resnet18, {args.ref_images} images × {len(areas)} areas"
         )
         print(
-            "| implementation | s per iteration (all masks) | masks/s at 800 iterations | speed-up |"
+            "| implementation | s per iteration (all masks) | masks/s (at its iterations) | speed-up |"
         )
         print("|---|---|---|---|")
         masks = args.ref_images * len(areas)
@@ -227,7 +227,7 @@ def main() -> None:
             f"| lightning-extremal, 800 iterations | {ours:.2f} | {masks / (800 * ours):.4f} | "
             f"{(ref / ours) if ref else float('nan'):.2f}× |"
         )
-        # Equal quality: the default (200 steps) and preset=fast (100) are no worse than the
+        # Equal quality: the default (200 steps) and preset=fast (50) are no worse than the
         # reference's 800 steps on the held-out synthetic ground truth (convergence.py).
         for label, preset in (("default", None), ("preset=fast", "fast")):
             options = preset_method(preset)

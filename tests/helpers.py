@@ -39,6 +39,10 @@ NUM_IMAGES = 2
 #: The channels :class:`ChannelNet`'s class 0 reads.
 GOOD = (2, 5)
 
+#: :class:`TokenNet`: the features its class 0 reads, and the grid cell its class 1 reads.
+TOKEN_FEATURES = (3, 9)
+TOKEN_CELL = (2, 5)
+
 
 # --------------------------------------------------------------------------- models
 
@@ -146,6 +150,51 @@ class ChannelNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.act(self.body(x)).mean((2, 3)))
+
+
+class TokenNet(nn.Module):
+    """A transformer-shaped (``layout="ntc"``: N×(1 + 64)×12, a class token then an 8×8 grid
+    of 4-px patch tokens, row-major) or channels-last (``"nhwc"``: N×8×8×12) network for
+    32×32 images. ``tokens`` (an identity) is the layer to explain; every feature is positive.
+
+    Class 0 scores 10 × the mean over the grid of features ``TOKEN_FEATURES``; class 1 scores
+    10 × the mean feature of grid cell ``TOKEN_CELL`` plus 10 × the class token's mean feature
+    (a constant: the extra token a spatial mask must leave as it is). With ``patch_size`` the
+    model says its patch size (as torchvision's ViT does)."""
+
+    def __init__(self, layout: str = "ntc", patch_size: int | None = None) -> None:
+        super().__init__()
+        self.layout = layout
+        if patch_size is not None:
+            self.patch_size = patch_size
+        generator = torch.Generator().manual_seed(0)
+        self.embed = nn.Conv2d(3, 12, 4, stride=4)
+        with torch.no_grad():
+            self.embed.weight.copy_(0.02 + 0.05 * torch.rand(12, 3, 4, 4, generator=generator))
+            self.embed.bias.fill_(0.2)
+        self.class_token = nn.Parameter(0.5 + torch.rand(1, 1, 12, generator=generator))
+        self.tokens = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = self.embed(x).permute(0, 2, 3, 1)  # N×8×8×12
+        if self.layout == "ntc":
+            cls = self.class_token.expand(len(x), 1, 12)
+            tokens = self.tokens(torch.cat([cls, grid.flatten(1, 2)], 1))
+            cls, grid = tokens[:, 0], tokens[:, 1:].unflatten(1, (8, 8))
+        else:
+            grid, cls = self.tokens(grid), self.class_token[:, 0].expand(len(x), 12)
+        features = 10 * grid[..., list(TOKEN_FEATURES)].sum(-1).mean((1, 2))
+        cell = 10 * grid[:, TOKEN_CELL[0], TOKEN_CELL[1]].mean(-1) + 10 * cls.mean(-1)
+        return torch.stack([features, cell], 1)
+
+
+def small_vit() -> nn.Module:
+    """torchvision's ``VisionTransformer`` at 32×32 px: 8-px patches (a 4×4 grid and a class
+    token), 2 layers of width 24, 3 classes, fixed random weights."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(32, 8, 2, 2, 24, 48, num_classes=3).eval()
 
 
 def model_state(model: nn.Module) -> dict:

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.inputs import check_images, resolve_targets
+from ..ops.layer_layout import resolve_layout
 from ..ops.layer_masks import channel_baseline, channel_counts
 from ..ops.layers import get_layer, layer_activation
 from .extremal import extremal_perturbation
@@ -101,6 +102,9 @@ def activation_diff(
     progress: bool = True,
     attribution: dict[str, Any] | None = None,
     inversion: dict[str, Any] | None = None,
+    layer_layout: str = "auto",
+    layer_grid: Sequence[int] | None = None,
+    layer_extra_tokens: int | None = None,
 ) -> ActivationDiff:
     """Activation diffing of ``images`` (N×C×H×W) at ``layer``.
 
@@ -114,16 +118,31 @@ def activation_diff(
     pair in ``pairs`` (default ``(0, 1), (1, 2), …``) the attributed channels are compared and
     each image's activation on its differing channels is inverted too. ``targets``: an int,
     N ints or None (each image's predicted class).
+
+    Channels are the layer's features in any layout (``layer_layout``, ``layer_grid``,
+    ``layer_extra_tokens`` as for :func:`~.extremal.extremal_perturbation`: dimension 1 of a
+    CNN's N×C×H×W, the last of a Swin's N×H×W×C or a ViT's N×T×C); the inversions match the
+    restricted activations in the layer's own layout.
     """
     check_images(images)
     get_layer(model, layer)
     pairs = _checked_pairs(pairs, len(images))
     classes = _image_classes(model, images, targets)
+    layout_options = {
+        "layer_layout": layer_layout,
+        "layer_grid": None if layer_grid is None else list(layer_grid),
+        "layer_extra_tokens": layer_extra_tokens,
+    }
+    own = layer_activation(model, layer, images)
+    layout = resolve_layout(
+        own.shape, images.shape[-2:], layer, layer_layout, layer_grid, layer_extra_tokens, model
+    )
     if channel_masks is None:
+        attribution = {**layout_options, **(attribution or {})}
         channel_masks = _attribute_channels(
             model, layer, images, classes, area, baseline, seed, progress, attribution
         )
-    activations = layer_activation(model, layer, images)
+    activations = layout.channels_first(own)
     num_channels = activations.shape[1]
     _check_channel_masks(channel_masks, len(images), num_channels)
     count = channel_counts([area], num_channels)[0]
@@ -134,7 +153,7 @@ def activation_diff(
     inverted = feature_inversion(
         model,
         layer,
-        torch.cat(wanted),
+        torch.cat([layout.channels_back(w) for w in wanted]),
         size=tuple(images.shape[-2:]),
         channels=images.shape[1],
         **options,

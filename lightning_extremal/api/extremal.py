@@ -119,6 +119,10 @@ def extremal_perturbation(
     channels (areas are fractions of C, or channel counts when integral ≥ 1;
     ``channel_baseline`` zero|mean), ``kind="layer-spatial"`` its H_L×W_L grid
     (``space_baseline``, ``layer_step``, ``layer_sigma``) — the values of ``method.kind``.
+    Channels are features and the grid is a place on every layout: N×C×H×W (CNNs),
+    N×H×W×C (Swin) and N×T×C tokens (ViT: the patch tokens' grid, the class token kept),
+    read by ``layer_layout`` (``auto`` | ``nchw`` | ``nhwc`` | ``ntc``, with ``layer_grid`` and
+    ``layer_extra_tokens``; auto refuses shapes that read two ways, see docs/layers.md).
     ``over="channels"|"space"`` is the older spelling of ``kind``.
     See README, "Intermediate layers".
     """

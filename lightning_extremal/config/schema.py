@@ -36,6 +36,9 @@ METHOD_KINDS = ("input", "channel", "layer-spatial", "invert", "diff")
 
 #: Kinds that read a layer (``method.layer``) and kinds whose areas may be channel counts.
 LAYER_KINDS = ("channel", "layer-spatial", "invert", "diff")
+#: What a layer's activation dimensions mean (ops/layer_layout.py; auto: detected where only
+#: one reading fits).
+LAYER_LAYOUTS = ("auto", "nchw", "nhwc", "ntc")
 
 
 CHANNEL_KINDS = ("channel", "diff")
@@ -93,6 +96,11 @@ class MethodConfig:
     space_baseline: str = "zero"
     layer_step: int | None = None  # mask grid stride, layer cells; None: step / downsampling
     layer_sigma: float | None = None  # mask σ, layer cells; None: sigma / downsampling
+    # What the activation's dimensions mean: auto | nchw (CNNs) | nhwc (Swin, N×H×W×C) |
+    # ntc (ViT tokens, N×T×C: layer_extra_tokens leading tokens, then a layer_grid grid)
+    layer_layout: str = "auto"
+    layer_grid: list[int] | None = None  # [H, W] of a token grid; None: from model / tokens
+    layer_extra_tokens: int | None = None  # leading non-grid tokens (ViT: 1, the class token)
 
 
 @dataclass

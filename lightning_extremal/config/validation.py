@@ -15,6 +15,7 @@ from .schema import (
     DATASETS,
     EP_OBJECT_IOUS,
     LAYER_KINDS,
+    LAYER_LAYOUTS,
     LOGGERS,
     METHOD_KINDS,
     OPTIMIZERS,
@@ -105,6 +106,15 @@ def _check_layer(cfg: MethodConfig) -> None:
         _positive("layer_step", cfg.layer_step, integer=True)
     if cfg.layer_sigma is not None:
         _positive("layer_sigma", cfg.layer_sigma)
+    _choice("layer_layout", cfg.layer_layout, LAYER_LAYOUTS)
+    grid = cfg.layer_grid
+    if grid is not None and (
+        len(grid) != 2 or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in grid)
+    ):
+        raise ValueError(f"layer_grid must be [H, W], two positive integers; got {list(grid)}")
+    extra = cfg.layer_extra_tokens
+    if extra is not None and (isinstance(extra, bool) or not isinstance(extra, int) or extra < 0):
+        raise ValueError(f"layer_extra_tokens must be an integer ≥ 0; got {extra!r}")
 
 
 def _check_numbers(cfg: MethodConfig) -> None:

@@ -15,6 +15,7 @@ from ..api.diffing import activation_diff, consecutive_pairs, top_channels
 from ..config import RunConfig, validate_inversion
 from ..naming import class_name, pair_names
 from ..ops.inversion import activation_match
+from ..ops.layer_layout import LayerLayout, resolve_layout
 from ..ops.layer_masks import channel_counts
 from ..ops.layers import default_layer, get_layer, layer_activation
 from ..viz import (
@@ -59,7 +60,9 @@ def run_layer_job(job: Job) -> None:
     """
     validate_inversion(job.cfg.inversion)
     layer = resolve_layer(job)
-    print(f"lightning-extremal: {job.cfg.method.kind} at layer {layer!r}", flush=True)
+    layout = layer_layout(job, layer)
+    shown = f" ({layout.describe()})" if layout else ""
+    print(f"lightning-extremal: {job.cfg.method.kind} at layer {layer!r}{shown}", flush=True)
     for number, key, index in pending_chunks(job, inversion=asdict(job.cfg.inversion)):
         readable = load_batch(job.images, index)
         if readable is None:
@@ -71,7 +74,33 @@ def run_layer_job(job: Job) -> None:
             record = explain_chunk(job, number, index, batch)
         record["key"] = key
         job.store.save(f"chunk-{number:05d}", record, ids=record["ids"], rows=record["rows"])
-    write_summary(job, layer)
+    write_summary(job, layer, layout)
+
+
+def _first_image(job: Job) -> torch.Tensor:
+    """The first readable image of the job, 1×C×H×W."""
+    images = map(job.images.load, range(len(job.images.ids)))
+    return next(image for image in images if image is not None)[None]
+
+
+def layer_layout(job: Job, layer: str) -> LayerLayout | None:
+    """What the layer's dimensions mean (channels, grid, extra tokens), read from its output
+    for the first image before any work: an ambiguous or misdeclared layout fails here.
+    None for ``invert``, which matches the activation whatever its layout."""
+    method = job.cfg.method
+    if method.kind == "invert":
+        return None
+    image = _first_image(job)
+    shape = layer_activation(job.loaded.model, layer, image).shape
+    return resolve_layout(
+        shape,
+        image.shape[-2:],
+        layer,
+        method.layer_layout,
+        method.layer_grid,
+        method.layer_extra_tokens,
+        job.loaded.model,
+    )
 
 
 def resolve_layer(job: Job) -> str:
@@ -80,9 +109,7 @@ def resolve_layer(job: Job) -> str:
     cfg, model = job.cfg, job.loaded.model
     layer = cfg.method.layer
     if layer is None:
-        images = map(job.images.load, range(len(job.images.ids)))
-        first = next(image for image in images if image is not None)
-        layer = default_layer(model, first[None])
+        layer = default_layer(model, _first_image(job))
     get_layer(model, layer)
     job.cfg = replace(cfg, method=replace(cfg.method, layer=layer))
     write_config(job.cfg, job.out)
@@ -126,7 +153,7 @@ def invert_chunk(job: Job, batch: torch.Tensor, ids: list[str]) -> dict:
     return {"ids": ids, "rows": rows}
 
 
-def write_summary(job: Job, layer: str) -> None:
+def write_summary(job: Job, layer: str, layout: LayerLayout | None) -> None:
     """summary.json from the manifest's rows; masks.pt merged from the chunk files."""
     kind = job.cfg.method.kind
     rows = [row for entry in job.store.entries.values() for row in entry["rows"]]
@@ -137,6 +164,7 @@ def write_summary(job: Job, layer: str) -> None:
         {
             "kind": kind,
             "layer": layer,
+            "layout": layout.describe() if layout else None,
             "results": rows,
             "skipped": job.images.skipped,
             "convergence": convergence_summary(rows),
@@ -243,6 +271,9 @@ def _channel_diff(cfg, model, result, images, ids, area: float):
         seed=cfg.trainer.seed,
         progress=cfg.trainer.progress,
         inversion=inversion_options(cfg),
+        layer_layout=cfg.method.layer_layout,
+        layer_grid=cfg.method.layer_grid,
+        layer_extra_tokens=cfg.method.layer_extra_tokens,
     )
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..ops.area import ones_count
+from ..ops.layer_layout import LayerLayout, resolve_layout
 from ..ops.layer_masks import channel_baseline, channel_counts, space_baseline
 from ..ops.layers import layer_activation, layer_calls, replaced_output
 from ..ops.masks import gaussian_mask, maxconv_kernel, param_grid_shape, smooth_max_mask
@@ -78,6 +79,7 @@ class LayerMaskModule(MaskGameModule):
         config: MethodConfig,
         reward: RewardFn | None,
         layer: str,
+        layout: LayerLayout,
         activation: torch.Tensor,
         baseline: torch.Tensor,
         param_shape: tuple[int, ...],
@@ -95,13 +97,17 @@ class LayerMaskModule(MaskGameModule):
             ones=ones,
             mask_shape=mask_shape,
         )
-        self.layer = layer
+        self.layer, self.layout = layer, layout
         self.register_buffer("images", images, persistent=False)
-        self.register_buffer("activation", activation.float(), persistent=False)
-        self.register_buffer("baseline", baseline.float(), persistent=False)
+        self.register_buffer("activation", activation.float().contiguous(), persistent=False)
+        self.register_buffer("baseline", baseline.float().contiguous(), persistent=False)
 
     def expand(self, masks: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def own_layout(self, perturbed: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The perturbed activation (canonical, channels first) in the layer's own layout."""
+        return self.layout.channels_back(perturbed)
 
     def on_train_start(self) -> None:
         if self.global_step == 0:  # not when resuming from a checkpoint
@@ -128,20 +134,24 @@ class LayerMaskModule(MaskGameModule):
             self.mask_params.copy_(shifted.clamp(0, 1).view_as(self.mask_params))
 
     def perturb(self, masks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """``Φ̃ = b + m·(Φ − b)`` for each mask (fp32): B×C×H×W from B masks and their images."""
+        """``Φ̃ = b + m·(Φ − b)`` for each mask (fp32), channels first (``activation`` and
+        ``baseline`` are kept in the canonical form of :class:`~..ops.layer_layout.LayerLayout`)."""
         with torch.autocast(self.device.type, enabled=False):
             base = self.baseline[index]
             return base + self.expand(masks) * (self.activation[index] - base)
 
     def scores(self, kept: list[torch.Tensor], part: slice, flip: bool) -> torch.Tensor:
         index = self.mask_image[part].repeat(len(kept))
-        perturbed = self.perturb(torch.cat(kept), index)
+        perturbed = self.own_layout(self.perturb(torch.cat(kept), index), index)
         with replaced_output(self.classifier, self.layer, perturbed):
             return self.classifier(self.images[index])
 
 
-def _activation(classifier: nn.Module, layer: str, images: torch.Tensor) -> torch.Tensor:
-    """``Φ_L(x)`` computed where the classifier is, kept where the images are."""
+def _activation(
+    classifier: nn.Module, layer: str, images: torch.Tensor, config: MethodConfig
+) -> tuple[torch.Tensor, LayerLayout]:
+    """``Φ_L(x)`` computed where the classifier is, kept where the images are, and what its
+    dimensions mean (``config.layer_layout``, ``layer_grid``, ``layer_extra_tokens``)."""
     device = next(iter(classifier.parameters()), images).device
     calls = layer_calls(classifier, layer, images[:1].to(device))
     if calls != 1:
@@ -153,16 +163,27 @@ def _activation(classifier: nn.Module, layer: str, images: torch.Tensor) -> torc
     if activation.dim() < 2 or activation.shape[0] != images.shape[0]:
         raise ValueError(
             f"layer {layer!r} gives an activation of shape {tuple(activation.shape)}; "
-            "expected N×C(×…) with one row per image"
+            "expected one row per image (N×…)"
         )
-    return activation
+    layout = resolve_layout(
+        activation.shape,
+        images.shape[-2:],
+        layer,
+        config.layer_layout,
+        config.layer_grid,
+        config.layer_extra_tokens,
+        classifier,
+    )
+    return activation, layout
 
 
 class ChannelPerturbationModule(LayerMaskModule):
     """A mask ``m ∈ [0, 1]^C`` over the channels of layer ``layer``:
     ``Φ̃_c = m_c·Φ_L(x)_c + (1 − m_c)·b_c`` with ``b`` zero or the channel's spatial mean
     (``config.channel_baseline``). The area is the fraction (or count, for integral areas
-    ≥ 1) of channels kept, by the same rank-statistics constraint over the C values.
+    ≥ 1) of channels kept, by the same rank-statistics constraint over the C values. The
+    channels are the layer's features whatever its layout (:mod:`~..ops.layer_layout`: dimension
+    1 of N×C×H×W, the last of N×H×W×C and of N×T×C tokens, where every token is masked).
 
     Args: as :class:`ExtremalPerturbationModule`, plus ``layer``, a module name of the
     classifier. Masks (results) are C values.
@@ -181,7 +202,8 @@ class ChannelPerturbationModule(LayerMaskModule):
         reward: RewardFn | None = None,
         layer: str = "",
     ) -> None:
-        activation = _activation(classifier, layer, images)
+        activation, layout = _activation(classifier, layer, images, config)
+        activation = layout.channels_first(activation)
         num_channels = activation.shape[1]
         super().__init__(
             classifier,
@@ -192,6 +214,7 @@ class ChannelPerturbationModule(LayerMaskModule):
             config,
             reward,
             layer,
+            layout,
             activation,
             channel_baseline(activation, config.channel_baseline),
             param_shape=(num_channels,),
@@ -213,7 +236,9 @@ class LayerSpatialModule(LayerMaskModule):
     ``Φ̃_{cu} = m_u·Φ_L(x)_{cu} + (1 − m_u)·b_{cu}`` with ``b`` zero, the channel's spatial
     mean or the blurred activation (``config.space_baseline``; blur σ = ``max_blur`` px in
     cells). The mask is the input method's smooth mask on the layer grid, with stride, σ and
-    margin in layer cells (:func:`layer_grid`). Masks (results) are H_L×W_L.
+    margin in layer cells (:func:`layer_grid`). Masks (results) are H_L×W_L. The grid is the
+    layer's own (N×C×H×W, N×H×W×C) or its patch tokens' (N×T×C after the leading extra tokens,
+    which are kept as they are: ``extra``).
     """
 
     mask_kind = "layer-spatial"
@@ -229,13 +254,14 @@ class LayerSpatialModule(LayerMaskModule):
         reward: RewardFn | None = None,
         layer: str = "",
     ) -> None:
-        activation = _activation(classifier, layer, images)
-        if activation.dim() != 4:
+        activation, layout = _activation(classifier, layer, images, config)
+        if layout.grid is None:
             raise ValueError(
-                f"spatial attribution needs a layer with an N×C×H×W output; {layer!r} gives "
-                f"{tuple(activation.shape)}"
+                f"spatial attribution needs a layer with a spatial grid; {layer!r} gives "
+                f"{tuple(activation.shape)} ({layout.describe()})"
             )
-        size = tuple(activation.shape[-2:])
+        activation, extra = layout.split_grid(activation)
+        size = layout.grid
         downsampling = max(images.shape[-2] / size[0], images.shape[-1] / size[1])
         step, sigma, margin = layer_grid(config, downsampling)
         super().__init__(
@@ -247,6 +273,7 @@ class LayerSpatialModule(LayerMaskModule):
             config,
             reward,
             layer,
+            layout,
             activation,
             space_baseline(activation, config.space_baseline, config.max_blur / downsampling),
             param_shape=(1, *param_grid_shape(*size, step)),
@@ -256,6 +283,12 @@ class LayerSpatialModule(LayerMaskModule):
         self.size, self.step, self.sigma, self.margin = size, step, sigma, margin
         self.downsampling = downsampling
         self.register_buffer("kernel", maxconv_kernel(step, sigma), False)
+        self.register_buffer("extra", extra.float(), persistent=False)
+
+    def own_layout(self, perturbed: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The perturbed grid with the image's extra tokens (unperturbed), in the layer's
+        own layout."""
+        return self.layout.join_grid(perturbed, self.extra[index])
 
     def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
         """The current masks with their margin, B×1×(H_L+2g)×(W_L+2g) in [0, 1]."""

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .frozen import frozen
+from .layer_layout import resolve_layout
 
 #: How many of the nearest valid names an unknown-layer error lists.
 NEAREST_NAMES = 5
@@ -145,20 +146,28 @@ def replaced_output(model: nn.Module, name: str, replacement: torch.Tensor) -> I
 
 @torch.no_grad()
 def default_layer(model: nn.Module, images: torch.Tensor) -> str:
-    """The last module to finish whose output is a spatial feature map (N×C×H×W, H·W > 1).
+    """The last module to finish whose output has a spatial grid of more than one cell, read
+    as :func:`~.layer_layout.resolve_layout` reads it (layouts it cannot tell apart are
+    passed over).
 
     For a CNN this is its last convolutional stage (``layer4`` of a ResNet, ``features`` of
-    the demo network): the deepest layer that still says where the evidence is.
+    the demo network), for a ViT its encoder's output tokens (``encoder``), for a Swin its
+    last stage: the deepest layer that still says where the evidence is.
     """
     finished: list[str] = []
     handles = []
+    size = tuple(images.shape[-2:])
     for name, module in model.named_modules():
         if not name:
             continue
 
         def record(module, inputs, output, name=name):
-            if isinstance(output, torch.Tensor) and output.dim() == 4:
-                if output.shape[-1] * output.shape[-2] > 1:
+            if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
+                try:
+                    layout = resolve_layout(output.shape, size, name, model=model)
+                except ValueError:
+                    return
+                if layout.grid is not None and layout.grid[0] * layout.grid[1] > 1:
                     finished.append(name)
 
         handles.append(module.register_forward_hook(record))
@@ -169,5 +178,8 @@ def default_layer(model: nn.Module, images: torch.Tensor) -> str:
         for handle in handles:
             handle.remove()
     if not finished:
-        raise ValueError("the model has no layer with a spatial (N×C×H×W) output")
+        raise ValueError(
+            "the model has no layer with a spatial grid (N×C×H×W, N×H×W×C or N×T×C tokens); "
+            "name one with layer=…"
+        )
     return finished[-1]

@@ -8,7 +8,7 @@ import torch
 from lightning_extremal import feature_inversion
 from lightning_extremal.ops.inversion import activation_match, initial_images
 from lightning_extremal.ops.layers import layer_activation
-from tests.helpers import TinyConvNet
+from tests.helpers import TinyConvNet, TokenNet
 from tests.helpers import random_images as _images
 
 
@@ -20,6 +20,9 @@ def _inversion_models():
         not default_checkpoint_path().is_file(), reason="the demo checkpoint is not built yet"
     )
     models.append(pytest.param("demo", "features.block3", 128, id="demo", marks=demo))
+    # a token layer (N×65×12: class token + 8×8 patches) and a channels-last one (N×8×8×12)
+    models.append(pytest.param(TokenNet("ntc"), "tokens", 32, id="tokens"))
+    models.append(pytest.param(TokenNet("nhwc"), "tokens", 32, id="channels-last"))
     return models
 
 

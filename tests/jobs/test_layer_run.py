@@ -113,3 +113,31 @@ def test_cli_layer_run_resumes_chunk_by_chunk(tmp_path, monkeypatch):
     assert summary["convergence"]["converged"] == sum(judged)
     assert main([*args, "invert_iter=6"]) == 0  # another inversion: a different key
     assert first.stat().st_mtime_ns != stamp
+
+
+@pytest.mark.slow
+def test_cli_explains_a_vision_transformer_layer_by_features_and_patch_grid(tmp_path, monkeypatch):
+    """`run method=channel|layer-spatial` on torchvision's VisionTransformer (8-px patches at
+    32 px: 1 class token + a 4×4 grid of width 24): masks over the 24 features and the 4×4
+    grid, the layout named in the summary."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    data = tmp_path / "images"
+    _write_images(data, 2)
+    common = [
+        "model=tests.helpers:small_vit",
+        f"data={data}",
+        "data.size=32",
+        "layer=encoder.layers.encoder_layer_1",
+        "logger=none",
+        "max_iter=5",
+        "invert_iter=3",
+        "trainer.progress=false",
+        "areas=[0.25]",
+    ]
+    shapes = {"channel": (2, 1, 24), "layer-spatial": (2, 1, 4, 4)}
+    for kind, shape in shapes.items():
+        out = tmp_path / kind
+        assert main(["run", f"method={kind}", f"output_dir={out}", *common]) == 0
+        assert torch.load(out / "masks.pt", weights_only=False)["masks"].shape == shape
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["layout"] == "N×T×C tokens: 24 channels, 1 extra token + a 4×4 grid"
