@@ -62,6 +62,11 @@ CANDIDATES: dict[str, dict | list[str] | str] = {
         "lambda_final": None,
     },  # fmt: skip
     "Grad-CAM": "grad_cam",
+    # warm starts (session 6): the masks start at the top-a region of Grad-CAM's map
+    "default, warm start grad_cam": {"warm_start": "grad_cam"},
+    "preset=fast, warm start grad_cam": {"preset": "fast", "warm_start": "grad_cam"},
+    "default, warm start none": {"warm_start": "none"},
+    "preset=fast, warm start none": {"preset": "fast", "warm_start": "none"},
 }
 
 

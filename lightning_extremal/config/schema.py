@@ -36,6 +36,8 @@ METHOD_KINDS = ("input", "channel", "layer-spatial", "invert", "diff")
 
 #: Kinds that read a layer (``method.layer``) and kinds whose areas may be channel counts.
 LAYER_KINDS = ("channel", "layer-spatial", "invert", "diff")
+#: Where input masks start (MethodConfig.warm_start).
+WARM_STARTS = ("none", "grad_cam", "auto")
 #: What a layer's activation dimensions mean (ops/layer_layout.py; auto: detected where only
 #: one reading fits).
 LAYER_LAYOUTS = ("auto", "nchw", "nhwc", "ntc")
@@ -87,6 +89,11 @@ class MethodConfig:
     # max_iter is (lambda_growth unused); None: λ₀·lambda_growth^t, the reference's schedule
     # (which ends at 300·1.0035^799 ≈ 4.9e3).
     lambda_final: float | None = 5000.0
+    # Input masks start at: none (every parameter = init) | grad_cam (the top-a region of the
+    # pair's Grad-CAM map, fitted; benchmarks/warm_start.py) | auto (grad_cam where the model
+    # has a layer with a spatial grid, else none). Layer kinds ignore it.
+    warm_start: str = "auto"
+    warm_start_layer: str | None = None  # Grad-CAM's layer; None: the last spatial map
     # --- intermediate layers (README, "Intermediate layers") ---
     kind: str = "input"  # input | channel | layer-spatial | invert | diff
     layer: str | None = None  # module name (named_modules()); None: the last spatial feature map

@@ -27,6 +27,7 @@ from .schema import (
     SPACE_BASELINES,
     TASKS,
     VARIANTS,
+    WARM_STARTS,
     BenchmarkConfig,
     InversionConfig,
     LoggerConfig,
@@ -64,6 +65,7 @@ def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None
     _choice("kind", cfg.kind, METHOD_KINDS)
     _check_areas(cfg)
     _check_layer(cfg)
+    _check_start(cfg)
     _choice("variant", cfg.variant, VARIANTS)
     _choice("perturbation", cfg.perturbation, PERTURBATIONS)
     _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
@@ -115,6 +117,14 @@ def _check_layer(cfg: MethodConfig) -> None:
     extra = cfg.layer_extra_tokens
     if extra is not None and (isinstance(extra, bool) or not isinstance(extra, int) or extra < 0):
         raise ValueError(f"layer_extra_tokens must be an integer ≥ 0; got {extra!r}")
+
+
+def _check_start(cfg: MethodConfig) -> None:
+    """Where masks start: a uniform ``init`` or a warm start (and its layer's name)."""
+    _choice("warm_start", cfg.warm_start, WARM_STARTS)
+    layer = cfg.warm_start_layer
+    if layer is not None and (not isinstance(layer, str) or not layer):
+        raise ValueError(f"warm_start_layer must be a module name or None; got {layer!r}")
 
 
 def _check_numbers(cfg: MethodConfig) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 from ..config import MethodConfig
 from ..engine.classifier import pick_channels_last
 from ..ops.area import ones_count
+from ..ops.layers import default_layer
 from ..ops.masks import (
     compile_pays_off,
     gaussian_mask,
@@ -18,8 +19,13 @@ from ..ops.masks import (
     smooth_max_mask,
 )
 from ..ops.perturbation import apply_pyramid, compiled_apply_pyramid, perturbation_pyramid
+from ..ops.pointing import top_area_region
 from ..ops.rewards import RewardFn
+from ..ops.saliency import grad_cam
 from .mask_game import MaskGameModule
+
+#: Adam steps and learning rate that fit the mask parameters to the warm start's regions.
+WARM_FIT_STEPS, WARM_FIT_LR = 50, 0.1
 
 
 class ExtremalPerturbationModule(MaskGameModule):
@@ -74,6 +80,57 @@ class ExtremalPerturbationModule(MaskGameModule):
             )
         self.register_buffer("pyramid", pyramid, persistent=False)
         self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
+
+    def on_train_start(self) -> None:
+        if self.global_step == 0 and self.config.warm_start != "none":
+            self.warm_start()  # not when resuming from a checkpoint
+
+    def warm_start(self) -> None:
+        """Start each mask at the top-``a`` region of its pair's Grad-CAM map
+        (:func:`~..ops.saliency.grad_cam` at ``config.warm_start_layer``, else the model's last
+        spatial map; ``auto``: only where the model has one): the parameters are fitted by Adam so that the smooth mask matches the
+        region (squared error, ``WARM_FIT_STEPS`` steps; the classifier is not run). A pair
+        whose map is zero everywhere keeps the uniform start. Under DDP rank 0's start is
+        broadcast, so every rank holds the same parameters."""
+        maps = self._warm_start_maps()
+        if maps is None:
+            return
+        areas = self.hparams["areas"]
+        regions = torch.stack(
+            [top_area_region(maps[p], a).float() for p in range(self.num_pairs) for a in areas]
+        )[:, None]
+        use = (maps.flatten(1).amax(1) > 0).repeat_interleave(self.num_areas)
+        with torch.enable_grad():
+            fit = torch.optim.Adam([self.mask_params], lr=WARM_FIT_LR)
+            for _ in range(WARM_FIT_STEPS):
+                # per mask a mean, summed over masks: each mask's fit is its own, whatever
+                # the batch
+                loss = ((self.masks() - regions) ** 2).flatten(1).mean(1)[use].sum()
+                fit.zero_grad()
+                loss.backward()
+                fit.step()
+                with torch.no_grad():
+                    self.mask_params.clamp_(0, 1)
+        with torch.no_grad():
+            self.mask_params[~use] = float(self.config.init)
+        self.mask_params.grad = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(self.mask_params.data, src=0)
+
+    def _warm_start_maps(self) -> torch.Tensor | None:
+        """Each pair's Grad-CAM map, P×H×W; for ``warm_start="auto"`` None (the uniform start)
+        when the model has no layer with a spatial grid or Grad-CAM cannot run on it."""
+        images = self.pyramid[:, -1]  # the pyramid's last level is the image itself
+        shape = (self.num_pairs, self.num_areas)
+        pairs = self.mask_image.view(shape)[:, 0]
+        targets = self.mask_target.view(shape)[:, 0]
+        try:
+            layer = self.config.warm_start_layer or default_layer(self.classifier, images[:1])
+            return grad_cam(self.classifier, images[pairs], targets, layer)
+        except ValueError:
+            if self.config.warm_start == "auto":
+                return None
+            raise
 
     def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
         """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""
