@@ -238,6 +238,20 @@ def summarise(name: str, run: dict, base: dict | None, pairs, steps: str) -> str
     )
 
 
+def print_header(args, pairs) -> None:
+    """The set's description line and the table's header (``summarise`` writes its rows)."""
+    print(
+        f"# {args.single} single + {args.multi} multi-object synthetic images (seed {args.seed}), "
+        f"{len(pairs)} pairs, areas {args.areas}, {torch.get_num_threads()} threads"
+    )
+    print(
+        "| setting | steps | reward@a | energy | area err | converged | worst err | "
+        "hits (single+multi) | IoU@obj | seconds | reward@a vs baseline (up/down) | "
+        "hits vs baseline |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single", type=int, default=90)
@@ -252,16 +266,7 @@ def main() -> None:
     dataset = SyntheticPointing(args.single, args.multi, seed=args.seed)
     pairs = pairs_of(dataset)
     tolerance = dataset[0].tolerance
-    print(
-        f"# {args.single} single + {args.multi} multi-object synthetic images (seed {args.seed}), "
-        f"{len(pairs)} pairs, areas {args.areas}, {torch.get_num_threads()} threads"
-    )
-    print(
-        "| setting | steps | reward@a | energy | area err | converged | worst err | "
-        "hits (single+multi) | IoU@obj | seconds | reward@a vs baseline (up/down) | "
-        "hits vs baseline |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print_header(args, pairs)
     runs: dict[str, dict] = {}
     base = None
     for name in args.only or list(CANDIDATES):

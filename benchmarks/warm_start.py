@@ -23,6 +23,7 @@ from convergence import (
     grad_cam_run,
     pair_metrics,
     pairs_of,
+    print_header,
     run_candidate,
     summarise,
 )
@@ -97,16 +98,7 @@ def main() -> None:
     dataset = SyntheticPointing(args.single, args.multi, seed=args.seed)
     pairs = pairs_of(dataset)
     tolerance = dataset[0].tolerance
-    print(
-        f"# {args.single} single + {args.multi} multi-object images (seed {args.seed}), "
-        f"{len(pairs)} pairs, areas {args.areas}, {torch.get_num_threads()} threads"
-    )
-    print(
-        "| setting | steps | reward@a | energy | area err | converged | worst err | "
-        "hits (single+multi) | IoU@obj | seconds | reward@a vs baseline (up/down) | "
-        "hits vs baseline |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print_header(args, pairs)
     base = None
     spec = {"preset": args.preset} if args.preset else {}
     for source in [None, *args.sources]:

@@ -165,4 +165,5 @@ def test_shipped_sweeps_are_valid_wandb_sweep_files():
         "method.lambda0",
         "method.lambda_final",
         "method.max_iter",
+        "method.warm_start",
     }
