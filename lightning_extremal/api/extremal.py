@@ -112,7 +112,10 @@ def extremal_perturbation(
     ``devices``, ``strategy``, ``precision``, ``compile`` and ``channels_last`` (True | False |
     "auto"), ``logger``, ``callbacks``, ``progress``, ``log_every_n_steps``, ``batch_size``
     (pairs per Lightning fit; None = all in one fit), ``ckpt_path`` and ``default_root_dir``.
-    The model is left exactly as given (memory format included).
+    The model is left exactly as given (memory format included). Input masks start at the
+    top-a region of each pair's Grad-CAM map where the model has a layer with a spatial grid
+    (``warm_start="auto"``, the default; ``"none"``: the uniform ``init``; ``"grad_cam"``:
+    always, ``warm_start_layer`` naming its layer).
 
     ``layer`` (a module name, e.g. ``"layer3"``, ``"features.28"``) explains that layer's
     activation instead of the input: ``kind="channel"`` (the default with a layer) masks its C
