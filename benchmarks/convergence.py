@@ -238,6 +238,15 @@ def summarise(name: str, run: dict, base: dict | None, pairs, steps: str) -> str
     )
 
 
+def study_set(args) -> tuple:
+    """(the demo classifier, the synthetic set of ``args.single``/``multi``/``seed``, its pairs,
+    the pointing tolerance), warnings silenced."""
+    warnings.filterwarnings("ignore")
+    model = load_demo_classifier().eval()
+    dataset = SyntheticPointing(args.single, args.multi, seed=args.seed)
+    return model, dataset, pairs_of(dataset), dataset[0].tolerance
+
+
 def print_header(args, pairs) -> None:
     """The set's description line and the table's header (``summarise`` writes its rows)."""
     print(
@@ -261,11 +270,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="pairs per optimisation")
     parser.add_argument("--only", nargs="*", help="candidate names to run (the first: baseline)")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    model = load_demo_classifier().eval()
-    dataset = SyntheticPointing(args.single, args.multi, seed=args.seed)
-    pairs = pairs_of(dataset)
-    tolerance = dataset[0].tolerance
+    model, dataset, pairs, tolerance = study_set(args)
     print_header(args, pairs)
     runs: dict[str, dict] = {}
     base = None

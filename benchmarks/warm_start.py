@@ -15,22 +15,19 @@ Every candidate is compared pair by pair with the uniform start (the first row) 
 from __future__ import annotations
 
 import argparse
-import warnings
 
 import torch
 from convergence import (
     candidate_options,
     grad_cam_run,
     pair_metrics,
-    pairs_of,
     print_header,
     run_candidate,
+    study_set,
     summarise,
 )
 from lightning.pytorch.callbacks import Callback
 
-from lightning_extremal.data.datasets import SyntheticPointing
-from lightning_extremal.data.demo import load_demo_classifier
 from lightning_extremal.evaluation.baselines import grad_cam_saliency
 from lightning_extremal.ops.pointing import smooth_saliency, top_area_region
 
@@ -93,21 +90,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--sources", nargs="+", default=["grad_cam", "gradient"])
     args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    model = load_demo_classifier().eval()
-    dataset = SyntheticPointing(args.single, args.multi, seed=args.seed)
-    pairs = pairs_of(dataset)
-    tolerance = dataset[0].tolerance
+    model, dataset, pairs, tolerance = study_set(args)
     print_header(args, pairs)
     base = None
     spec = {"preset": args.preset} if args.preset else {}
     for source in [None, *args.sources]:
-        options = candidate_options(dict(spec))
+        # the product's own warm start off: the uniform start, or this script's callback
+        options = candidate_options({**spec, "warm_start": "none"})
         if source:
             options["callbacks"] = [WarmStart(source)]
         run = run_candidate(model, dataset, pairs, args.areas, options, args.batch)
         run.update(pair_metrics(run, pairs, args.areas, tolerance))
-        name = f"warm start: {source}" if source else "uniform start (default)"
+        name = f"warm start: {source}" if source else "uniform start (warm_start=none)"
         print(summarise(name, run, base, pairs, str(options["max_iter"])), flush=True)
         base = base or run
     cam = grad_cam_run(model, dataset, pairs)
