@@ -47,7 +47,9 @@ from lightning_extremal.ops.pointing import (
 #: The reference's λ at its last step: the one area weight every setting's energy is scored with.
 LAMBDA_REF = 300 * 1.0035**800
 
-#: name → options of :func:`extremal_perturbation` (the first is the baseline).
+#: name → options of :func:`extremal_perturbation` (the first is the baseline). "default" and
+#: the presets are the current defaults (since session 6 with the Grad-CAM warm start; the
+#: "…, warm start none" rows are session 5's); the other candidates start uniformly, as then.
 CANDIDATES: dict[str, dict | list[str] | str] = {
     "reference (SGD, 800)": {"preset": "reference"},
     "default": {},
@@ -60,6 +62,7 @@ CANDIDATES: dict[str, dict | list[str] | str] = {
         "lambda0": 300.0,
         "lambda_growth": 1.0095,
         "lambda_final": None,
+        "warm_start": "none",
     },  # fmt: skip
     "Grad-CAM": "grad_cam",
     # warm starts (session 6): the masks start at the top-a region of Grad-CAM's map
@@ -73,7 +76,7 @@ CANDIDATES: dict[str, dict | list[str] | str] = {
 def _adam(steps: int, lambda0: float, lr: float = 0.05, final: float = LAMBDA_REF, **kw) -> dict:
     """Adam over ``steps`` with λ growing geometrically from ``lambda0`` to ``final``."""
     return {"optimizer": "adam", "lr": lr, "max_iter": steps, "lambda0": lambda0,
-            "lambda_final": final, **kw}  # fmt: skip
+            "lambda_final": final, "warm_start": "none", **kw}  # fmt: skip
 
 
 CANDIDATES["adam 50, λ0 300, lr 0.1"] = _adam(50, 300, lr=0.1)
