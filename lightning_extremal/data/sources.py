@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from .datasets import COCOPointing, VOCPointing
 from .demo import demo_ground_truth, demo_images
 from .synthetic import DEFAULT_SIZE, render_sample
-from .transforms import fit_mask, read_image, resize_image, resized_shape
+from .transforms import fit_mask, oriented_size, read_image, resize_image, resized_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: Errors that mean "this file is not a readable image".
@@ -84,7 +84,7 @@ def folder_source(source: str, size: int | None, crop: bool) -> ImageSource:
     for path in list_image_files(source):
         try:
             with Image.open(path) as pil:
-                width, height = pil.size
+                width, height = oriented_size(pil)
         except UNREADABLE as error:
             _skip(skipped, str(path), error)
             continue
