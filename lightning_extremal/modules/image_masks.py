@@ -88,10 +88,11 @@ class ExtremalPerturbationModule(MaskGameModule):
     def warm_start(self) -> None:
         """Start each mask at the top-``a`` region of its pair's Grad-CAM map
         (:func:`~..ops.saliency.grad_cam` at ``config.warm_start_layer``, else the model's last
-        spatial map; ``auto``: only where the model has one): the parameters are fitted by Adam so that the smooth mask matches the
-        region (squared error, ``WARM_FIT_STEPS`` steps; the classifier is not run). A pair
-        whose map is zero everywhere keeps the uniform start. Under DDP rank 0's start is
-        broadcast, so every rank holds the same parameters."""
+        spatial map; ``auto``: only where the model has one). The parameters are fitted by
+        Adam so that the smooth mask matches the region (squared error, ``WARM_FIT_STEPS``
+        steps; the classifier is not run). A pair whose map is zero everywhere keeps the
+        uniform start. Under DDP rank 0's start is broadcast, so every rank holds the same
+        parameters."""
         maps = self._warm_start_maps()
         if maps is None:
             return

@@ -24,6 +24,14 @@ LAYOUTS = ("auto", "nchw", "nhwc", "ntc")
 MAX_EXTRA_TOKENS = 8
 
 
+#: The permutation that puts each layout's channels in dimension 1 (``nchw``: none).
+_TO_CHANNELS_FIRST = {"nhwc": (0, 3, 1, 2), "ntc": (0, 2, 1)}
+
+
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(sorted(range(len(order)), key=order.__getitem__))
+
+
 @dataclass(frozen=True)
 class LayerLayout:
     """How to read one layer's activation.
@@ -50,19 +58,13 @@ class LayerLayout:
 
     def channels_first(self, activation: torch.Tensor) -> torch.Tensor:
         """N×C×…: N×C×H×W for ``nchw``/``nhwc``, N×C×T (every token) for ``ntc``."""
-        if self.kind == "nhwc":
-            return activation.permute(0, 3, 1, 2)
-        if self.kind == "ntc":
-            return activation.transpose(1, 2)
-        return activation
+        order = _TO_CHANNELS_FIRST.get(self.kind)
+        return activation if order is None else activation.permute(order)
 
     def channels_back(self, canonical: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`channels_first`: the layer's own layout."""
-        if self.kind == "nhwc":
-            return canonical.permute(0, 2, 3, 1)
-        if self.kind == "ntc":
-            return canonical.transpose(1, 2)
-        return canonical
+        order = _TO_CHANNELS_FIRST.get(self.kind)
+        return canonical if order is None else canonical.permute(_inverse(order))
 
     def split_grid(self, activation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N×C×H×W grid, N×C×k extra tokens — k = 0 unless ``ntc``)."""
