@@ -18,8 +18,9 @@ from .layer_run import run_layer_job
 from .verdict import print_verdict
 
 
-def run_job(cfg: RunConfig) -> Path:
-    """Run (or resume) the configured job and return its folder.
+def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
+    """Run (or resume) the configured job and return its folder (``overwrite``: clear a
+    folder that holds another configuration's results instead of refusing it).
 
     Each chunk of ``data.batch_size`` images is one Lightning fit; its results go to the
     results store (``chunks/chunk-NNNNN.pt``, ``manifest.json``) the moment it finishes.
