@@ -7,3 +7,13 @@ from __future__ import annotations
 class UsageError(ValueError):
     """Bad input or a refused request (a locked or foreign output folder, a model that cannot
     be explained); the message names the bad value and what to do instead."""
+
+
+class UnexplainableModelError(UsageError):
+    """The classifier cannot be explained: its scores are not finite, or they do not change
+    with the mask. ``images``: positions in the batch of the images concerned; ``step``: the
+    optimisation step where it was seen."""
+
+    def __init__(self, message: str, images: list[int], step: int) -> None:
+        super().__init__(message)
+        self.images, self.step = list(images), step

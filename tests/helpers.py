@@ -423,3 +423,12 @@ def read_wandb_run(run_dir: Path) -> dict:
         elif kind == "exit":
             out["exit"] = record["exit"]
     return out
+
+
+def nan_classifier() -> nn.Module:
+    """A tiny classifier whose scores are all NaN (``model=tests.helpers:nan_classifier``)."""
+    net = make_tiny_classifier(num_classes=4)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(float("nan"))
+    return net

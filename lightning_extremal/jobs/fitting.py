@@ -12,6 +12,7 @@ import torch
 from ..api import extremal_perturbation, method_options
 from ..callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
 from ..config import RunConfig
+from ..errors import UnexplainableModelError, UsageError
 from ..naming import pair_names
 from .chunks import Job
 from .loggers import finish_logger, make_logger
@@ -46,12 +47,21 @@ class ChunkFit:
             )
             self.logger = False
 
-    def explain(self, model, batch, targets):
+    def explain(self, model, batch, targets, ids: list[str]):
+        """The chunk's masks for ``batch`` (images ``ids``); a model that cannot be explained
+        raises a :class:`UsageError` naming the images."""
+        try:
+            return self._explain(model, batch, targets)
+        except UnexplainableModelError as error:
+            names = ", ".join(ids[i] for i in error.images)
+            raise UsageError(f"{names}: {error}") from error
+
+    def _explain(self, model, batch, targets):
         callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
         try:
             result = _explain(self.cfg, model, batch, targets, self.logger, callbacks)
         except Exception as error:
-            if self.logger is False:
+            if self.logger is False or isinstance(error, UsageError):
                 raise
             # Loggers are fail-soft, so this is rare (a failure outside the wrapped calls),
             # or not about logging at all: then the rerun raises it again.

@@ -41,7 +41,7 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
     targets = targets_for(job.cfg.data.targets, job.images, job.loaded.model, index, batch)
     fit = ChunkFit.for_chunk(job, number, ids, targets)
     try:
-        result = fit.explain(job.loaded.model, batch, targets)
+        result = fit.explain(job.loaded.model, batch, targets, ids)
         quality = mask_quality(result.masks, job.cfg.method.areas, pair_truths(job, index, targets))
         fit.log_quality(
             summarize_quality(quality["iou"], quality["pointing_hit"]), result.converged

@@ -123,7 +123,7 @@ def explain_chunk(job: Job, number: int, index: list[int], batch: torch.Tensor) 
     targets = targets_for(cfg.data.targets, job.images, model, index, batch)
     fit = ChunkFit.for_chunk(job, number, ids, targets)
     try:
-        result = fit.explain(model, batch, targets)
+        result = fit.explain(model, batch, targets, ids)
         fit.log_quality(None, result.converged)
     finally:
         run_dir = fit.finish()

@@ -82,6 +82,7 @@ class ExtremalPerturbationModule(MaskGameModule):
         self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         if self.global_step == 0 and self.config.warm_start != "none":
             self.warm_start()  # not when resuming from a checkpoint
 

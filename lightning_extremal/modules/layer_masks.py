@@ -110,18 +110,14 @@ class LayerMaskModule(MaskGameModule):
         return self.layout.channels_back(perturbed)
 
     def on_train_start(self) -> None:
+        super().on_train_start()  # checks the model and keeps ∂R/∂p at the start
         if self.global_step == 0:  # not when resuming from a checkpoint
-            self.order_ties()
+            self.order_ties(self.start_gradient)
 
-    def order_ties(self) -> None:
-        """Offset each mask's parameters by ``≤ TIE_BREAK`` in the order of ``∂R/∂p`` (see the
-        class docstring), keeping them in [0, 1]."""
-        with torch.enable_grad():
-            reward = self.game_reward(self.masks()).sum()
-            if not reward.requires_grad:  # the reward does not reach the masks
-                return
-            (grad,) = torch.autograd.grad(reward, self.mask_params, allow_unused=True)
-        if grad is None:
+    def order_ties(self, grad: torch.Tensor | None) -> None:
+        """Offset each mask's parameters by ``≤ TIE_BREAK`` in the order of ``grad`` (``∂R/∂p``
+        at the start, see the class docstring), keeping them in [0, 1]."""
+        if grad is None:  # the reward does not reach the masks
             return
         grad = grad.flatten(1)
         rank = grad.argsort(dim=1, stable=True).argsort(dim=1).float()  # 0: least useful

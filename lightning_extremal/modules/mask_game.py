@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..engine.frozen_module import FrozenClassifierModule
+from ..errors import UnexplainableModelError
 from ..ops.area import achieved_area, area_loss, converged, lambda_schedule
 from ..ops.rewards import RewardFn, get_reward, mean_reward
 
@@ -141,6 +143,8 @@ class MaskGameModule(FrozenClassifierModule):
             loss_area = area_loss(padded, self.ones[self._area_index(part)], self.ones_bounds)
             energy = reward - lam * loss_area
         area = achieved_area(masks.detach())
+        if step % self.trainer.log_every_n_steps == 0:  # a host sync, so not every step
+            self.check_finite(reward.detach(), part, step)
         stats = torch.stack([reward.detach(), loss_area.detach(), area])
         if step < len(self.history):
             self.history[step, :, part] = stats
@@ -163,6 +167,63 @@ class MaskGameModule(FrozenClassifierModule):
                 metrics[f"area_{a:g}/{name}"] = means[row, k]
         distributed = self.trainer.world_size > 1
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1, sync_dist=distributed)
+
+    def on_train_start(self) -> None:
+        if self.global_step == 0:  # not when resuming from a checkpoint
+            self.start_gradient = self.check_explainable()
+
+    def check_explainable(self) -> torch.Tensor | None:
+        """Refuse a classifier that cannot be explained, before any step: its scores must be
+        finite and move with the masks (``∂R/∂p ≠ 0``). Every rank checks every mask, so all
+        raise together. Returns ``∂R/∂p`` at the start (None when nothing reaches the masks);
+        a pair whose gradient alone is zero gets a warning (its mask is shaped by the area
+        term only)."""
+        with torch.enable_grad():
+            reward = self.game_reward(self.masks())
+            self.check_finite(reward.detach(), slice(None), 0)
+            grad = None
+            if reward.requires_grad:
+                (grad,) = torch.autograd.grad(reward.sum(), self.mask_params, allow_unused=True)
+        moves = torch.zeros(self.num_pairs, dtype=torch.bool)
+        if grad is not None:
+            moves = (grad.flatten(1).abs().amax(1) > 0).view(self.num_pairs, -1).any(1).cpu()
+        still = (~moves).nonzero().flatten().tolist()
+        images = sorted(set(self.mask_image[:: self.num_areas][still].tolist()))
+        if not moves.any():
+            raise UnexplainableModelError(
+                "the classifier's scores do not change with the mask (zero gradient for every "
+                "mask at the start): the model's output does not depend on its input, or each "
+                "image equals its perturbation (e.g. a flat image)",
+                images,
+                0,
+            )
+        if still:
+            warnings.warn(
+                f"the scores of pair(s) {still} (image(s) {images} of the batch) do not change "
+                "with the mask at the start: their masks are shaped by the area term only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return grad
+
+    def check_finite(self, reward: torch.Tensor, part: slice, step: int) -> None:
+        """Raise :class:`UnexplainableModelError` naming the images and the step when a
+        reward of ``part`` is NaN or infinite (under DDP every rank raises together)."""
+        bad = ~torch.isfinite(reward)
+        count = bad.sum()
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            count = trainer.strategy.reduce(count.float(), reduce_op="sum")
+        if not count:
+            return
+        images = sorted(set(self.mask_image[part][bad].tolist()))
+        raise UnexplainableModelError(
+            f"the classifier's scores are not finite (NaN or inf) at step {step} for image(s) "
+            f"{images} of the batch: the model cannot be explained (check its weights and "
+            "its input range)",
+            images,
+            step,
+        )
 
     def on_train_end(self) -> None:
         """Under DDP each rank filled its share of the history: gather the whole of it."""
@@ -196,6 +257,7 @@ class MaskGameModule(FrozenClassifierModule):
         converged (:func:`~..ops.area.converged`: achieved within 0.05 of requested), P×K."""
         masks = self.masks()
         reward = self.game_reward(masks)  # one unjittered forward over all masks
+        self.check_finite(reward, slice(None), self.config.max_iter)
         shape = (self.num_pairs, self.num_areas)
         achieved = achieved_area(masks).view(shape).cpu()
         return {

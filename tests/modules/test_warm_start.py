@@ -18,7 +18,8 @@ BOX = (16, 8, 10, 14)  # top, left, height, width in px of a 40×40 image (area 
 
 class BrightBoxNet(nn.Module):
     """``features`` (1×1 conv with positive weights + ReLU: brightness per pixel); class 0
-    scores 10 × the mean feature inside ``BOX``, class 1 scores 0."""
+    scores 10 × the mean feature inside ``BOX``, class 1 minus that (its evidence is negative
+    everywhere: its Grad-CAM map, a ReLU of a negative sum, is empty)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,7 +34,7 @@ class BrightBoxNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         score = 10 * (self.features(x).mean(1) * self.weights).sum((1, 2))
-        return torch.stack([score, torch.zeros_like(score)], 1)
+        return torch.stack([score, -score], 1)
 
 
 def _box_scene() -> torch.Tensor:
@@ -84,7 +85,7 @@ def test_the_warm_start_puts_the_masks_on_the_evidence_before_the_first_step():
 
 
 def test_masks_whose_grad_cam_is_empty_keep_the_uniform_start():
-    model, x = BrightBoxNet(), _box_scene()  # class 1 scores 0: no gradient, an empty map
+    model, x = BrightBoxNet(), _box_scene()  # class 1: an empty Grad-CAM map
     options = dict(max_iter=2, step=4, sigma=4.0, progress=False)
     warm = extremal_perturbation(model, x, 1, [0.1], warm_start="grad_cam", **options)
     cold = extremal_perturbation(model, x, 1, [0.1], warm_start="none", **options)
