@@ -194,7 +194,9 @@ def small_vit() -> nn.Module:
     from torchvision.models import VisionTransformer
 
     torch.manual_seed(0)
-    return VisionTransformer(32, 8, 2, 2, 24, 48, num_classes=3).eval()
+    model = VisionTransformer(32, 8, 2, 2, 24, 48, num_classes=3).eval()
+    nn.init.normal_(model.heads.head.weight, std=0.5)  # torchvision starts the head at zero
+    return model
 
 
 def model_state(model: nn.Module) -> dict:
@@ -265,6 +267,14 @@ def _voc_object(name: str, box: tuple[int, int, int, int], difficult: int = 0) -
     )
 
 
+def textured_image(width: int, height: int, seed: int) -> Image.Image:
+    """A seeded noise picture: a flat one equals its blur, so no mask could change its score
+    (the method refuses or warns about such images)."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (height, width, 3), generator=generator, dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
+
+
 def make_fake_voc(root: Path) -> None:
     """VOCdevkit/VOC2007 with two test images (300×200 and 200×250)."""
     base = root / "VOCdevkit" / "VOC2007"
@@ -285,7 +295,7 @@ def make_fake_voc(root: Path) -> None:
         ),
     }
     for stem, ((width, height), objects) in images.items():
-        Image.new("RGB", (width, height), (120, 60, 30)).save(base / "JPEGImages" / f"{stem}.jpg")
+        textured_image(width, height, seed=int(stem)).save(base / "JPEGImages" / f"{stem}.jpg")
         xml = (
             f"<annotation><filename>{stem}.jpg</filename><size><width>{width}</width>"
             f"<height>{height}</height><depth>3</depth></size>{''.join(objects)}</annotation>"
@@ -298,9 +308,9 @@ def make_fake_coco(root: Path) -> tuple[Path, Path]:
     """val2014 with three images (two annotated) and its instances_val2014.json."""
     images = root / "val2014"
     images.mkdir(parents=True)
-    Image.new("RGB", (80, 60), (10, 200, 30)).save(images / "COCO_val2014_000000000001.jpg")
-    Image.new("RGB", (40, 40)).save(images / "COCO_val2014_000000000002.jpg")
-    Image.new("RGB", (40, 40)).save(images / "COCO_val2014_000000000003.jpg")
+    textured_image(80, 60, seed=1).save(images / "COCO_val2014_000000000001.jpg")
+    textured_image(40, 40, seed=2).save(images / "COCO_val2014_000000000002.jpg")
+    textured_image(40, 40, seed=3).save(images / "COCO_val2014_000000000003.jpg")
     # Column-major runs of 0s and 1s: column 70 starts at pixel 70·60 = 4200.
     rle = {"size": [60, 80], "counts": [4205, 10, 50, 10, 4800 - 4275]}
     data = {

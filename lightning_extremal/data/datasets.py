@@ -190,6 +190,9 @@ class VOCPointing:
         """The file name's stem, e.g. ``000001``."""
         return Path(self.dataset.images[index]).stem
 
+    def image_file(self, index: int) -> Path:
+        return Path(self.dataset.images[index])
+
     def image_size(self, index: int) -> tuple[int, int]:
         """(H, W) of image ``index`` from its annotation."""
         size = self._objects(index)[0]["size"]
@@ -288,6 +291,9 @@ class COCOPointing:
     def image_id(self, index: int) -> str:
         """The file name's stem, e.g. ``COCO_val2014_000000000042``."""
         return Path(self._images[self.ids[index]]["file_name"]).stem
+
+    def image_file(self, index: int) -> Path:
+        return self.root / self._images[self.ids[index]]["file_name"]
 
     def image_size(self, index: int) -> tuple[int, int]:
         """(H, W) of image ``index`` from the annotation file."""

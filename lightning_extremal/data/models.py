@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..ops.digest import tensor_digest
 from .demo import load_demo_classifier
 from .synthetic import CLASSES
 
@@ -25,6 +26,14 @@ class LoadedModel:
     model: nn.Module
     classes: list[str] | None
     size: int
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A short hash of a model's state dict (names, dtypes, shapes and values): the results of
+    a re-saved model with other weights are never taken for the old ones'."""
+    state = model.state_dict()
+    names = "\n".join(state).encode()
+    return tensor_digest(torch.frombuffer(bytearray(names), dtype=torch.uint8), *state.values())
 
 
 class Normalized(nn.Sequential):

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..ops.digest import file_digest, tensor_digest
 from .datasets import COCOPointing, VOCPointing
 from .demo import demo_ground_truth, demo_images
 from .synthetic import DEFAULT_SIZE, render_sample
@@ -31,7 +32,9 @@ class ImageSource:
 
     ``load(i)`` returns image ``i`` as a C×H×W float tensor in [0, 1], or None when it turns
     out unreadable (then it is listed in ``skipped``). ``truth(i)`` returns its object masks
-    (H×W bool each, label order) when the source has them, else None.
+    (H×W bool each, label order) when the source has them, else None. ``digest(i)`` is a
+    short hash of its content (the file's bytes where there is a file, else the pixels), so a
+    results key changes when the picture does.
     """
 
     ids: list[str]
@@ -40,6 +43,8 @@ class ImageSource:
     labels: list[tuple[int, ...]] | None = None
     truths: Callable[[int], list[torch.Tensor] | None] | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
+    #: Image ``i`` → the file it is read from (None: generated, hashed by its pixels).
+    files: Callable[[int], Path | None] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,6 +58,16 @@ class ImageSource:
 
     def truth(self, index: int) -> list[torch.Tensor] | None:
         return self.truths(index) if self.truths is not None else None
+
+    def digest(self, index: int) -> str:
+        """A hash of image ``index``'s content: its file's bytes, or its decoded pixels."""
+        path = self.files(index) if self.files is not None else None
+        if path is not None:
+            try:
+                return file_digest(path)
+            except OSError:
+                return "unreadable"
+        return tensor_digest(self.loader(index))
 
 
 def _skip(skipped: list[dict[str, str]], name: str, error: Exception) -> None:
@@ -97,6 +112,7 @@ def folder_source(source: str, size: int | None, crop: bool) -> ImageSource:
         shapes=shapes,
         loader=lambda i: resize_image(read_image(files[i]), size, crop),
         skipped=skipped,
+        files=lambda i: files[i],
     )
 
 
@@ -163,6 +179,7 @@ def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
         loader=lambda i: resize_image(item(i).image, size, crop),
         labels=labels,
         truths=truth,
+        files=getattr(dataset, "image_file", None),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,19 @@ import torch
 
 from ..config import RunConfig
 from ..data.ground_truth import load_ground_truth
-from ..data.models import LoadedModel, load_model
+from ..data.models import LoadedModel, load_model, weights_digest
 from ..data.sources import ImageSource, open_source
 from ..engine.classifier import predicted_classes
-from .store import ResultsStore, atomic_write_text, content_key
+from ..errors import UsageError
+from ..ops.digest import tensor_digest
+from .store import ResultsStore, atomic_write_text, clear_results, content_key
 
 #: Version of the chunk records of runs: files written in an older format (other fields, other
-#: quality scoring; 3 added ``converged``) are computed again, never mixed into a resumed run.
-RECORD_FORMAT = 3
+#: quality scoring; 3 added ``converged``; 4 keys of image and weight content, ``files``) are
+#: computed again, never mixed into a resumed run.
+RECORD_FORMAT = 4
+#: Folders of a run's output folder that no chunk lists: the store's files and the loggers'.
+UNTRACKED = ("chunks", "wandb", "csv", "tensorboard")
 
 
 @dataclass
@@ -39,6 +45,8 @@ class Job:
     wandb_dirs: list[str] = field(default_factory=list)
     #: What summary.json holds, once written.
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Hash of the model's weights (part of every chunk key; computed once per job).
+    model_digest: str = ""
 
     @property
     def name(self) -> str:
@@ -81,11 +89,60 @@ def open_job(cfg: RunConfig) -> Job:
     truths = None
     if data.ground_truth:
         truths = load_ground_truth(data.ground_truth, images.ids, size, data.crop)
-    out = output_dir(cfg)
+    out = Path(cfg.output_dir) if cfg.output_dir else output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
+    job = Job(cfg, loaded, images, out, ResultsStore(out), truths)
+    job.model_digest = weights_digest(loaded.model)
+    return job
+
+
+def claim_folder(cfg: RunConfig, out: Path, overwrite: bool) -> None:
+    """Make ``out`` this configuration's folder: one that holds results of another
+    configuration is refused (or cleared with ``overwrite``), never mixed into."""
+    changed = changed_settings(out / "config.json", cfg)
+    if changed and not overwrite:
+        raise UsageError(
+            f"{out} holds the results of another configuration ({'; '.join(changed[:3])}"
+            f"{'; …' if len(changed) > 3 else ''}): rerun with --overwrite to clear it, or "
+            "choose another output_dir="
+        )
+    if changed or overwrite:
+        removed = clear_results(out)
+        if removed:
+            print(f"lightning-extremal: cleared {out} ({', '.join(removed)})", flush=True)
     write_config(cfg, out)
-    return Job(cfg, loaded, images, out, ResultsStore(out), truths)
+
+
+def result_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a configuration (as in config.json) that results depend on."""
+    trainer = config.get("trainer") or {}
+    return {
+        "method": config.get("method"),
+        "model": config.get("model"),
+        "data": config.get("data"),
+        "inversion": config.get("inversion"),
+        "trainer": {"seed": trainer.get("seed"), "precision": trainer.get("precision")},
+    }
+
+
+def changed_settings(path: Path, cfg: RunConfig) -> list[str]:
+    """``key: old → new`` for each result setting of ``cfg`` that differs from the
+    configuration in ``path`` (none when there is no such file). A setting left unset
+    (None, e.g. ``method.layer``: the default layer) matches what the folder resolved."""
+    try:
+        old = result_settings(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        return [f"{path.name}: unreadable"]
+    new = result_settings(json.loads(json.dumps(asdict(cfg), default=str)))
+    return [
+        f"{group}.{key}: {old_value!r} → {value!r}"
+        for group, values in new.items()
+        for key, value in (values or {}).items()
+        if value is not None and (old_value := (old.get(group) or {}).get(key, "unset")) != value
+    ]
 
 
 def write_config(cfg: RunConfig, out: Path) -> None:
@@ -102,35 +159,119 @@ def chunk_indices(images: ImageSource, batch_size: int) -> list[list[int]]:
     ]
 
 
-def chunk_key(cfg: RunConfig, ids: list[str], **extra: Any) -> str:
+def chunk_key(job: Job, index: list[int], **extra: Any) -> str:
     """Key of what a chunk's results depend on: method, model, data, seed, precision, the
-    image ids, and ``extra`` settings of the job kind (e.g. the inversion of layer runs)."""
+    images' ids and content, the model's weights, the folder ground truth, and ``extra``
+    settings of the job kind (e.g. the inversion of layer runs)."""
+    cfg, images = job.cfg, job.images
     trainer = {"seed": cfg.trainer.seed, "precision": cfg.trainer.precision}
+    truths = [tensor_digest(*job.folder_truths[i]) for i in index] if job.folder_truths else None
     return content_key(
         {
             "format": RECORD_FORMAT,
             "method": asdict(cfg.method),
             "model": asdict(cfg.model),
+            "weights": job.model_digest,
             "data": asdict(cfg.data),
             "trainer": trainer,
-            "ids": ids,
+            "ids": [images.ids[i] for i in index],
+            "content": [images.digest(i) for i in index],
+            "truths": truths,
             **extra,
         }
     )
 
 
-def pending_chunks(job: Job, **extra: Any) -> Iterator[tuple[int, str, list[int]]]:
+def plan_chunks(job: Job, **extra: Any) -> list[tuple[int, str, list[int]]]:
     """``(number, key, index)`` of each chunk still to compute (``chunks/chunk-NNNNN.pt``);
     finished ones (name and key on disk, with summary rows) are listed in the store and
-    skipped. ``extra``: settings of the job kind that the key must include."""
-    for number, index in enumerate(chunk_indices(job.images, job.cfg.data.batch_size)):
+    skipped, and a resume says how many. ``extra``: settings the key must include."""
+    chunks = chunk_indices(job.images, job.cfg.data.batch_size)
+    pending, changed = [], 0
+    for number, index in enumerate(chunks):
         name = f"chunk-{number:05d}"
-        key = chunk_key(job.cfg, [job.images.ids[i] for i in index], **extra)
+        key = chunk_key(job, index, **extra)
         done = job.store.load(name, key)
         if done is not None and "rows" in done and "ids" in done:
-            job.store.add(name, key, ids=done["ids"], rows=done["rows"])
+            job.store.add(name, key, ids=done["ids"], rows=done["rows"], files=done["files"])
             continue
-        yield number, key, index
+        changed += job.store.path(name).is_file()
+        pending.append((number, key, index))
+    job.store.header.update(chunks_total=len(chunks), complete=False)
+    if len(pending) < len(chunks):
+        finished = len(chunks) - len(pending)
+        print(
+            f"lightning-extremal: resuming: {finished} of {len(chunks)} chunks done, "
+            f"{len(pending)} to run",
+            flush=True,
+        )
+    if changed:
+        print(
+            f"lightning-extremal: {changed} chunk(s) on disk were computed from other images, "
+            "weights or settings: computing them again",
+            flush=True,
+        )
+    return pending
+
+
+def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **extra) -> None:
+    """Compute each pending chunk (``compute(number, index)``: its record, figures written,
+    or None when none of its images could be read) and save it with its key and the files
+    it wrote; then remove the files no chunk wrote (stale figures of earlier runs)."""
+    for number, key, index in plan_chunks(job, **extra):
+        since = file_clock(job.out)
+        record = compute(number, index)
+        if record is None:
+            continue
+        record.update(key=key, files=files_since(job.out, since))
+        name = f"chunk-{number:05d}"
+        job.store.save(name, record, ids=record["ids"], rows=record["rows"], files=record["files"])
+    prune_stale_files(job)
+    job.store.header["complete"] = True
+
+
+def tracked_files(out: Path) -> dict[str, int]:
+    """Files the chunks of a run write (figures), relative path → modification time (ns);
+    not the folder's top-level files, the store's chunks or the loggers' folders."""
+    found = {}
+    for entry in out.iterdir() if out.is_dir() else ():
+        if entry.is_dir() and entry.name not in UNTRACKED and not entry.name.startswith("."):
+            for path in entry.rglob("*"):
+                if path.is_file():
+                    found[path.relative_to(out).as_posix()] = path.stat().st_mtime_ns
+    return found
+
+
+def file_clock(out: Path) -> int:
+    """The file system's time now (ns), as it stamps files: the modification time of a file
+    written now (``time.time_ns`` may run ahead of the kernel's coarse file times)."""
+    probe = out / ".clock"
+    probe.write_bytes(b"")
+    now = probe.stat().st_mtime_ns
+    probe.unlink()
+    return now
+
+
+def files_since(out: Path, since_ns: int) -> list[str]:
+    return sorted(name for name, mtime in tracked_files(out).items() if mtime >= since_ns)
+
+
+def prune_stale_files(job: Job) -> None:
+    """Remove chunk files and figures that the manifest does not list (e.g. of images no
+    longer in the folder), so the folder holds what the manifest says."""
+    entries = job.store.entries.values()
+    listed = {f for entry in entries for f in entry.get("files", ())}
+    stale = [name for name in tracked_files(job.out) if name not in listed]
+    chunk_files = {entry["file"] for entry in entries}
+    stale += [
+        path.relative_to(job.out).as_posix()
+        for path in (job.out / "chunks").glob("chunk-*.pt")
+        if path.relative_to(job.out).as_posix() not in chunk_files
+    ]
+    for name in stale:
+        os.unlink(job.out / name)
+    if stale:
+        print(f"lightning-extremal: removed {len(stale)} stale file(s) of earlier runs", flush=True)
 
 
 def load_batch(images: ImageSource, index: list[int]) -> tuple[list[int], torch.Tensor] | None:

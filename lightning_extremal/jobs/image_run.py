@@ -12,7 +12,7 @@ from ..data.ground_truth import pair_truth
 from ..naming import class_name, pair_names
 from ..ops.pointing import mask_quality, summarize_quality
 from ..viz import save_overlay_figure
-from .chunks import Job, load_batch, pending_chunks, targets_for
+from .chunks import Job, load_batch, run_chunks, targets_for
 from .fitting import ChunkFit
 from .verdict import convergence_summary
 
@@ -20,14 +20,15 @@ from .verdict import convergence_summary
 def run_image_job(job: Job) -> None:
     """Explain every pending chunk, one Lightning fit each; each finished chunk goes to the
     store (chunk file, manifest) with its overlays the moment it is done."""
-    for number, key, index in pending_chunks(job):
-        record = explain_chunk(job, number, index)
-        if record is None:
-            continue
-        record["key"] = key
-        job.store.save(f"chunk-{number:05d}", record, ids=record["ids"], rows=record["rows"])
-        write_overlays(job, record)
+    run_chunks(job, lambda number, index: explained_with_overlays(job, number, index))
     write_summary(job)
+
+
+def explained_with_overlays(job: Job, number: int, index: list[int]) -> dict[str, Any] | None:
+    record = explain_chunk(job, number, index)
+    if record is not None:
+        write_overlays(job, record)
+    return record
 
 
 def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | None:

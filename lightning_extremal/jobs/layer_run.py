@@ -25,7 +25,7 @@ from ..viz import (
     save_inversion_figure,
     save_overlay_figure,
 )
-from .chunks import Job, load_batch, pending_chunks, targets_for, write_config
+from .chunks import Job, load_batch, run_chunks, targets_for, write_config
 from .fitting import ChunkFit
 from .verdict import convergence_summary
 
@@ -63,18 +63,21 @@ def run_layer_job(job: Job) -> None:
     layout = layer_layout(job, layer)
     shown = f" ({layout.describe()})" if layout else ""
     print(f"lightning-extremal: {job.cfg.method.kind} at layer {layer!r}{shown}", flush=True)
-    for number, key, index in pending_chunks(job, inversion=asdict(job.cfg.inversion)):
-        readable = load_batch(job.images, index)
-        if readable is None:
-            continue
-        index, batch = readable
-        if job.cfg.method.kind == "invert":
-            record = invert_chunk(job, batch, [job.images.ids[i] for i in index])
-        else:
-            record = explain_chunk(job, number, index, batch)
-        record["key"] = key
-        job.store.save(f"chunk-{number:05d}", record, ids=record["ids"], rows=record["rows"])
+    run_chunks(
+        job, lambda n, index: layer_chunk(job, n, index), inversion=asdict(job.cfg.inversion)
+    )
     write_summary(job, layer, layout)
+
+
+def layer_chunk(job: Job, number: int, index: list[int]) -> dict | None:
+    """One chunk's record with its figures (None when none of its images could be read)."""
+    readable = load_batch(job.images, index)
+    if readable is None:
+        return None
+    index, batch = readable
+    if job.cfg.method.kind == "invert":
+        return invert_chunk(job, batch, [job.images.ids[i] for i in index])
+    return explain_chunk(job, number, index, batch)
 
 
 def _first_image(job: Job) -> torch.Tensor:

@@ -33,6 +33,7 @@ td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
 th { background: #f4f4f4; } figure { display: inline-block; margin: 0.3em; vertical-align: top; }
 figcaption { font-size: 0.85em; text-align: center; } img { image-rendering: pixelated; }
 .meta { color: #555; font-size: 0.9em; }
+.warning { color: #900; background: #fee; border: 1px solid #c99; padding: 0.5em; }
 """
 
 
@@ -137,14 +138,29 @@ def evolution_strip_png(frames: list[torch.Tensor], labels: list[str]) -> bytes:
     return _figure_png(fig)
 
 
-def _load_chunks(run_dir: Path) -> list[dict[str, Any]]:
-    paths = sorted((run_dir / "chunks").glob("chunk-*.pt"))
-    if not paths:
+def _load_chunks(run_dir: Path, manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The chunk records the manifest lists, in its order (files it does not list are not
+    this run's and are never read)."""
+    entries = (manifest or {}).get("chunks") or []
+    if not entries:
         raise ValueError(
-            f"{run_dir} has no chunks/chunk-*.pt: give an output directory of "
+            f"{run_dir} has no finished chunks in manifest.json: give an output directory of "
             "`lightning-extremal run`"
         )
-    return [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    return [
+        torch.load(run_dir / e["file"], map_location="cpu", weights_only=False) for e in entries
+    ]
+
+
+def _unfinished_text(manifest: dict[str, Any]) -> str:
+    """A warning at the top of the report of a run that has not finished; empty otherwise."""
+    if manifest.get("complete", True):
+        return ""
+    done, total = len(manifest.get("chunks") or []), manifest.get("chunks_total", "?")
+    return (
+        f'<p class="warning">Unfinished run: {done} of {total} chunks done. This report shows '
+        "those only; rerun the same command to finish the run.</p>"
+    )
 
 
 def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Path:
@@ -153,7 +169,8 @@ def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Pat
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"no run directory at {str(run_dir)!r}")
-    records = _load_chunks(run_dir)
+    manifest = _read_json(run_dir / "manifest.json") or {}
+    records = _load_chunks(run_dir, manifest)
     config = _read_json(run_dir / "config.json") or {}
     summary = _read_json(run_dir / "summary.json") or {}
     every = (config.get("logger") or {}).get("mask_every_n_steps")
@@ -164,6 +181,7 @@ def write_report(run_dir: str | Path, out_file: str | Path | None = None) -> Pat
         sections += record_sections
         index_rows += record_rows
     page = _page(run_dir, config, summary, records, sections, index_rows)
+    page = page.replace("<!--notice-->", _unfinished_text(manifest), 1)
     out = Path(out_file) if out_file else run_dir / "report.html"
     atomic_write_text(page, out)
     return out
@@ -301,6 +319,7 @@ def _page(
     where = run_dir.resolve()
     body = [
         f"<h1>Extremal perturbations — {html.escape(run_dir.resolve().name)}</h1>",
+        "<!--notice-->",
         f'<p class="meta">model {html.escape(str(model))} · '
         f"areas {html.escape(str(method.get('areas', '?')))} · "
         f"max_iter {method.get('max_iter', '?')} · "

@@ -9,12 +9,15 @@ again without it. Each case is a warning; masks.pt and summary.json are always w
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import RunConfig, validate_logger, validate_method, validate_run_options
-from .chunks import open_job
+from .chunks import claim_folder, open_job, output_dir
 from .image_run import run_image_job
 from .layer_run import run_layer_job
+from .store import FolderLock
 from .verdict import print_verdict
 
 
@@ -25,20 +28,34 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     Each chunk of ``data.batch_size`` images is one Lightning fit; its results go to the
     results store (``chunks/chunk-NNNNN.pt``, ``manifest.json``) the moment it finishes.
     Rerunning the same command skips every chunk whose file holds the same key
-    (configuration + image ids), so a run killed at any point resumes without losing or
-    redoing finished images, and memory does not grow with the number of chunks.
+    (configuration, image contents, model weights), so a run killed at any point resumes
+    without losing or redoing finished images, and memory does not grow with the number of
+    chunks. One job at a time writes a folder (:class:`~.store.FolderLock`), and a folder
+    holding another configuration's results is refused unless ``overwrite``.
     """
     check_config(cfg)
-    job = open_job(cfg)
-    if cfg.method.kind == "input":
-        run_image_job(job)
-    else:  # channel | layer-spatial | invert | diff
-        run_layer_job(job)
+    cfg = replace(cfg, output_dir=str(output_dir(cfg)))  # config.json names the real folder
+    with FolderLock(Path(cfg.output_dir)) if is_first_process() else nullcontext():
+        if is_first_process():
+            claim_folder(cfg, Path(cfg.output_dir), overwrite)
+        job = open_job(cfg)
+        if cfg.method.kind == "input":
+            run_image_job(job)
+        else:  # channel | layer-spatial | invert | diff
+            run_layer_job(job)
     for run_dir in job.wandb_dirs:
         print(f"W&B offline run: {run_dir}  (upload later: wandb sync {run_dir})")
     print(f"lightning-extremal: results in {job.out.resolve()}", flush=True)
     print_verdict(job.summary, job.out)
     return job.out
+
+
+def is_first_process() -> bool:
+    """False in the other processes of a distributed job (Lightning's DDP ranks, torchrun,
+    SLURM), which neither lock nor clear the folder that the first one claimed."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def check_config(cfg: RunConfig) -> None:

@@ -3,9 +3,11 @@ chunk files keyed by what they depend on, a manifest of the finished ones, and r
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -13,11 +15,77 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
+
 #: masks.pt (all masks in one file) is written when a run has at most this many pairs;
 #: larger runs keep their masks in the per-chunk files listed in manifest.json.
 MERGE_LIMIT = 4096
 #: Fields of a chunk record concatenated pair by pair into masks.pt.
 MERGED_FIELDS = ("targets", "masks", "rewards", "achieved_areas")
+
+
+#: What jobs write in their output folder: what ``--overwrite`` clears (nothing else).
+RESULT_FILES = ("config.json", "manifest.json", "summary.json", "masks.pt", "report.html")
+RESULT_FOLDERS = (
+    "chunks",
+    "overlays",
+    "mask_evolution",
+    "final_overlays",
+    "inversions",
+    "channels",
+    "diff",
+    "comparisons",
+    "wandb",
+    "csv",
+    "tensorboard",
+)
+
+
+class FolderLock:
+    """An exclusive OS lock on an output folder (``flock`` on ``<folder>/.lock``), held while
+    a job writes there and released by the kernel when its process ends, however it ends: a
+    second job into the folder is refused at once, naming the holder's PID."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.fd = Path(root), None
+
+    def __enter__(self) -> FolderLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(
+                f"{self.root} is in use by another lightning-extremal job (PID {holder}): wait "
+                "for it to finish, or choose another output_dir="
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+
+def clear_results(root: Path) -> list[str]:
+    """Remove what jobs write in ``root`` (:data:`RESULT_FILES`, :data:`RESULT_FOLDERS`),
+    leaving anything else; the names removed."""
+    removed = []
+    for name in (*RESULT_FILES, *RESULT_FOLDERS):
+        path = Path(root) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
 
 
 def atomic_save(obj: Any, path: Path) -> None:

@@ -81,6 +81,12 @@ class ExtremalPerturbationModule(MaskGameModule):
         self.register_buffer("pyramid", pyramid, persistent=False)
         self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
 
+    def unperturbable_images(self) -> torch.Tensor:
+        """Images equal to every level of their pyramid (to 1e-6): e.g. a flat image under
+        blur, where no mask changes what the classifier sees."""
+        spread = (self.pyramid - self.pyramid[:, -1:]).abs().flatten(1).amax(1)
+        return spread <= 1e-6
+
     def on_train_start(self) -> None:
         super().on_train_start()
         if self.global_step == 0 and self.config.warm_start != "none":

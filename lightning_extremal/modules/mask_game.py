@@ -187,8 +187,10 @@ class MaskGameModule(FrozenClassifierModule):
         moves = torch.zeros(self.num_pairs, dtype=torch.bool)
         if grad is not None:
             moves = (grad.flatten(1).abs().amax(1) > 0).view(self.num_pairs, -1).any(1).cpu()
+        pair_image = self.mask_image[:: self.num_areas].cpu()
+        moves &= ~self.unperturbable_images().cpu()[pair_image]
         still = (~moves).nonzero().flatten().tolist()
-        images = sorted(set(self.mask_image[:: self.num_areas][still].tolist()))
+        images = sorted(set(pair_image[still].tolist()))
         if not moves.any():
             raise UnexplainableModelError(
                 "the classifier's scores do not change with the mask (zero gradient for every "
@@ -205,6 +207,11 @@ class MaskGameModule(FrozenClassifierModule):
                 stacklevel=2,
             )
         return grad
+
+    def unperturbable_images(self) -> torch.Tensor:
+        """Per image, whether no mask can perturb it (e.g. a flat image equals its blur; the
+        gradient then holds only rounding noise). None by default."""
+        return torch.zeros(int(self.mask_image.max()) + 1, dtype=torch.bool)
 
     def check_finite(self, reward: torch.Tensor, part: slice, step: int) -> None:
         """Raise :class:`UnexplainableModelError` naming the images and the step when a

@@ -12,6 +12,9 @@ import torch
 from PIL import Image
 
 from lightning_extremal.cli import main
+from lightning_extremal.config import compose
+from lightning_extremal.errors import UsageError
+from lightning_extremal.jobs.run import run_job
 from tests.helpers import TINY_MODEL
 
 
@@ -69,7 +72,9 @@ def test_cli_layer_kinds_write_their_figures(tmp_path, monkeypatch, capsys):
 def test_cli_layer_run_resumes_chunk_by_chunk(tmp_path, monkeypatch):
     """A layer run (channels, one image per chunk) killed after its first chunk resumes: the
     finished chunk file is reused untouched, the missing one is computed, and the final masks
-    equal an uninterrupted run's (to 1e-3: see the comment at the comparison). Changing an inversion setting recomputes every chunk."""
+    equal an uninterrupted run's (to 1e-3: see the comment at the comparison). Another
+    inversion setting is refused in the same folder, and recomputes every chunk with
+    ``overwrite``."""
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     data = tmp_path / "images"
     _write_images(data, 2)
@@ -111,7 +116,11 @@ def test_cli_layer_run_resumes_chunk_by_chunk(tmp_path, monkeypatch):
     judged = [r["converged"] for r in rows if "top_channels" in r]
     assert summary["convergence"]["masks"] == 2
     assert summary["convergence"]["converged"] == sum(judged)
-    assert main([*args, "invert_iter=6"]) == 0  # another inversion: a different key
+    changed = compose([*args[1:], "invert_iter=6"])  # another inversion: another folder
+    with pytest.raises(UsageError, match=r"another configuration \(inversion.invert_iter: 5 → 6\)"):
+        run_job(changed)
+    assert first.stat().st_mtime_ns == stamp  # refused before touching anything
+    run_job(changed, overwrite=True)
     assert first.stat().st_mtime_ns != stamp
 
 
@@ -127,7 +136,7 @@ def test_cli_explains_a_vision_transformer_layer_by_features_and_patch_grid(tmp_
         "model=tests.helpers:small_vit",
         f"data={data}",
         "data.size=32",
-        "layer=encoder.layers.encoder_layer_1",
+        "layer=encoder.layers.encoder_layer_0",  # layer 1 carries it to the class token
         "logger=none",
         "max_iter=5",
         "invert_iter=3",

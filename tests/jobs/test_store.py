@@ -154,6 +154,6 @@ def test_a_layer_chunk_of_an_older_format_is_recomputed_not_crashed_on(tmp_path,
         [f"model={TINY_MODEL}", f"data={data}", "data.size=32", f"output_dir={tmp_path / 'o'}"]
     )
     job = chunks.open_job(cfg)
-    (number, key, index), *_ = list(chunks.pending_chunks(job))
+    (number, key, index), *_ = list(chunks.plan_chunks(job))
     atomic_save({"key": key, "rows": [], "part": None}, job.store.path("chunk-00000"))
-    assert [n for n, _, _ in chunks.pending_chunks(job)] == [number]
+    assert [n for n, _, _ in chunks.plan_chunks(job)] == [number]
