@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, did_you_mean
 from .demo import load_demo_classifier
 from .synthetic import CLASSES
 
@@ -78,14 +78,21 @@ def _model_from_file(path: Path) -> nn.Module:
     return model
 
 
+def torchvision_classifiers() -> list[str]:
+    """The names of torchvision's image classifiers (``model.name`` accepts each), sorted."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
 def _torchvision_model(cfg: ModelConfig) -> LoadedModel:
     import torchvision
 
-    names = torchvision.models.list_models(module=torchvision.models)
+    names = torchvision_classifiers()
     if cfg.name not in names:
         raise ValueError(
-            f"unknown model {cfg.name!r}: use 'demo', a file, 'package.module:attr' or one of "
-            f"torchvision's classifiers, e.g. {', '.join(sorted(names)[:8])}, …"
+            f"unknown model {cfg.name!r}{did_you_mean(cfg.name, names)} (use 'demo', a file, "
+            "'package.module:attr' or a torchvision classifier: lightning-extremal list models)"
         )
     weights_enum = torchvision.models.get_model_weights(cfg.name)
     try:
