@@ -100,7 +100,9 @@ def test_bad_key_in_a_config_file(tmp_path):
 
 
 def test_benchmark_yaml_is_not_a_run_config():
-    with pytest.raises(ValueError, match=r"config='benchmark' is neither a file nor a name in configs/"):
+    with pytest.raises(
+        ValueError, match=r"config='benchmark' is neither a file nor a name in configs/"
+    ):
         compose(["config=benchmark"])
 
 
