@@ -46,6 +46,7 @@ from .schema import (
 from .validation import (
     COMPILE_CHOICES,
     validate_benchmark,
+    validate_data,
     validate_inversion,
     validate_logger,
     validate_method,
@@ -98,6 +99,7 @@ __all__ = [
     "read_yaml_mapping",
     "valid_keys",
     "validate_benchmark",
+    "validate_data",
     "validate_inversion",
     "validate_logger",
     "validate_method",

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .schema import METHOD_KINDS, BenchmarkConfig, RunConfig
-from .validation import validate_benchmark
+from .validation import validate_benchmark, validate_data
 from .yaml_files import load_config_text
 
 #: ``GROUP=value`` with a scalar value sets this field when no ``configs/GROUP/value.yaml`` exists.
@@ -190,7 +190,9 @@ def compose(args: list[str]) -> RunConfig:
             (overrides if is_override else layers).append(layer)
         else:
             overrides.append(_override(key, value, aliases))
-    return _merge(RunConfig, [*layers, *overrides], "configuration", valid_keys(), aliases)
+    cfg = _merge(RunConfig, [*layers, *overrides], "configuration", valid_keys(), aliases)
+    validate_data(cfg.data)
+    return cfg
 
 
 def config_yaml(cfg: Any) -> str:

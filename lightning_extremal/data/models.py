@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,12 @@ def _model_from_file(path: Path) -> nn.Module:
         return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         pass
-    model = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
+        raise ValueError(
+            f"cannot read a model from {path}: neither TorchScript nor a pickled nn.Module ({error})"
+        ) from error
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"{path} holds a {type(model).__name__}, not a model; for a state dict of a "

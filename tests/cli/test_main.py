@@ -170,11 +170,19 @@ def run_args(tmp_path, *args):
         (["model=resnet5"], "unknown model 'resnet5'; did you mean 'resnet50'?"),
         (["areas=[0.1,"], "bad value in 'method.areas=[0.1,': not valid YAML"),
         (["max_iter=abc"], "bad configuration: method.max_iter: Value 'abc'"),
+        (["data.size=-3"], "data.size must be a positive integer; got -3"),
     ],
 )  # fmt: skip
 def test_run_refuses_bad_input_in_one_line(tmp_path, capsys, args, message):
     assert main(run_args(tmp_path, *args)) == 2
     assert one_error_line(capsys).startswith(message)
+
+
+def test_a_file_that_is_not_a_model(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a model")
+    assert main(run_args(tmp_path, f"model={junk}")) == 2
+    assert one_error_line(capsys).startswith(f"cannot read a model from {junk}: neither")
 
 
 def test_debug_shows_the_traceback(tmp_path):
