@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, did_you_mean
+from ..errors import UsageError
 from .demo import load_demo_classifier
 from .synthetic import CLASSES
 
@@ -127,7 +128,7 @@ def _download_weights(torchvision, name: str, weights) -> nn.Module:
         return torchvision.models.get_model(name, weights=weights)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-        raise RuntimeError(
+        raise UsageError(
             f"could not download the weights of {name} ({weights}): {error}. Without internet, "
             f"download {weights.url} elsewhere and either put it at {cache} (torchvision's "
             f"cache) or pass model.checkpoint=/path/to/{os.path.basename(weights.url)}"
