@@ -1,24 +1,67 @@
-"""lightning-extremal: extremal perturbations (Fong, Patrick & Vedaldi, ICCV 2019) on Lightning."""
+"""lightning-extremal: extremal perturbations (Fong, Patrick & Vedaldi, ICCV 2019) on Lightning.
 
-from .api import (
-    ActivationDiff,
-    ChannelComparison,
-    ExtremalPerturbation,
-    ExtremalResult,
-    activation_diff,
-    extremal_perturbation,
-    feature_inversion,
-)
-from .config import MethodConfig, RunConfig
-from .modules.image_masks import ExtremalPerturbationModule
-from .modules.inversion import FeatureInversionModule
-from .modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
-from .ops.area import achieved_area, area_loss, ones_count, reference_vector
-from .ops.frozen import frozen
-from .ops.layers import get_layer, layer_activation
-from .ops.masks import gaussian_mask, maxconv_kernel, smooth_max_mask
-from .ops.perturbation import apply_pyramid, blur_pyramid, fade_pyramid, perturbation_pyramid
-from .ops.rewards import contrastive_reward, simple_reward
+The public names are imported on first use (PEP 562), so that ``import lightning_extremal``
+(and the command line's ``--help``) does not pay for torch and Lightning until they are needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+#: Each public name and the module (relative to this package) that defines it.
+_PUBLIC = {
+    "ActivationDiff": "api",
+    "ChannelComparison": "api",
+    "ExtremalPerturbation": "api",
+    "ExtremalResult": "api",
+    "activation_diff": "api",
+    "extremal_perturbation": "api",
+    "feature_inversion": "api",
+    "MethodConfig": "config",
+    "RunConfig": "config",
+    "ExtremalPerturbationModule": "modules.image_masks",
+    "FeatureInversionModule": "modules.inversion",
+    "ChannelPerturbationModule": "modules.layer_masks",
+    "LayerSpatialModule": "modules.layer_masks",
+    "achieved_area": "ops.area",
+    "area_loss": "ops.area",
+    "ones_count": "ops.area",
+    "reference_vector": "ops.area",
+    "frozen": "ops.frozen",
+    "get_layer": "ops.layers",
+    "layer_activation": "ops.layers",
+    "gaussian_mask": "ops.masks",
+    "maxconv_kernel": "ops.masks",
+    "smooth_max_mask": "ops.masks",
+    "apply_pyramid": "ops.perturbation",
+    "blur_pyramid": "ops.perturbation",
+    "fade_pyramid": "ops.perturbation",
+    "perturbation_pyramid": "ops.perturbation",
+    "contrastive_reward": "ops.rewards",
+    "simple_reward": "ops.rewards",
+}
+
+if TYPE_CHECKING:  # what type checkers and IDEs read; at run time __getattr__ imports
+    from .api import (
+        ActivationDiff,
+        ChannelComparison,
+        ExtremalPerturbation,
+        ExtremalResult,
+        activation_diff,
+        extremal_perturbation,
+        feature_inversion,
+    )
+    from .config import MethodConfig, RunConfig
+    from .modules.image_masks import ExtremalPerturbationModule
+    from .modules.inversion import FeatureInversionModule
+    from .modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
+    from .ops.area import achieved_area, area_loss, ones_count, reference_vector
+    from .ops.frozen import frozen
+    from .ops.layers import get_layer, layer_activation
+    from .ops.masks import gaussian_mask, maxconv_kernel, smooth_max_mask
+    from .ops.perturbation import apply_pyramid, blur_pyramid, fade_pyramid, perturbation_pyramid
+    from .ops.rewards import contrastive_reward, simple_reward
 
 __all__ = [
     "ActivationDiff",
@@ -52,3 +95,16 @@ __all__ = [
     "smooth_max_mask",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

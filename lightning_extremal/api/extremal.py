@@ -13,6 +13,7 @@ import torch
 from ..config import MethodConfig, validate_method, validate_run_options
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.inputs import check_images, resolve_targets
+from ..engine.loggers import check_logger
 from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
 from ..modules.image_masks import ExtremalPerturbationModule
 from ..modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
@@ -63,6 +64,7 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     method = {k: v for k, v in options.items() if k in method_keys}
     run = {**RUN_OPTIONS, **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
     validate_run_options(run["precision"], run["compile"], run["channels_last"])
+    check_logger(run["logger"])
     return method, run
 
 
@@ -110,8 +112,10 @@ def extremal_perturbation(
     :class:`~lightning_extremal.config.MethodConfig` (``variant``, ``max_iter``, ``step``,
     ``sigma``, ``optimizer``, ``lr``, …) and the run options ``seed``, ``accelerator``,
     ``devices``, ``strategy``, ``precision``, ``compile`` and ``channels_last`` (True | False |
-    "auto"), ``logger``, ``callbacks``, ``progress``, ``log_every_n_steps``, ``batch_size``
-    (pairs per Lightning fit; None = all in one fit), ``ckpt_path`` and ``default_root_dir``.
+    "auto"), ``logger`` (a Lightning logger, or ``"wandb"`` | ``"csv"`` | ``"tensorboard"`` |
+    ``"none"``: that logger, writing under ``default_root_dir``), ``callbacks``, ``progress``,
+    ``log_every_n_steps``, ``batch_size`` (pairs per Lightning fit; None = all in one fit),
+    ``ckpt_path`` and ``default_root_dir``.
     The model is left exactly as given (memory format included). Input masks start at the
     top-a region of each pair's Grad-CAM map where the model has a layer with a spatial grid
     (``warm_start="auto"``, the default; ``"none"``: the uniform ``init``; ``"grad_cam"``:

@@ -4,13 +4,17 @@ from .compose import (
     BENCHMARK_FILE,
     GROUP_PRIMARY,
     GROUPS,
+    available_names,
     benchmark_keys,
     compose,
     compose_benchmark,
+    config_yaml,
     configs_dir,
+    did_you_mean,
     leaf_aliases,
     valid_keys,
 )
+from .reference import describe_fields, field_comments
 from .schema import (
     BENCHMARK_LOGGERS,
     BENCHMARK_METHODS,
@@ -42,11 +46,13 @@ from .schema import (
 from .validation import (
     COMPILE_CHOICES,
     validate_benchmark,
+    validate_data,
     validate_inversion,
     validate_logger,
     validate_method,
     validate_run_options,
 )
+from .yaml_files import load_config_text, read_yaml_mapping
 
 __all__ = [
     "BENCHMARK_FILE",
@@ -79,13 +85,21 @@ __all__ = [
     "TASKS",
     "TrainerConfig",
     "VARIANTS",
+    "available_names",
     "benchmark_keys",
     "compose",
     "compose_benchmark",
+    "config_yaml",
     "configs_dir",
+    "describe_fields",
+    "did_you_mean",
+    "field_comments",
     "leaf_aliases",
+    "load_config_text",
+    "read_yaml_mapping",
     "valid_keys",
     "validate_benchmark",
+    "validate_data",
     "validate_inversion",
     "validate_logger",
     "validate_method",

@@ -4,12 +4,16 @@ overrides (OmegaConf)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import difflib
+from collections.abc import Iterable
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from .schema import METHOD_KINDS, BenchmarkConfig, RunConfig
-from .validation import validate_benchmark
+from .validation import validate_benchmark, validate_data
+from .yaml_files import load_config_text
 
 #: ``GROUP=value`` with a scalar value sets this field when no ``configs/GROUP/value.yaml`` exists.
 #: (``method=KIND`` likewise sets ``method.kind`` when KIND is one of :data:`METHOD_KINDS`.)
@@ -52,87 +56,150 @@ def valid_keys() -> list[str]:
     return keys
 
 
-def _group_file(group: str, name: str):
-    path = configs_dir() / group / f"{name}.yaml"
-    return path if path.is_file() else None
-
-
-def _available(group: str) -> list[str]:
+def available_names(group: str) -> list[str]:
+    """The names of the YAML files in ``configs/GROUP/`` (``"."``: the top-level ones)."""
     folder = configs_dir() / group
     if not folder.is_dir():
         return []
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def did_you_mean(
+    word: str, candidates: Iterable[str], aliases: dict[str, str] | None = None
+) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``candidates`` to ``word`` (an alias
+    shown as what it stands for), or ``""`` when none is close."""
+    aliases = aliases or {}
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {aliases.get(close[0], close[0])!r}?" if close else ""
+
+
 def _key_value(arg: str) -> tuple[str, str]:
     """``key=value`` → (key, value); ``ValueError`` for anything else."""
     key, sep, value = arg.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"arguments must look like key=value; got {arg!r}")
+        raise UsageError(f"arguments must look like key=value; got {arg!r}")
     return key.strip(), value
 
 
-def _merge(schema: type, layers: list, what: str, hint: str = "") -> Any:
+def _dotlist(items: list[str]) -> Any:
+    """``key=value`` items as an OmegaConf layer; a value that is not valid YAML (``[0.1,``)
+    is a ``UsageError`` naming the item."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.from_dotlist(items)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UsageError(f"bad value in {' '.join(items)!r}: not valid YAML ({problem})") from error
+
+
+def _omegaconf_message(error: Exception, keys: list[str], aliases: dict[str, str]) -> str:
+    """An OmegaConf error in one line: the key it names, its first line, and the closest of
+    ``keys`` when the key is not one of them."""
+    first = str(error).strip().splitlines()[0].strip()
+    key = getattr(error, "full_key", None)
+    if not key:
+        return first
+    hint = "" if key in keys else did_you_mean(key, [*keys, *aliases], aliases)
+    return f"{key}: {first}{hint}"
+
+
+def _merge(
+    schema: type, layers: list, what: str, keys: list[str], aliases: dict[str, str] | None = None
+) -> Any:
     """The dataclass ``schema`` with ``layers`` (OmegaConf nodes) merged over it in order, as
-    a dataclass; an OmegaConf error becomes one ``ValueError`` line: ``bad {what}: …{hint}``."""
+    a dataclass; an OmegaConf error becomes one ``UsageError`` line: ``bad {what}: …``
+    (``keys``: the valid keys, for the closest match to an unknown one)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), *layers))
     except OmegaConfBaseException as error:
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        raise ValueError(f"bad {what}: {message}{hint}") from error
+        message = _omegaconf_message(error, keys, aliases or {})
+        raise UsageError(f"bad {what}: {message}") from error
+
+
+def _config_file(value: str) -> Any:
+    """``config=NAME|PATH``: a YAML file, or ``configs/NAME.yaml``."""
+    path = Path(value)
+    if path.is_file():
+        return load_config_text(path.read_text(), str(path))
+    named = configs_dir() / f"{value}.yaml"
+    if not named.is_file():
+        names = available_names(".")
+        raise UsageError(
+            f"config={value!r} is neither a file nor a name in configs/"
+            f"{did_you_mean(value, names)} (names: {', '.join(names)})"
+        )
+    return load_config_text(named.read_text(), f"configs/{value}.yaml")
+
+
+def _group_layer(group: str, value: str) -> tuple[Any, bool]:
+    """``GROUP=NAME``: (an OmegaConf layer, whether it is an override rather than a file)."""
+    from omegaconf import OmegaConf
+
+    file = configs_dir() / group / f"{value}.yaml"
+    if file.is_file():
+        data = load_config_text(file.read_text(), f"configs/{group}/{value}.yaml")
+        return (data if group == "preset" else OmegaConf.create({group: data})), False
+    if group in GROUP_PRIMARY:
+        return _dotlist([f"{group}.{GROUP_PRIMARY[group]}={value}"]), True
+    if group == "method" and value in METHOD_KINDS:
+        # method=channel: no configs/method/channel.yaml, so it names the kind.
+        return OmegaConf.create({"method": {"kind": value}}), False
+    names = available_names(group)
+    kinds = list(METHOD_KINDS) if group == "method" else []
+    also = f"; or a method kind: {', '.join(kinds)}" if kinds else ""
+    raise UsageError(
+        f"{group}={value!r}: no such {group} config{did_you_mean(value, [*names, *kinds])} "
+        f"(available: {', '.join(names)}{also})"
+    )
+
+
+def _override(key: str, value: str, aliases: dict[str, str]) -> Any:
+    """``key=value`` for a config field (dotted, or a field name unique to one group)."""
+    dotted = aliases.get(key, key)
+    if dotted not in valid_keys():
+        candidates = [*valid_keys(), *aliases, *GROUPS, "config"]
+        hint = did_you_mean(key, candidates, aliases)
+        raise UsageError(
+            f"unknown key {key!r}{hint or '; `lightning-extremal run --help` lists the keys'}"
+        )
+    return _dotlist([f"{dotted}={value}"])
 
 
 def compose(args: list[str]) -> RunConfig:
     """Merge dataclass defaults, ``config=NAME|PATH``, ``GROUP=NAME`` files and ``key=value``.
 
     Files are merged first (in the order given), then the ``key=value`` overrides, so an
-    explicit value always wins over a preset. Unknown or mistyped keys raise ``ValueError``
-    naming the valid keys.
+    explicit value always wins over a preset. Unknown or mistyped keys, unknown names and
+    malformed YAML files raise :class:`~lightning_extremal.errors.UsageError` (a
+    ``ValueError``) naming the bad value and the closest valid one.
     """
-    from omegaconf import OmegaConf
-
     aliases = leaf_aliases()
     layers, overrides = [], []
     for arg in args:
         key, value = _key_value(arg)
         if key == "config":
-            path = Path(value)
-            if not path.is_file():
-                named = configs_dir() / f"{value}.yaml"
-                if not named.is_file():
-                    raise ValueError(
-                        f"config {value!r} is neither a file nor one of {_available('.')}"
-                    )
-                layers.append(OmegaConf.create(named.read_text()))
-            else:
-                layers.append(OmegaConf.load(path))
+            layers.append(_config_file(value))
         elif key in GROUPS:
-            file = _group_file(key, value)
-            if file is not None:
-                data = OmegaConf.create(file.read_text())
-                layers.append(data if key == "preset" else OmegaConf.create({key: data}))
-            elif key in GROUP_PRIMARY:
-                overrides.append(OmegaConf.from_dotlist([f"{key}.{GROUP_PRIMARY[key]}={value}"]))
-            elif key == "method" and value in METHOD_KINDS:
-                # method=channel: no configs/method/channel.yaml, so it names the kind.
-                layers.append(OmegaConf.create({"method": {"kind": value}}))
-            else:
-                kinds = f"; or a method kind: {list(METHOD_KINDS)}" if key == "method" else ""
-                raise ValueError(
-                    f"{key}={value!r}: no such {key} config; available: {_available(key)}{kinds}"
-                )
+            layer, is_override = _group_layer(key, value)
+            (overrides if is_override else layers).append(layer)
         else:
-            dotted = aliases.get(key, key)
-            if dotted not in valid_keys():
-                raise ValueError(
-                    f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}"
-                )
-            overrides.append(OmegaConf.from_dotlist([f"{dotted}={value}"]))
-    hint = f"; valid keys: {', '.join(valid_keys())}"
-    return _merge(RunConfig, [*layers, *overrides], "configuration", hint)
+            overrides.append(_override(key, value, aliases))
+    cfg = _merge(RunConfig, [*layers, *overrides], "configuration", valid_keys(), aliases)
+    validate_data(cfg.data)
+    return cfg
+
+
+def config_yaml(cfg: Any) -> str:
+    """A composed configuration (a dataclass) as YAML: the values ``config.json`` records."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(asdict(cfg)))
 
 
 def benchmark_keys() -> list[str]:
@@ -140,38 +207,37 @@ def benchmark_keys() -> list[str]:
     return [f.name for f in fields(BenchmarkConfig)]
 
 
+def _benchmark_layer(key: str, value: str, keys: list[str]) -> Any:
+    """``config=PATH`` of the benchmark: its YAML file; an unknown key: a ``UsageError``."""
+    if key == "config":
+        if not Path(value).is_file():
+            raise UsageError(f"config={value!r}: no such file (a benchmark YAML file)")
+        return load_config_text(Path(value).read_text(), value, "a benchmark config file")
+    hint = did_you_mean(key, keys) or f"; valid keys: {', '.join(keys)} (and config=PATH)"
+    raise UsageError(f"unknown key {key!r}{hint}")
+
+
 def compose_benchmark(args: list[str]) -> BenchmarkConfig:
     """``[TASK] [config=PATH] [key=value ...]`` → a validated :class:`BenchmarkConfig`.
 
-    Merges the dataclass, ``configs/benchmark.yaml`` (its defaults as data), the ``config=``
-    files (in the order given), then the TASK (``pointing`` | ``faithfulness``, the same as
-    ``task=TASK``) and the ``key=value`` overrides in the order given, so an explicit value
-    wins over a file. Unknown keys, malformed arguments and bad values raise ``ValueError``
-    naming the key (and the valid keys or values). Method names are checked by the job.
+    Merges the dataclass, ``configs/benchmark/default.yaml`` (its defaults as data), the
+    ``config=`` files (in the order given), then the TASK (``pointing`` | ``faithfulness``, the
+    same as ``task=TASK``) and the ``key=value`` overrides in the order given, so an explicit
+    value wins over a file. Unknown keys, malformed arguments or files and bad values raise
+    :class:`~lightning_extremal.errors.UsageError` naming the key (and the closest valid key
+    or the valid values). Method names are checked by the job.
     """
-    import yaml
-    from omegaconf import OmegaConf
 
     args = list(args)
     keys = benchmark_keys()
     dotlist = [f"task={args.pop(0)}"] if args and "=" not in args[0] else []
-    try:
-        layers = [OmegaConf.create((configs_dir() / BENCHMARK_FILE).read_text())]
-        for key, value in map(_key_value, args):
-            if key == "config":
-                if not Path(value).is_file():
-                    raise ValueError(f"config={value!r}: no such file (a benchmark YAML file)")
-                layers.append(OmegaConf.load(value))
-            elif key.split(".")[0] not in keys:
-                raise ValueError(
-                    f"unknown key {key!r}; valid keys: {', '.join(keys)} (and config=PATH)"
-                )
-            else:
-                dotlist.append(f"{key}={value}")
-    except yaml.YAMLError as error:
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        raise ValueError(f"bad benchmark configuration: {message}") from error
-    layers.append(OmegaConf.from_dotlist(dotlist))
-    cfg = _merge(BenchmarkConfig, layers, "benchmark configuration")
+    layers = [load_config_text((configs_dir() / BENCHMARK_FILE).read_text(), BENCHMARK_FILE)]
+    for key, value in map(_key_value, args):
+        if key != "config" and key.split(".")[0] in keys:
+            dotlist.append(f"{key}={value}")
+        else:
+            layers.append(_benchmark_layer(key, value, keys))
+    layers.append(_dotlist(dotlist))
+    cfg = _merge(BenchmarkConfig, layers, "benchmark configuration", keys)
     validate_benchmark(cfg)
     return cfg

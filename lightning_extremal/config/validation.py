@@ -29,6 +29,7 @@ from .schema import (
     VARIANTS,
     WARM_STARTS,
     BenchmarkConfig,
+    DataConfig,
     InversionConfig,
     LoggerConfig,
     MethodConfig,
@@ -189,6 +190,15 @@ def validate_inversion(cfg: InversionConfig) -> None:
     jitter = cfg.invert_jitter
     if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
         raise ValueError(f"inversion.invert_jitter must be an integer ≥ 0; got {jitter!r}")
+
+
+def validate_data(cfg: DataConfig) -> None:
+    """The sizes and counts of ``data.*`` (sources, targets and folders are checked when the
+    images are opened)."""
+    if cfg.size is not None:
+        _positive("data.size", cfg.size, integer=True)
+    _positive("data.batch_size", cfg.batch_size, integer=True)
+    _positive("data.num_images", cfg.num_images, integer=True)
 
 
 def validate_logger(cfg: LoggerConfig) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, did_you_mean
+from ..errors import UsageError
 from ..ops.digest import tensor_digest
 from .demo import load_demo_classifier
 from .synthetic import CLASSES
@@ -78,7 +80,12 @@ def _model_from_file(path: Path) -> nn.Module:
         return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         pass
-    model = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
+        raise ValueError(
+            f"cannot read a model from {path}: neither TorchScript nor a pickled nn.Module ({error})"
+        ) from error
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"{path} holds a {type(model).__name__}, not a model; for a state dict of a "
@@ -87,14 +94,21 @@ def _model_from_file(path: Path) -> nn.Module:
     return model
 
 
+def torchvision_classifiers() -> list[str]:
+    """The names of torchvision's image classifiers (``model.name`` accepts each), sorted."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
 def _torchvision_model(cfg: ModelConfig) -> LoadedModel:
     import torchvision
 
-    names = torchvision.models.list_models(module=torchvision.models)
+    names = torchvision_classifiers()
     if cfg.name not in names:
         raise ValueError(
-            f"unknown model {cfg.name!r}: use 'demo', a file, 'package.module:attr' or one of "
-            f"torchvision's classifiers, e.g. {', '.join(sorted(names)[:8])}, …"
+            f"unknown model {cfg.name!r}{did_you_mean(cfg.name, names)} (use 'demo', a file, "
+            "'package.module:attr' or a torchvision classifier: lightning-extremal list models)"
         )
     weights_enum = torchvision.models.get_model_weights(cfg.name)
     try:
@@ -123,7 +137,7 @@ def _download_weights(torchvision, name: str, weights) -> nn.Module:
         return torchvision.models.get_model(name, weights=weights)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-        raise RuntimeError(
+        raise UsageError(
             f"could not download the weights of {name} ({weights}): {error}. Without internet, "
             f"download {weights.url} elsewhere and either put it at {cache} (torchvision's "
             f"cache) or pass model.checkpoint=/path/to/{os.path.basename(weights.url)}"

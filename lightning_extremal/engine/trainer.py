@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ..callbacks import StepProgressBar
 from ..config import PRECISIONS
+from .loggers import check_logger, resolve_logger
 
 #: Options that configure the run rather than the method (with their defaults).
 RUN_OPTIONS: dict[str, Any] = {
@@ -58,6 +59,7 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
     if str(run["precision"]) not in PRECISIONS:
         # "bf16-true"/"16-true" would convert the caller's model weights in place.
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {run['precision']!r}")
+    check_logger(run["logger"])
     callbacks = list(callbacks)
     strategy = run["strategy"]
     if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
@@ -74,7 +76,7 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
         devices=run["devices"],
         strategy=strategy,
         precision=run["precision"],
-        logger=run["logger"],
+        logger=resolve_logger(run["logger"], run["default_root_dir"]),
         callbacks=callbacks,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=bool(run["progress"]),

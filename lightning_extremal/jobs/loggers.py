@@ -6,7 +6,6 @@ directory not writable, a logger that raises mid-run) is a warning, never a lost
 
 from __future__ import annotations
 
-import netrc
 import os
 import warnings
 from collections.abc import Callable
@@ -15,28 +14,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
-from ..config import LOGGERS, LoggerConfig
-
-WANDB_HOST = "api.wandb.ai"
-
-
-def wandb_logged_in() -> bool:
-    """True when a W&B API key is configured (environment or ~/.netrc)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators(WANDB_HOST) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def wandb_offline(cfg: LoggerConfig) -> bool:
-    """Offline when asked, when ``WANDB_MODE`` says so, or when there is no login."""
-    if cfg.offline is not None:
-        return bool(cfg.offline)
-    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled"):
-        return True
-    return not wandb_logged_in()
+from ..config import LoggerConfig
+from ..engine.loggers import named_logger
 
 
 class FailSoftLogger(Logger):
@@ -123,37 +102,8 @@ def make_logger(
     cfg: LoggerConfig, save_dir: Path, name: str, group: str, config: dict[str, Any]
 ) -> Any:
     """A fail-soft Lightning logger for one fit (``False`` for ``none``)."""
-    logger = _make_raw_logger(cfg, save_dir, name, group, config)
+    logger = named_logger(cfg, save_dir, name, group, config)
     return FailSoftLogger(logger) if logger is not False else False
-
-
-def _make_raw_logger(
-    cfg: LoggerConfig, save_dir: Path, name: str, group: str, config: dict[str, Any]
-) -> Any:
-    if cfg.name not in LOGGERS:
-        raise ValueError(f"logger must be one of {list(LOGGERS)}; got {cfg.name!r}")
-    if cfg.name == "none":
-        return False
-    if cfg.name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return CSVLogger(save_dir, name="csv", version=name)
-    if cfg.name == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        return TensorBoardLogger(save_dir, name="tensorboard", version=name)
-    from lightning.pytorch.loggers import WandbLogger
-
-    save_dir.mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
-        project=cfg.project,
-        name=name,
-        group=group,
-        save_dir=str(save_dir),
-        offline=wandb_offline(cfg),
-        config=config,
-        reinit="finish_previous",
-    )
 
 
 def finish_logger(logger: Any) -> str | None:

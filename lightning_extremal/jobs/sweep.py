@@ -18,7 +18,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..config import compose, configs_dir, leaf_aliases, valid_keys
+from ..config import (
+    compose,
+    configs_dir,
+    did_you_mean,
+    leaf_aliases,
+    read_yaml_mapping,
+    valid_keys,
+)
 from .run import run_job
 from .store import atomic_write_text
 
@@ -34,8 +41,6 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     """Read and check a W&B sweep file (a path, or the name of one in ``configs/sweeps``):
     ``method``, ``metric {name, goal}``, ``parameters`` whose names are config keys
     (``method.lr``, ``areas``, …)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         shipped = configs_dir() / "sweeps" / f"{path.name}.yaml"
@@ -43,9 +48,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
             available = sorted(p.name for p in (configs_dir() / "sweeps").iterdir())
             raise ValueError(f"no sweep file at {str(path)!r}; shipped sweeps: {available}")
         path = Path(str(shipped))
-    config = yaml.safe_load(path.read_text())
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a W&B sweep file (a YAML mapping)")
+    config = read_yaml_mapping(path.read_text(), str(path), "a W&B sweep file")
     if config.get("method") not in METHODS:
         raise ValueError(
             f"{path}: method must be one of {list(METHODS)}; got {config.get('method')!r}"
@@ -63,9 +66,10 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     keys, aliases = set(valid_keys()), leaf_aliases()
     for name, spec in parameters.items():
         if aliases.get(name, name) not in keys:
+            hint = did_you_mean(name, [*keys, *aliases], aliases)
             raise ValueError(
-                f"{path}: parameter {name!r} is not a config key; "
-                f"valid keys: {', '.join(sorted(keys))}"
+                f"{path}: parameter {name!r} is not a config key"
+                f"{hint or '; `lightning-extremal run --help` lists the keys'}"
             )
         if not isinstance(spec, dict):
             raise ValueError(

@@ -296,6 +296,15 @@ BAD_INPUTS = [
         IMAGES,
         0,
         [0.1],
+        {"logger": "wandbb"},
+        ValueError,
+        r"logger must be .* \['wandb', 'csv', 'tensorboard', 'none'\]; got 'wandbb'",
+        id="logger-name",
+    ),
+    pytest.param(
+        IMAGES,
+        0,
+        [0.1],
         {"stepp": 4},
         TypeError,
         r"unknown option.*'stepp'.*valid options.*'step'",
@@ -322,6 +331,47 @@ def test_bad_input_fails_before_optimisation(
             **{**FAST, "max_iter": 3, **options},
         )
     assert counter.fits == 0 and counter.steps == 0
+
+
+@pytest.mark.parametrize("name", ["csv", "none"])  # tensorboard: not installed here
+def test_logger_by_name(tiny_classifier, small_images, tmp_path, name) -> None:
+    """``logger="csv"`` (as ``logger.name`` in a config) builds that logger under
+    ``default_root_dir``; ``"none"`` runs without one."""
+    extremal_perturbation(
+        tiny_classifier,
+        small_images[:1],
+        0,
+        [0.1],
+        logger=name,
+        default_root_dir=str(tmp_path),
+        log_every_n_steps=1,
+        **{**FAST, "max_iter": 2},
+    )
+    written = sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file())
+    assert set(written) == ({name} if name != "none" else set())
+    if name == "csv":
+        (metrics,) = tmp_path.glob("csv/version_*/metrics.csv")
+        assert len(metrics.read_text().splitlines()) > 1  # a header and logged steps
+
+
+def test_wandb_logger_by_name_is_an_offline_run(
+    tiny_classifier, small_images, tmp_path, monkeypatch
+):
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for name, sub in [("WANDB_DIR", "dir"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")]:  # fmt: skip
+        (tmp_path / "home" / sub).mkdir(parents=True)
+        monkeypatch.setenv(name, str(tmp_path / "home" / sub))
+    ExtremalPerturbation(tiny_classifier, logger="wandb").attribute(
+        small_images[:1],
+        0,
+        [0.1],
+        default_root_dir=str(tmp_path / "runs"),
+        **{**FAST, "max_iter": 2},
+    )
+    wandb.finish()
+    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
 # --------------------------------------------------------------------------- (h) Captum style

@@ -66,9 +66,9 @@ def test_prepare_resolves_method_aliases():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["datset=voc07"], r"^unknown key 'datset'; valid keys: task, dataset, model, methods"),
+        (["datset=voc07"], r"^unknown key 'datset'; did you mean 'dataset'\?$"),
         (["pointing", "nope"], r"^arguments must look like key=value; got 'nope'"),
-        (["chunk_size=abc"], r"^bad benchmark configuration: .*full_key: chunk_size"),
+        (["chunk_size=abc"], r"^bad benchmark configuration: chunk_size: Value 'abc'"),
         (["dataset=imagenet"], r"^dataset must be one of \['synthetic', 'voc07', 'coco14'\]"),
         (["wrongtask"], r"^task must be one of \['pointing', 'faithfulness'\]; got 'wrongtask'"),
         (["dataset=voc07"], r"^dataset=voc07 needs root=PATH"),
@@ -100,7 +100,9 @@ def test_bad_key_in_a_config_file(tmp_path):
 
 
 def test_benchmark_yaml_is_not_a_run_config():
-    with pytest.raises(ValueError, match=r"config 'benchmark' is neither a file nor one of"):
+    with pytest.raises(
+        ValueError, match=r"config='benchmark' is neither a file nor a name in configs/"
+    ):
         compose(["config=benchmark"])
 
 
@@ -109,9 +111,9 @@ def test_cli_benchmark_errors(capsys):
 
     assert main(["benchmark", "pointing", "nosuchkey=1"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lightning-extremal benchmark: unknown key 'nosuchkey'; valid keys:")
+    assert err.startswith("lightning-extremal: unknown key 'nosuchkey'; valid keys:")
     assert main(["benchmark", "pointing", "methods=[nope]"]) == 2
-    assert "lightning-extremal benchmark: unknown method 'nope'" in capsys.readouterr().err
+    assert "lightning-extremal: unknown method 'nope'" in capsys.readouterr().err
 
 
 def test_cli_benchmark_runs_from_the_composed_config(tmp_path, capsys):

@@ -115,8 +115,13 @@ def test_random_and_bayes_sweeps_propose_new_points(tmp_path, monkeypatch, metho
         (
             "method: grid\nmetric: {name: quality/iou, goal: maximize}\n"
             "parameters: {lrr: {values: [1]}}",
-            "parameter 'lrr' is not a config key",
+            r"parameter 'lrr' is not a config key; did you mean 'method.lr'\?$",
         ),
+        (
+            "method: grid\nmetric: {name: x}\nparameters:\n  lr: {values: [1]\n",
+            r"bad\.yaml, line 5, column 1: not valid YAML: .*\(while parsing a flow mapping\)$",
+        ),
+        ("- method: grid\n", r"bad\.yaml: a W&B sweep file must be a YAML mapping .* a list$"),
         (
             "method: anneal\nmetric: {name: x}\nparameters: {lr: {values: [1]}}",
             "method must be one of",
