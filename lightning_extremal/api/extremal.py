@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -22,6 +23,7 @@ from ..ops.area import lambda_schedule
 from ..ops.frozen import frozen
 from ..ops.layers import get_layer
 from ..ops.rewards import RewardFn
+from .memory import check_memory, device_count, estimate_memory, run_device
 
 #: What a mask of :func:`extremal_perturbation` covers (``kind=``, as ``method.kind``): the
 #: input image, the channels of ``layer`` or its spatial grid.
@@ -190,6 +192,10 @@ def _optimise(
 ) -> dict[str, Any]:
     """One Lightning fit over a chunk of pairs; returns its final masks and history."""
     used, local_index = torch.unique(image_index, return_inverse=True)
+    if run["memory_check"] and config.kind == "input":
+        masks = math.ceil(len(targets) * len(config.areas) / device_count(run))
+        estimate = estimate_memory(model, images[used], masks, config, run["compile"])
+        check_memory(estimate, run_device(run), tuple(images.shape[-2:]))
     reward_fn = None if isinstance(reward, str) else reward
     args = (model, images[used], targets, local_index, config.areas, config, reward_fn)
     if config.kind == "channel":

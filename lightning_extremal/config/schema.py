@@ -170,6 +170,9 @@ class TrainerConfig:
     # gives the same scores that way; faster convolutions, benchmarks/RESULTS.md).
     channels_last: Any = "auto"
     log_every_n_steps: int = 10  # logger write interval (each write is a host sync)
+    # Estimate a chunk's peak memory before its first step and refuse one that cannot fit
+    # (the message says what to lower); false: try anyway.
+    memory_check: bool = True
     seed: int = 0  # seed_everything value
 
 

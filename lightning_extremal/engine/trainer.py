@@ -30,6 +30,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "batch_size": None,
     "ckpt_path": None,
     "default_root_dir": None,
+    "memory_check": True,
 }
 
 

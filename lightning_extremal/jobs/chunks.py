@@ -100,7 +100,8 @@ def open_job(cfg: RunConfig) -> Job:
 def claim_folder(cfg: RunConfig, out: Path, overwrite: bool) -> None:
     """Make ``out`` this configuration's folder: one that holds results of another
     configuration is refused (or cleared with ``overwrite``), never mixed into."""
-    changed = changed_settings(out / "config.json", cfg)
+    holds_results = any((out / "chunks").glob("*.pt"))  # a failed start leaves none
+    changed = changed_settings(out / "config.json", cfg) if holds_results else []
     if changed and not overwrite:
         raise UsageError(
             f"{out} holds the results of another configuration ({'; '.join(changed[:3])}"

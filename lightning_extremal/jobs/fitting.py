@@ -126,6 +126,7 @@ def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
         compile=t.compile,
         channels_last=t.channels_last,
         log_every_n_steps=t.log_every_n_steps,
+        memory_check=t.memory_check,
         logger=logger,
         callbacks=list(callbacks),
     )

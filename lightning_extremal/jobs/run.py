@@ -13,7 +13,13 @@ from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import RunConfig, validate_logger, validate_method, validate_run_options
+from ..config import (
+    RunConfig,
+    validate_data,
+    validate_logger,
+    validate_method,
+    validate_run_options,
+)
 from .chunks import claim_folder, open_job, output_dir
 from .image_run import run_image_job
 from .layer_run import run_layer_job
@@ -63,5 +69,4 @@ def check_config(cfg: RunConfig) -> None:
     validate_method(cfg.method)
     validate_logger(cfg.logger)
     validate_run_options(cfg.trainer.precision, cfg.trainer.compile, cfg.trainer.channels_last)
-    if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
-        raise ValueError(f"data.batch_size must be a positive integer; got {cfg.data.batch_size!r}")
+    validate_data(cfg.data)

@@ -110,6 +110,12 @@ def _crop_mask(mask: torch.Tensor, first: int, margin: int, size: tuple[int, int
 AUTO_COMPILE_WORK = 1e8
 
 
+def compiled_smooth_max_available(coldness: float) -> bool:
+    """Whether :func:`smooth_max_mask` with ``compiled=True`` runs the fused kernels at this
+    coldness (False where compiling has failed before, or the coldness could overflow)."""
+    return coldness <= SAFE_COLDNESS and _FUSED_FORWARD.available
+
+
 def compile_pays_off(tap_evaluations_per_mask: float) -> bool:
     """Whether compiling the smooth max pays off for masks that take this much work each."""
     return tap_evaluations_per_mask >= AUTO_COMPILE_WORK

@@ -209,3 +209,11 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
         timeout=300,
     )
     assert rerun.returncode == 0, rerun.stderr
+
+
+def test_a_run_that_failed_before_any_chunk_does_not_claim_the_folder(images, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="99"):
+        _run(images, out, "data.targets=99")  # TinyConvNet has 5 classes
+    _run(images, out, "data.targets=3")  # no results there: not another configuration's
+    assert json.loads((out / "config.json").read_text())["data"]["targets"] == 3

@@ -1,0 +1,185 @@
+"""Memory checked before work: an estimate of the peak memory of one optimisation of input
+masks, refused with the fix when it exceeds what the machine has available."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import MethodConfig
+from ..errors import UsageError
+from ..ops.masks import compile_pays_off, compiled_smooth_max_available, maxconv_radius
+
+#: Longer image side (px) of the two reduced sizes at which the classifier's activations are
+#: measured; the bytes per pixel found between them are extrapolated to the real size.
+PROBE_SIDES = (32, 64)
+#: Float32 copies of a full-resolution mask that the smooth max keeps per tap for the
+#: backward pass when it runs eagerly (z, its softmax, their product and exp; calibrated
+#: against peak resident memory, benchmarks/RESULTS.md), and per mask in all
+#: (mask, clamped mask, area ranking and the blended input's mask values).
+EAGER_TAP_COPIES = 4
+MASK_COPIES = 8
+#: Copies of the perturbed input kept per mask and kept image (the two pyramid levels read,
+#: the blend, the classifier's input and its gradient).
+INPUT_COPIES = 5
+#: What a fit holds besides its tensors (Lightning's Trainer, the optimiser, allocator slack),
+#: measured on small runs (benchmarks/memory_estimate.py).
+FIT_OVERHEAD = 128 * 2**20
+
+
+@dataclass
+class MemoryEstimate:
+    """Peak bytes of one optimisation: ``fixed`` (the pyramids, the fit's overhead) +
+    ``per_mask`` × masks."""
+
+    fixed: int
+    per_mask: int
+    masks: int
+
+    @property
+    def total(self) -> int:
+        return self.fixed + self.per_mask * self.masks
+
+
+def activation_bytes(model: torch.nn.Module, image: torch.Tensor) -> int:
+    """Bytes the classifier keeps for its backward pass on one image (C×H×W), measured at
+    :data:`PROBE_SIDES` and extrapolated linearly in pixels (a constant part: weights saved
+    by the layers); measured at the real size when the model takes no other (e.g. ViT)."""
+    height, width = image.shape[-2:]
+    scale = [side / max(height, width) for side in PROBE_SIDES]
+    if scale[-1] >= 1:
+        return _saved_bytes(model, image[None])
+    try:
+        sizes = [(max(1, round(height * s)), max(1, round(width * s))) for s in scale]
+        probes = [F.interpolate(image[None], size=size, mode="bilinear") for size in sizes]
+        (low, high), (p_low, p_high) = (
+            [_saved_bytes(model, p) for p in probes],
+            [h * w for h, w in sizes],
+        )
+    except RuntimeError:  # the model takes one input size only
+        return _saved_bytes(model, image[None])
+    per_pixel = max(0.0, (high - low) / (p_high - p_low))
+    return int(high + per_pixel * (height * width - p_high))
+
+
+def _saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct storages autograd saves in one forward pass of ``model(x)``."""
+    storages: dict[int, int] = {}
+    alive: list[torch.Tensor] = []  # held until the pass ends, so no address is reused
+
+    def pack(tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        alive.append(tensor)
+        # The graph keeps nothing: no backward runs, and a saved output held by its own
+        # graph node would form a cycle the garbage collector cannot see.
+
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
+        model(x)
+    alive.clear()
+    return sum(storages.values())
+
+
+def estimate_memory(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    num_masks: int,
+    config: MethodConfig,
+    compile_option: bool | str,
+) -> MemoryEstimate:
+    """Peak memory of optimising ``num_masks`` input masks over ``images`` (N×C×H×W) at once:
+    the pyramids, and per mask the smooth max (its taps when it runs eagerly), the mask
+    copies, the perturbed inputs and the classifier's activations (measured)."""
+    n, channels, height, width = images.shape
+    margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
+    padded = (height + 2 * margin) * (width + 2 * margin)
+    taps = (2 * maxconv_radius(config.step, config.sigma) + 1) ** 2
+    compiled = compiled_smooth_max_available(config.coldness) and (
+        compile_option is True
+        or (compile_option == "auto" and compile_pays_off(taps * padded * config.max_iter))
+    )
+    if config.smoothing == "gaussian" or compiled:
+        smooth = 0
+    else:
+        smooth = taps * EAGER_TAP_COPIES * padded * 4
+    kept = 2 if config.variant == "dual" else 1
+    pixels = channels * height * width
+    per_mask = (
+        smooth
+        + MASK_COPIES * padded * 4
+        + kept * (INPUT_COPIES * pixels * 4 + activation_bytes(model, images[0].float()))
+    )
+    fixed = FIT_OVERHEAD + n * config.num_levels * pixels * 4
+    return MemoryEstimate(fixed, per_mask, num_masks)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for this process: the GPU's free memory, or the host's available memory
+    (``MemAvailable``, capped by a cgroup limit); None where it cannot be read."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    available = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    limit = _cgroup_room()
+    if limit is not None:
+        available = limit if available is None else min(available, limit)
+    return available
+
+
+def _cgroup_room() -> int | None:
+    """Bytes left under this process's cgroup (v2) memory limit, if it has one."""
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - used)
+
+
+def check_memory(estimate: MemoryEstimate, device: torch.device, size: tuple[int, int]) -> None:
+    """Refuse, before any step, an optimisation whose estimated peak exceeds the memory
+    available on ``device``, saying how to make it fit."""
+    available = available_memory(device)
+    if available is None or estimate.total <= available:
+        return
+    gib = 2**30
+    fits = max(0, (available - estimate.fixed) // max(1, estimate.per_mask))
+    fewer = (
+        f"explain at most {fits} mask(s) at once (data.batch_size= images × targets × areas "
+        "in a run, batch_size= pairs in the API) or use smaller images (data.size=)"
+        if fits
+        else "not even one mask fits: use smaller images (data.size=; data.batch_size= cannot help)"
+    )
+    raise UsageError(
+        f"explaining {estimate.masks} mask(s) of {size[0]}×{size[1]} px at once needs about "
+        f"{estimate.total / gib:.1f} GiB ({estimate.per_mask / gib:.2f} GiB per mask) but "
+        f"{available / gib:.1f} GiB are available on {device.type}: {fewer}; or set "
+        "memory_check=false to try anyway"
+    )
+
+
+def run_device(run: dict) -> torch.device:
+    """The device a fit with these run options uses (``accelerator``: auto | gpu | cuda | cpu …)."""
+    accelerator = str(run["accelerator"])
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def device_count(run: dict) -> int:
+    """Processes the masks are shared among (``devices`` under a DDP strategy, else 1)."""
+    devices = run["devices"]
+    if str(run["strategy"]).startswith("ddp") and isinstance(devices, int) and devices > 1:
+        return devices
+    return 1
