@@ -69,8 +69,8 @@ def output_dir(cfg: RunConfig) -> Path:
 
 
 def open_job(cfg: RunConfig) -> Job:
-    """Load the model, open the images (and ``data.ground_truth``), make the output folder and
-    write ``config.json``."""
+    """Load the model and open the images (and ``data.ground_truth``): a bad model or data
+    fails here, before the output folder is touched."""
     loaded = load_model(cfg.model)
     size = cfg.data.size if cfg.data.size is not None else loaded.size
     data = cfg.data
@@ -90,8 +90,6 @@ def open_job(cfg: RunConfig) -> Job:
     if data.ground_truth:
         truths = load_ground_truth(data.ground_truth, images.ids, size, data.crop)
     out = Path(cfg.output_dir) if cfg.output_dir else output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     job = Job(cfg, loaded, images, out, ResultsStore(out), truths)
     job.model_digest = weights_digest(loaded.model)
     return job
@@ -112,6 +110,7 @@ def claim_folder(cfg: RunConfig, out: Path, overwrite: bool) -> None:
         removed = clear_results(out)
         if removed:
             print(f"lightning-extremal: cleared {out} ({', '.join(removed)})", flush=True)
+    print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     write_config(cfg, out)
 
 

@@ -41,10 +41,10 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     """
     check_config(cfg)
     cfg = replace(cfg, output_dir=str(output_dir(cfg)))  # config.json names the real folder
-    with FolderLock(Path(cfg.output_dir)) if is_first_process() else nullcontext():
+    job = open_job(cfg)  # a bad model or data fails before the folder is touched
+    with FolderLock(job.out) if is_first_process() else nullcontext():
         if is_first_process():
-            claim_folder(cfg, Path(cfg.output_dir), overwrite)
-        job = open_job(cfg)
+            claim_folder(cfg, job.out, overwrite)
         if cfg.method.kind == "input":
             run_image_job(job)
         else:  # channel | layer-spatial | invert | diff

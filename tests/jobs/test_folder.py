@@ -217,3 +217,11 @@ def test_a_run_that_failed_before_any_chunk_does_not_claim_the_folder(images, tm
         _run(images, out, "data.targets=99")  # TinyConvNet has 5 classes
     _run(images, out, "data.targets=3")  # no results there: not another configuration's
     assert json.loads((out / "config.json").read_text())["data"]["targets"] == 3
+
+
+def test_bad_data_or_model_fails_before_the_output_folder_is_made(images, tmp_path):
+    with pytest.raises(ValueError, match="no images found"):
+        _run(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(ValueError, match="cannot import model"):
+        _run(images, tmp_path / "out", model="nonexistent:foo")
+    assert not (tmp_path / "out").exists()
