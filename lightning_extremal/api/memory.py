@@ -44,25 +44,31 @@ class MemoryEstimate:
         return self.fixed + self.per_mask * self.masks
 
 
-def activation_bytes(model: torch.nn.Module, image: torch.Tensor) -> int:
-    """Bytes the classifier keeps for its backward pass on one image (C×H×W), measured at
-    :data:`PROBE_SIDES` and extrapolated linearly in pixels (a constant part: weights saved
-    by the layers); measured at the real size when the model takes no other (e.g. ViT)."""
+def activation_bytes(model: torch.nn.Module, image: torch.Tensor) -> tuple[int, int]:
+    """``(shared, per_image)``: bytes the classifier keeps for its backward pass once per
+    batch (weights its layers save) and per image (activations), for one C×H×W image. Both
+    come from passes of one and two images; per-image bytes are measured at
+    :data:`PROBE_SIDES` and extrapolated linearly in pixels (at the real size for small
+    images, or when the model takes no other size, e.g. ViT)."""
     height, width = image.shape[-2:]
     scale = [side / max(height, width) for side in PROBE_SIDES]
     if scale[-1] >= 1:
-        return _saved_bytes(model, image[None])
+        return _shared_and_per_image(model, image)
     try:
         sizes = [(max(1, round(height * s)), max(1, round(width * s))) for s in scale]
-        probes = [F.interpolate(image[None], size=size, mode="bilinear") for size in sizes]
-        (low, high), (p_low, p_high) = (
-            [_saved_bytes(model, p) for p in probes],
-            [h * w for h, w in sizes],
-        )
+        probes = [F.interpolate(image[None], size=size, mode="bilinear")[0] for size in sizes]
+        (shared, low), (_, high) = [_shared_and_per_image(model, p) for p in probes]
     except RuntimeError:  # the model takes one input size only
-        return _saved_bytes(model, image[None])
-    per_pixel = max(0.0, (high - low) / (p_high - p_low))
-    return int(high + per_pixel * (height * width - p_high))
+        return _shared_and_per_image(model, image)
+    (h_low, w_low), (h_high, w_high) = sizes
+    per_pixel = max(0.0, (high - low) / (h_high * w_high - h_low * w_low))
+    return shared, int(high + per_pixel * (height * width - h_high * w_high))
+
+
+def _shared_and_per_image(model: torch.nn.Module, image: torch.Tensor) -> tuple[int, int]:
+    one, two = (_saved_bytes(model, image[None].repeat(n, 1, 1, 1)) for n in (1, 2))
+    per_image = max(0, two - one)
+    return max(0, one - per_image), per_image
 
 
 def _saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -108,12 +114,9 @@ def estimate_memory(
         smooth = taps * EAGER_TAP_COPIES * padded * 4
     kept = 2 if config.variant == "dual" else 1
     pixels = channels * height * width
-    per_mask = (
-        smooth
-        + MASK_COPIES * padded * 4
-        + kept * (INPUT_COPIES * pixels * 4 + activation_bytes(model, images[0].float()))
-    )
-    fixed = FIT_OVERHEAD + n * config.num_levels * pixels * 4
+    shared, per_image = activation_bytes(model, images[0].float())
+    per_mask = smooth + MASK_COPIES * padded * 4 + kept * (INPUT_COPIES * pixels * 4 + per_image)
+    fixed = FIT_OVERHEAD + shared + n * config.num_levels * pixels * 4
     return MemoryEstimate(fixed, per_mask, num_masks)
 
 

@@ -29,11 +29,12 @@ HUGE_AREAS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
 
 
 def test_activation_bytes_extrapolate_exactly_for_a_convolution():
-    """A 1×1 convolution keeps its input (3·H·W floats) and its weight for the backward: the
-    bytes measured at the two small probe sizes extrapolate to the exact count at 200×300."""
+    """A 1×1 convolution keeps its input (3·H·W floats per image) and its weight (once) for
+    the backward: the bytes measured at the two small probe sizes extrapolate to the exact
+    count at 200×300."""
     model = nn.Conv2d(3, 4, 1, bias=False).eval()
-    assert activation_bytes(model, torch.rand(3, 200, 300)) == 3 * 200 * 300 * 4 + 4 * 3 * 4
-    assert activation_bytes(model, torch.rand(3, 40, 40)) == 3 * 40 * 40 * 4 + 4 * 3 * 4  # direct
+    assert activation_bytes(model, torch.rand(3, 200, 300)) == (4 * 3 * 4, 3 * 200 * 300 * 4)
+    assert activation_bytes(model, torch.rand(3, 40, 40)) == (4 * 3 * 4, 3 * 40 * 40 * 4)
 
 
 def test_estimate_is_linear_in_masks_and_smaller_without_the_eager_taps():
@@ -42,7 +43,8 @@ def test_estimate_is_linear_in_masks_and_smaller_without_the_eager_taps():
     one = estimate_memory(model, x, 1, config, False)
     three = estimate_memory(model, x, 3, config, False)
     assert three.total - one.total == 2 * one.per_mask
-    assert one.fixed - FIT_OVERHEAD == 2 * config.num_levels * 3 * 64 * 64 * 4  # 2 pyramids
+    shared, _ = activation_bytes(model, x[0])
+    assert one.fixed - FIT_OVERHEAD - shared == 2 * config.num_levels * 3 * 64 * 64 * 4
     gaussian = estimate_memory(model, x, 1, replace(config, smoothing="gaussian"), False)
     taps = 9**2  # radius 1 + ⌈21/8⌉ = 4 cells each way at step 8, σ 21
     assert one.per_mask - gaussian.per_mask == taps * 4 * (64 + 2 * 21) ** 2 * 4

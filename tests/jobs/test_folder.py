@@ -181,7 +181,7 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
         text=True,
         timeout=300,
     )
-    assert second.returncode != 0
+    assert second.returncode == 2 and second.stderr.count("\n") == 1  # one line
     assert f"is in use by another lightning-extremal job (PID {first.pid})" in second.stderr
     assert first.wait(timeout=300) == 0, first.stderr.read()
     config = json.loads((out / "config.json").read_text())
