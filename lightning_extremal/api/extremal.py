@@ -133,7 +133,7 @@ def extremal_perturbation(
     read by ``layer_layout`` (``auto`` | ``nchw`` | ``nhwc`` | ``ntc``, with ``layer_grid`` and
     ``layer_extra_tokens``; auto refuses shapes that read two ways, see docs/layers.md).
     ``over="channels"|"space"`` is the older spelling of ``kind``.
-    See README, "Intermediate layers".
+    See docs/layers.md.
     """
     method_options, run = _split_options(options)
     areas = [areas] if isinstance(areas, (int, float)) else list(areas)

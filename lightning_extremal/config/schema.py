@@ -94,7 +94,7 @@ class MethodConfig:
     # has a layer with a spatial grid, else none). Layer kinds ignore it.
     warm_start: str = "auto"
     warm_start_layer: str | None = None  # Grad-CAM's layer; None: the last spatial map
-    # --- intermediate layers (README, "Intermediate layers") ---
+    # --- intermediate layers (docs/layers.md) ---
     kind: str = "input"  # input | channel | layer-spatial | invert | diff
     layer: str | None = None  # module name (named_modules()); None: the last spatial feature map
     # Channels outside the mask go to: zero (feature absent) | mean (the channel's spatial mean)
