@@ -7,6 +7,7 @@ shows its traceback instead. Any other exception is a bug: its traceback, exit s
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..config import did_you_mean
@@ -64,3 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return error_exit(str(error) or type(error).__name__)
+    except BrokenPipeError:  # output piped into `head` & co., which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

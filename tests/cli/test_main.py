@@ -251,3 +251,13 @@ def test_console_script_default_demo_run(tmp_path):
     _, ids, _ = demo_images()
     assert {r["image"] for r in summary["results"]} == set(ids)
     assert len(list((out / "overlays").glob("*.png"))) == len(ids)
+
+
+def test_help_piped_into_head_ends_quietly():
+    """`lightning-extremal run --help | head -1`: no BrokenPipeError traceback."""
+    exe = Path(sys.executable).with_name("lightning-extremal")
+    proc = subprocess.run(
+        f"'{exe}' run --help | head -1", shell=True, capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.startswith("usage: lightning-extremal run")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
