@@ -23,8 +23,8 @@ from ..viz import overlay, to_uint8
 from .report_assets import AssetFolder, data_uri, display_scale, png_bytes, thumbnail_uri
 from .report_figures import (
     JITTER_NOTE,
+    PairCurves,
     aggregate_curves_png,
-    curves_png,
     evolution_strip_png,
     frame_steps,
     gif_frames,
@@ -75,11 +75,11 @@ class Report:
     files: list[str]
     assets: AssetFolder
     pairs_per_page: int
+    curves: PairCurves
 
     @property
     def jitter(self) -> bool:
-        method = self.config.get("method") or {}
-        return bool(method.get("jitter", True)) and method.get("kind", "input") == "input"
+        return _jitter(self.config)
 
     @property
     def every(self) -> int | None:
@@ -87,6 +87,12 @@ class Report:
 
     def link(self, pair: Pair) -> str:
         return f"{self.files[pair.page]}#pair-{pair.name}"
+
+
+def _jitter(config: dict[str, Any]) -> bool:
+    """Whether the run flipped the image every other step (``method.jitter``, input masks)."""
+    method = config.get("method") or {}
+    return bool(method.get("jitter", True)) and method.get("kind", "input") == "input"
 
 
 def write_report(
@@ -106,18 +112,22 @@ def write_report(
     paths = page_paths(out, math.ceil(len(pairs) / pairs_per_page))
     for i, pair in enumerate(pairs):
         pair.page = i // pairs_per_page
+    config = _read_json(run_dir / "config.json") or {}
+    curves = PairCurves(_areas(records), _jitter(config))
     report = Report(
         run_dir,
-        _read_json(run_dir / "config.json") or {},
+        config,
         _read_json(run_dir / "summary.json") or {},
         manifest,
         [path.name for path in paths],
         AssetFolder(out.parent / f"{out.stem}_files"),
         pairs_per_page,
+        curves,
     )
-    for number_, path in enumerate(paths):
-        shown = [pair for pair in pairs if pair.page == number_]
-        atomic_write_text(_page(report, number_, shown, pairs, records), path)
+    with curves:
+        for number_, path in enumerate(paths):
+            shown = [pair for pair in pairs if pair.page == number_]
+            atomic_write_text(_page(report, number_, shown, pairs, records), path)
     report.assets.remove_stale()
     _remove_stale_pages(out, len(paths))
     return out
@@ -323,7 +333,7 @@ def _pair_section(report: Report, pair: Pair) -> str:
     """A pair's section: heading, meta line, overlays, mask evolution, curves."""
     record, p, name = pair.record, pair.p, pair.name
     areas, steps = _areas([record]), _steps(record)
-    curves = curves_png(record["history"], p, areas, steps, report.jitter)
+    curves = report.curves.png(record["history"], p, steps)
     parts = [
         f'<h2 id="pair-{esc(name)}">{esc(pair.image_id)} — target {esc(pair.label)} '
         f"({pair.target})</h2>",
@@ -391,8 +401,10 @@ def _evolution_parts(report: Report, pair: Pair, steps: int) -> list[str]:
     if not gif.is_file():
         return []
     frames = gif_frames(gif)
-    strip = evolution_strip_png(frames, frame_steps(len(frames), report.every, steps))
     height, width = frames[0].shape[-2:]
+    scale = display_scale(height, width)
+    labels = frame_steps(len(frames), report.every, steps)
+    strip = evolution_strip_png(frames, labels, scale)
     return [
         "<h3>Mask evolution</h3><div>",
         figure(
@@ -405,8 +417,8 @@ def _evolution_parts(report: Report, pair: Pair, steps: int) -> list[str]:
             report.assets.copy(gif, f"{pair.name}-evolution.gif"),
             f"{pair.name}: mask evolution (animated)",
             "animated",
-            width=width * display_scale(height, width),
-            pixelated=display_scale(height, width) > 1,
+            width=width * scale,
+            pixelated=scale > 1,
             lazy=True,
         ),
         "</div>",

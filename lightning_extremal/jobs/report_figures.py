@@ -51,36 +51,64 @@ def smooth_step_pairs(values: np.ndarray) -> np.ndarray:
     return (values[..., 1:] + values[..., :-1]) / 2
 
 
-def _plot_series(ax, values: np.ndarray, jitter: bool, **style) -> None:
-    """One curve over steps; with ``jitter`` thin raw values under the thick smoothed ones."""
-    steps = np.arange(values.shape[-1])
-    if jitter and values.shape[-1] > 1:
-        line = ax.plot(steps, values, linewidth=0.6, alpha=0.45, color=style.get("color"))
-        style.setdefault("color", line[0].get_color())
-        ax.plot(steps[1:] - 0.5, smooth_step_pairs(values), linewidth=1.6, **style)
-    else:
-        ax.plot(steps, values, linewidth=1.2, **style)
+class PairCurves:
+    """Reward and achieved area per step of one pair at a time, one colour per area (dashed:
+    the requested area); with ``jitter`` raw (thin) and averaged over step pairs (thick).
 
+    One figure, laid out once and redrawn with each pair's data: making and laying out a
+    matplotlib figure costs several times more than drawing it, and a report draws thousands.
+    Use as a context manager (the figure is closed at the end).
+    """
 
-def curves_png(
-    history: dict[str, torch.Tensor], pair: int, areas: list[float], steps: int, jitter: bool
-) -> bytes:
-    """Reward and achieved area per step of one pair, one colour per area (dashed: the
-    requested area); with ``jitter`` raw (thin) and smoothed over step pairs (thick)."""
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 2.4))
-    for k, area in enumerate(areas):
-        color = f"C{k}"
-        reward = history["reward"][pair, k, :steps].double().numpy()
-        achieved = history["achieved_area"][pair, k, :steps].double().numpy()
-        _plot_series(left, reward, jitter, color=color, label=f"area {area:g}")
-        _plot_series(right, achieved, jitter, color=color)
-        right.axhline(area, color=color, linestyle="--", linewidth=0.8)
-    left.set(title="reward", xlabel="step")
-    right.set(title="achieved area (dashed: requested)", xlabel="step", ylim=(0, 1.02))
-    left.legend(fontsize=7)
-    fig.tight_layout()
-    return figure_png(fig)
+    def __init__(self, areas: list[float], jitter: bool) -> None:
+        plt = pyplot()
+        self.jitter = jitter
+        self.fig, (self.left, self.right) = plt.subplots(1, 2, figsize=(7.5, 2.4))
+        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.88, wspace=0.2)
+        self.lines = []
+        for k, area in enumerate(areas):
+            color = f"C{k}"
+            raw = dict(color=color, linewidth=0.6 if jitter else 1.2, alpha=0.45 if jitter else 1)
+            thick = dict(color=color, linewidth=1.6, visible=jitter)
+            self.lines.append(
+                (
+                    self.left.plot([], [], **raw)[0],
+                    self.left.plot([], [], label=f"area {area:g}", **thick)[0],
+                    self.right.plot([], [], **raw)[0],
+                    self.right.plot([], [], **thick)[0],
+                )
+            )
+            self.right.axhline(area, color=color, linestyle="--", linewidth=0.8)
+        self.left.set(title="reward", xlabel="step")
+        self.right.set(title="achieved area (dashed: requested)", xlabel="step", ylim=(0, 1.02))
+        if not jitter:
+            for line in self.lines:
+                line[0].set_label(line[1].get_label())
+        self.left.legend(handles=[line[0 if not jitter else 1] for line in self.lines], fontsize=7)
+
+    def __enter__(self) -> PairCurves:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pyplot().close(self.fig)
+
+    def png(self, history: dict[str, torch.Tensor], pair: int, steps: int) -> bytes:
+        """The curves of ``pair`` over its first ``steps`` steps, as PNG bytes."""
+        x = np.arange(steps)
+        for k, (reward_raw, reward_smooth, area_raw, area_smooth) in enumerate(self.lines):
+            reward = history["reward"][pair, k, :steps].double().numpy()
+            achieved = history["achieved_area"][pair, k, :steps].double().numpy()
+            reward_raw.set_data(x, reward)
+            area_raw.set_data(x, achieved)
+            if self.jitter and steps > 1:
+                reward_smooth.set_data(x[1:] - 0.5, smooth_step_pairs(reward))
+                area_smooth.set_data(x[1:] - 0.5, smooth_step_pairs(achieved))
+        self.left.relim()
+        self.left.autoscale_view()
+        self.right.set_xlim(-0.5, max(steps - 0.5, 0.5))
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()
 
 
 def histograms_png(
@@ -158,22 +186,22 @@ def frame_steps(count: int, every: int | None, steps: int) -> list[str]:
     return [f"frame {i}" for i in range(count)]
 
 
-def evolution_strip_png(frames: list[torch.Tensor], labels: list[str]) -> bytes:
-    """Up to :data:`STRIP_FRAMES` evenly spaced frames side by side, each titled by its step."""
-    plt = pyplot()
+def evolution_strip_png(frames: list[torch.Tensor], labels: list[str], scale: int = 1) -> bytes:
+    """Up to :data:`STRIP_FRAMES` evenly spaced frames side by side (nearest-neighbour
+    upscaled by ``scale``), each labelled with its step above it (drawn with PIL: a
+    matplotlib figure per pair is the slowest part of a big report)."""
+    from PIL import Image, ImageDraw
+
     count = min(STRIP_FRAMES, len(frames))
     picks = sorted({round(i * (len(frames) - 1) / max(count - 1, 1)) for i in range(count)})
-    height, width = frames[0].shape[-2:]
-    panel = 2.2 * width / max(height, width)
-    fig, axes = plt.subplots(
-        1,
-        len(picks),
-        figsize=(panel * len(picks), 2.2 * height / max(height, width) + 0.4),
-        squeeze=False,
-    )
-    for ax, i in zip(axes[0], picks, strict=True):
-        ax.imshow(frames[i].permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(labels[i], fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    return figure_png(fig)
+    height, width = (side * scale for side in frames[0].shape[-2:])
+    gap, band = 6, 14
+    strip = Image.new("RGB", (len(picks) * (width + gap) - gap, height + band), "white")
+    draw = ImageDraw.Draw(strip)
+    for n, i in enumerate(picks):
+        frame = Image.fromarray(frames[i].permute(1, 2, 0).contiguous().numpy())
+        strip.paste(frame.resize((width, height), Image.NEAREST), (n * (width + gap), band))
+        draw.text((n * (width + gap) + 2, 1), labels[i], fill="black")
+    buffer = io.BytesIO()
+    strip.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

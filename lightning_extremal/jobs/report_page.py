@@ -14,7 +14,7 @@ padding-top: 1em; } table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
 th { background: #f4f4f4; } figure { display: inline-block; margin: 0.3em; vertical-align: top; }
 figcaption { font-size: 0.85em; text-align: center; max-width: 300px; }
-img.px { image-rendering: pixelated; image-rendering: crisp-edges; }
+img { max-width: 100%; height: auto; } img.px { image-rendering: pixelated; image-rendering: crisp-edges; }
 .meta, .note { color: #555; font-size: 0.9em; } .note { max-width: 60em; }
 .warning { color: #900; background: #fee; border: 1px solid #c99; padding: 0.5em; }
 nav.pages { margin: 1em 0; } nav.pages a, nav.pages b { margin-right: 0.5em; }
