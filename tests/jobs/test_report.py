@@ -186,7 +186,11 @@ def browser():
             launched = playwright.chromium.launch(args=args)
         except Exception as own_missing:
             if not system:
-                pytest.skip(f"no headless Chromium: no system chromium and {own_missing}")
+                first_line = str(own_missing).strip().splitlines()[0]
+                pytest.skip(
+                    "no headless Chromium: none on PATH (`make browser` installs Debian's, "
+                    f"as root) and Playwright's own cannot start ({first_line})"
+                )
             launched = playwright.chromium.launch(executable_path=system, args=args)
         yield launched
         launched.close()
