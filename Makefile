@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # 2-core CPU); `make run ARGS=` runs the default (200 steps), ARGS="..." anything.
 ARGS ?= preset=quick
 
-.PHONY: help setup run test lint format bench clean
+.PHONY: help setup browser run test lint format bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,10 +27,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the package with test tools
 
+# The report's browser test drives a headless Chromium through Playwright (a test extra).
+# Playwright's own browser download is not reachable from the project machines, so Debian's
+# chromium is installed, once, as root, where it is missing; elsewhere the test is skipped.
+browser:  ## headless Chromium for the report's browser test (apt-get as root, if missing)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends chromium >/dev/null; } \
+	  || echo "make: no chromium (not root, or apt-get failed): the browser test will be skipped"
+
 run: setup  ## explain the bundled demo images with the bundled classifier (W&B offline)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lightning-extremal run $(ARGS)
 
-test: setup  ## run the whole test suite
+test: setup browser  ## run the whole test suite
 	WANDB_MODE=offline $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff, the import contracts of the floors (import-linter) and the architecture checks

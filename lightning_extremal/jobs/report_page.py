@@ -1,0 +1,158 @@
+"""HTML of the report's pages: the frame (style, the small sorting/filtering script, links
+between pages), figures, and the sortable index table. Pure string building, no I/O."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-top: 1px solid #ccc;
+padding-top: 1em; } table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
+th { background: #f4f4f4; } figure { display: inline-block; margin: 0.3em; vertical-align: top; }
+figcaption { font-size: 0.85em; text-align: center; max-width: 300px; }
+img { max-width: 100%; height: auto; } img.px { image-rendering: pixelated; image-rendering: crisp-edges; }
+.meta, .note { color: #555; font-size: 0.9em; } .note { max-width: 60em; }
+.warning { color: #900; background: #fee; border: 1px solid #c99; padding: 0.5em; }
+nav.pages { margin: 1em 0; } nav.pages a, nav.pages b { margin-right: 0.5em; }
+table.index th { cursor: pointer; user-select: none; }
+table.index th[aria-sort=ascending]::after { content: " \\25B2"; }
+table.index th[aria-sort=descending]::after { content: " \\25BC"; }
+table.index td:first-child, table.index td:nth-child(2) { text-align: left; }
+tr.bad td { color: #c00; } .scroll { max-height: 30em; overflow-y: auto; display: inline-block; }
+"""
+
+#: Click a header of ``table.index`` to sort by it (again: the other way); type in
+#: ``#filter`` to keep the rows that contain the text. Numbers sort as numbers, "—" last.
+SCRIPT = """
+(function () {
+  var table = document.querySelector("table.index");
+  if (!table) return;
+  var body = table.tBodies[0];
+  function key(row, col) {
+    var text = row.cells[col].textContent.trim();
+    var number = parseFloat(text);
+    return isNaN(number) ? text.toLowerCase() : number;
+  }
+  function compare(a, b) {
+    if (typeof a === typeof b) return a < b ? -1 : a > b ? 1 : 0;
+    return typeof a === "number" ? -1 : 1;
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+    th.addEventListener("click", function () {
+      var up = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (other) {
+        other.removeAttribute("aria-sort");
+      });
+      th.setAttribute("aria-sort", up ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var order = compare(key(a, col), key(b, col));
+        return up ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+  var box = document.getElementById("filter");
+  box.addEventListener("input", function () {
+    var needle = box.value.trim().toLowerCase();
+    var shown = 0;
+    Array.prototype.forEach.call(body.rows, function (row) {
+      var keep = !needle || row.textContent.toLowerCase().indexOf(needle) >= 0;
+      row.style.display = keep ? "" : "none";
+      shown += keep ? 1 : 0;
+    });
+    document.getElementById("shown").textContent = shown;
+  });
+})();
+"""
+
+#: Columns of the index table, one row per mask.
+INDEX_COLUMNS = ("image", "target", "area", "achieved", "reward", "IoU", "converged")
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def number(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` decimals; "—" for a missing (NaN) one."""
+    return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def page_html(title: str, body: Sequence[str], script: bool = False) -> str:
+    """A whole page: head (title, style), the body parts, and the index script if asked."""
+    tail = f"<script>{SCRIPT}</script>\n" if script else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(part for part in body if part)
+        + f"\n{tail}</body></html>\n"
+    )
+
+
+def page_links(files: Sequence[str], current: int, first_pair: Sequence[int]) -> str:
+    """Links to every page (the current one in bold) with previous / next; empty for one
+    page. ``first_pair[i]`` numbers page i's first pair (1-based) for the link titles."""
+    if len(files) < 2:
+        return ""
+    links = []
+    if current > 0:
+        links.append(f'<a href="{esc(files[current - 1])}" rel="prev">← previous</a>')
+    for i, name in enumerate(files):
+        label = "summary · 1" if i == 0 else str(i + 1)
+        title = f"pairs from {first_pair[i]}"
+        if i == current:
+            links.append(f"<b>{label}</b>")
+        else:
+            links.append(f'<a href="{esc(name)}" title="{title}">{label}</a>')
+    if current < len(files) - 1:
+        links.append(f'<a href="{esc(files[current + 1])}" rel="next">next →</a>')
+    return f'<nav class="pages">pages: {" ".join(links)}</nav>'
+
+
+def figure(
+    src: str,
+    alt: str,
+    caption: str,
+    width: int | None = None,
+    href: str | None = None,
+    pixelated: bool = False,
+    lazy: bool = False,
+) -> str:
+    """A ``<figure>``: the image (shown ``width`` px wide; sharp pixels when ``pixelated``;
+    loaded when scrolled to when ``lazy``), linked to ``href`` when given, and its caption."""
+    attributes = [f'alt="{esc(alt)}"', f'src="{esc(src)}"']
+    if width:
+        attributes.append(f'width="{width}"')
+    if pixelated:
+        attributes.append('class="px"')
+    if lazy:
+        attributes.append('loading="lazy"')
+    image = f"<img {' '.join(attributes)}>"
+    if href:
+        image = f'<a href="{esc(href)}">{image}</a>'
+    return f"<figure>{image}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def index_table(rows: Sequence[Sequence[str]], links: Sequence[str]) -> str:
+    """The sortable, filterable index: one ``<tr>`` per row of :data:`INDEX_COLUMNS` cell
+    texts (already formatted), the first cell linked to ``links[i]``; rows whose converged
+    cell is "no" marked."""
+    head = "".join(f'<th scope="col">{esc(c)}</th>' for c in INDEX_COLUMNS)
+    body = []
+    for cells, link in zip(rows, links, strict=True):
+        css = ' class="bad"' if cells[-1] == "no" else ""
+        first = f'<a href="{esc(link)}">{esc(cells[0])}</a>'
+        body.append(f"<tr{css}><td>{first}" + "".join(f"<td>{esc(c)}" for c in cells[1:]))
+    return (
+        '<p><label>filter rows: <input id="filter" type="search" placeholder="text in any '
+        f'column"></label> <span id="shown">{len(rows)}</span> of {len(rows)} masks shown; '
+        "click a column header to sort.</p>"
+        f'<div class="scroll"><table class="index"><thead><tr>{head}</tr></thead><tbody>'
+        + "\n".join(body)
+        + "</tbody></table></div>"
+    )
