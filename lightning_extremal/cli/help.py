@@ -40,7 +40,8 @@ the last spatial feature map).
 
 sweep runs a W&B sweep file here, without a W&B server (trials: one `run` each, with the
 sweep's parameters, then the key=value overrides; output_dir= sets the sweep's folder);
-report writes RUN_DIR/report.html, one self-contained page.
+report writes RUN_DIR/report.html (then report-2.html, … per 100 pairs) with its pictures in
+RUN_DIR/report_files/.
 benchmark runs the paper's pointing or faithfulness benchmark (its keys and defaults:
 configs/benchmark/default.yaml; config=PATH merges a YAML file of them before the key=value ones).
 list shows the presets, configs, models and sweep files by name.
@@ -152,8 +153,10 @@ shipped sweeps (configs/sweeps/NAME.yaml, by NAME or path):"""
 
 REPORT_HELP = """usage: lightning-extremal report RUN_DIR [--out FILE.html]
 
-Write one self-contained HTML page about a finished (or partly finished) run from what it left
-on disk (config.json, summary.json, chunks/, overlays/): RUN_DIR/report.html unless --out.
+Write an HTML report of a finished (or partly finished) run from what its manifest.json lists:
+RUN_DIR/report.html (unless --out), report-2.html, … per 100 image pairs, the pictures in
+report_files/ beside it. A summary first (histograms of area error, reward and IoU; the masks
+that did not converge; reward and area curves across pairs), then a sortable, filterable index.
 
 options:
   --out FILE.html  where to write the page
