@@ -17,8 +17,10 @@ class ConvergenceMonitor(Callback):
     """Logs ``area_<a>/mask_change``: the mean absolute change of the visible masks per step,
     ``mean_u |m_t(u) − m_{t−1}(u)|`` averaged over the pairs of area ``a`` (``m_t``: the masks
     step ``t`` sees), and ``mask_change/max`` over all masks, next to the module's own
-    ``area_<a>/reward``, ``area_<a>/area_loss``, ``area_<a>/achieved_area`` and ``lambda``
-    (same ``area_<a>/`` prefix, so W&B groups them by area). Logged through ``LightningModule.log``
+    ``area_<a>/reward``, ``area_<a>/area_loss``, ``area_<a>/achieved_area``,
+    ``area_<a>/area_error`` (same ``area_<a>/`` prefix, so W&B groups them by area), their
+    means over all masks (``reward``, ``achieved_area``, ``area_error``: runs with other
+    areas share these charts) and ``lambda``. Logged through ``LightningModule.log``
     and so works with any Lightning logger.
 
     The masks are computed only on the two steps before each logger write (every

@@ -12,13 +12,14 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_extremal.naming import class_name
 from lightning_extremal.ops.area import achieved_area, converged
+from lightning_extremal.ops.pointing import mask_quality
 from lightning_extremal.viz import overlay, to_uint8
 
 from .sinks import (
-    WANDB_STEP_KEY,
     FailSoft,
     display_names,
     has_image_masks,
+    log_at_step,
     original_images,
     resolve_out_dir,
     save_png,
@@ -35,6 +36,9 @@ COLUMNS = (
     "reward",
     "achieved_area",
     "converged",
+    "steps",
+    "iou",
+    "pointing_hit",
     "image",
     "overlay",
     "mask",
@@ -43,8 +47,11 @@ COLUMNS = (
 
 class FinalOverlays(Callback):
     """Final masks as a table: one row per (image, target) pair × area with the image, the
-    target, the area, the (unjittered) reward, the achieved area, the mask as a heat map over
-    the image, and the mask itself.
+    target, the area, the (unjittered) reward, the achieved area, whether it converged
+    (achieved within 0.05 of requested), the steps the fit ran, the pair's IoU with the
+    object and pointing hit (:func:`~lightning_extremal.ops.pointing.mask_quality`, as in
+    the run's summary; empty without ground truth), the mask as a heat map over the image,
+    and the mask itself.
 
     With a W&B logger: a ``wandb.Table`` under ``key`` (default ``final/masks``). Without one:
     ``<out_dir>/<name>_area<a>_overlay.png`` and ``_mask.png`` and ``<out_dir>/final.csv``.
@@ -56,6 +63,7 @@ class FinalOverlays(Callback):
         names: one name per (image, target) pair; None: ``pair<p>``.
         class_names: names of the classes, for the ``target_name`` column.
         key: the W&B key of the table.
+        truths: per pair, its object's H×W mask or None (no IoU, no pointing hit).
     """
 
     def __init__(
@@ -64,9 +72,11 @@ class FinalOverlays(Callback):
         names: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
         key: str = "final/masks",
+        truths: Sequence[torch.Tensor | None] | None = None,
     ) -> None:
         super().__init__()
         self.out_dir = out_dir
+        self.truths = None if truths is None else list(truths)
         self.names = None if names is None else list(names)
         self.class_names = None if class_names is None else list(class_names)
         self.key = key
@@ -82,44 +92,61 @@ class FinalOverlays(Callback):
         if not trainer.is_global_zero or not has_image_masks(pl_module):
             return  # channel and layer-grid masks: the run writes its own figures
         masks = pl_module.masks().float()
+        rows = self._rows(pl_module, masks, trainer.global_step)
+        images = original_images(pl_module).float().cpu()
+        masks = masks.cpu()
+        pictures = [
+            (to_uint8(image[:3]), to_uint8(overlay(image, mask[0])), to_uint8(mask[0]))
+            for image, mask in zip(images, masks, strict=True)
+        ]
+        self.rows = rows
+        run = self._log("finding the W&B run", lambda: wandb_run(trainer))
+        if run is not None:
+            self._log(
+                "logging the final table",
+                lambda: _log_table(trainer, run, self.key, rows, pictures),
+            )
+        if run is None or self._log.disabled:  # no W&B, or it just failed: files instead
+            self._write_files(rows, pictures)
+
+    def _rows(self, pl_module, masks: torch.Tensor, steps: int) -> list[dict[str, Any]]:
+        """The table's scalar columns, one row per mask ``b = p·K + k``."""
         rewards = pl_module.game_reward(masks).float().cpu()
         achieved = achieved_area(masks).cpu()
         done = converged(achieved, pl_module.requested_areas().repeat(pl_module.num_pairs))
-        images = original_images(pl_module).float().cpu()
         targets = pl_module.mask_target.cpu()
-        masks = masks.cpu()
         names = display_names(self.names, pl_module.num_pairs)
         areas = list(pl_module.hparams["areas"])
-        rows, pictures = [], []
+        quality = self._quality(masks.cpu(), areas, pl_module.num_pairs)
+        rows = []
         for b in range(len(masks)):
-            target = int(targets[b])
+            p, target = b // len(areas), int(targets[b])
             rows.append(
                 {
-                    "name": names[b // len(areas)],
+                    "name": names[p],
                     "target": target,
                     "target_name": class_name(self.class_names, target),
                     "area": float(areas[b % len(areas)]),
                     "reward": float(rewards[b]),
                     "achieved_area": float(achieved[b]),
                     "converged": bool(done[b]),
+                    "steps": int(steps),
+                    "iou": quality["iou"][p],
+                    "pointing_hit": quality["pointing_hit"][p],
                 }
             )
-            pictures.append(
-                (
-                    to_uint8(images[b][:3]),
-                    to_uint8(overlay(images[b], masks[b, 0])),
-                    to_uint8(masks[b, 0]),
-                )
-            )
-        self.rows = rows
-        run = self._log("finding the W&B run", lambda: wandb_run(trainer))
-        if run is not None:
-            self._log(
-                "logging the final table",
-                lambda: _log_table(run, self.key, rows, pictures, trainer.global_step),
-            )
-        if run is None or self._log.disabled:  # no W&B, or it just failed: files instead
-            self._write_files(rows, pictures)
+        return rows
+
+    def _quality(self, masks: torch.Tensor, areas: list[float], num_pairs: int) -> dict:
+        """Per pair, IoU with its object and pointing hit (None without ground truth)."""
+        truths = self.truths if self.truths and len(self.truths) == num_pairs else None
+        if truths is None:
+            return {"iou": [None] * num_pairs, "pointing_hit": [None] * num_pairs}
+        per_pair = masks.view(num_pairs, len(areas), *masks.shape[-2:])
+        quality = mask_quality(per_pair, areas, truths)
+        pairs = zip(quality["iou"], quality["pointing_hit"], strict=True)
+        quality["iou"] = [None if hit is None else iou for iou, hit in pairs]
+        return quality
 
     def _write_files(self, rows, pictures) -> None:
         assert self._dir is not None
@@ -137,21 +164,11 @@ class FinalOverlays(Callback):
                 writer.writerow({**row, **files})
 
 
-def _log_table(run, key: str, rows, pictures, step: int) -> None:
+def _log_table(trainer, run, key: str, rows, pictures) -> None:
     import wandb
 
     table = wandb.Table(columns=list(COLUMNS))
     for row, (image, over, mask) in zip(rows, pictures, strict=True):
-        table.add_data(
-            row["name"],
-            row["target"],
-            row["target_name"],
-            row["area"],
-            row["reward"],
-            row["achieved_area"],
-            row["converged"],
-            wandb.Image(to_hwc(image)),
-            wandb.Image(to_hwc(over)),
-            wandb.Image(mask.numpy()),
-        )
-    run.log({key: table, WANDB_STEP_KEY: step})
+        images = (wandb.Image(to_hwc(image)), wandb.Image(to_hwc(over)), wandb.Image(mask.numpy()))
+        table.add_data(*(row[c] for c in COLUMNS[: -len(images)]), *images)
+    log_at_step(trainer, run, {key: table}, trainer.global_step)

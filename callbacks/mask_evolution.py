@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lightning_extremal.viz import overlay, to_uint8
+from lightning_extremal.ops.area import achieved_area
+from lightning_extremal.viz import label_columns, overlay, to_uint8
 
 from .sinks import (
-    WANDB_STEP_KEY,
     FailSoft,
     display_names,
     has_image_masks,
+    log_at_step,
     original_images,
     resolve_out_dir,
     save_png,
@@ -29,8 +30,11 @@ TILE_PADDING = 2
 GIF_FRAME_MS = 400
 
 
-def frame_grid(overlays: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-    """One frame: row 1 the K masks over the image, then one row per perturbed view.
+def frame_grid(
+    overlays: torch.Tensor, views: torch.Tensor, labels: Sequence[Sequence[str]] | None = None
+) -> torch.Tensor:
+    """One frame: row 1 the K masks over the image, then one row per perturbed view; with
+    ``labels``, each column's lines of text written above it (:func:`~..viz.label_columns`).
 
     ``overlays`` K×3×H×W and ``views`` V×K×3×H×W floats in [0, 1] → 3×H'×W' uint8.
     """
@@ -38,7 +42,18 @@ def frame_grid(overlays: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
 
     tiles = torch.cat([overlays.unsqueeze(0), views]).flatten(0, 1)
     grid = make_grid(tiles, nrow=overlays.shape[0], padding=TILE_PADDING, pad_value=1.0)
-    return to_uint8(grid)
+    if labels is None:
+        return to_uint8(grid)
+    return label_columns(to_uint8(grid), labels, overlays.shape[-1], TILE_PADDING)
+
+
+def frame_labels(step: int, areas: Sequence[float], achieved: Sequence[float]) -> list[list[str]]:
+    """Per area, the lines written above its column: the step, the requested area, the
+    achieved one."""
+    return [
+        [f"step {step}", f"area {a:g}", f"achieved {got:.3f}"]
+        for a, got in zip(areas, achieved, strict=True)
+    ]
 
 
 def save_gif(frames: Sequence[torch.Tensor], path: Path, frame_ms: int = GIF_FRAME_MS) -> Path:
@@ -54,10 +69,13 @@ def save_gif(frames: Sequence[torch.Tensor], path: Path, frame_ms: int = GIF_FRA
 
 class MaskEvolution(Callback):
     """Every ``every_n_steps`` steps, per (image, target) pair, one frame: the mask of every
-    area as a heat map over the image, above the perturbed input the classifier sees.
+    area as a heat map over the image, above the perturbed input the classifier sees; above
+    each area's column its label is drawn into the picture (step, requested area, achieved
+    area).
 
     With a W&B logger each frame is logged as ``wandb.Image`` under the stable key
-    ``masks/<name>`` (the media panel's step slider then plays the convergence); without one
+    ``masks/<name>`` at W&B step = optimisation step (the media panel's step slider then
+    plays the convergence: 0, 50, 100, …); without one
     the frames are written as ``<out_dir>/<name>/step_<t>.png``. At the end of the fit an
     animated ``<out_dir>/<name>.gif`` is always written and, with W&B, logged as
     ``wandb.Video`` under ``mask_evolution/<name>``. Only rank zero logs and writes. The
@@ -118,7 +136,7 @@ class MaskEvolution(Callback):
                 self.gifs[name] = save_gif(frames, self._dir / f"{name}.gif")
         run = self._log("finding the W&B run", lambda: wandb_run(trainer))
         if run is not None and self.gifs:
-            self._log("logging the GIFs", lambda: _log_gifs(run, self.gifs, trainer.global_step))
+            self._log("logging the GIFs", lambda: _log_gifs(trainer, run, self.gifs))
 
     @torch.no_grad()
     def _capture(self, trainer, pl_module) -> None:
@@ -127,39 +145,47 @@ class MaskEvolution(Callback):
         step = trainer.global_step
         masks = pl_module.masks().float()
         views = pl_module.perturbed(masks).float()  # B×C×H×W, 2B for dual (preserve, delete)
-        frames = _frames(original_images(pl_module), masks, views, pl_module.num_areas)
+        labels = _labels(step, pl_module.hparams["areas"], achieved_area(masks).tolist())
+        frames = _frames(original_images(pl_module), masks, views, labels)
         self.steps.append(step)
         for name, frame in zip(self._names, frames, strict=True):
             self.frames[name].append(frame)
         run = self._log("finding the W&B run", lambda: wandb_run(trainer))
         if run is not None:
             named = dict(zip(self._names, frames, strict=True))
-            self._log("logging mask images", lambda: _log_frames(run, named, step))
+            self._log("logging mask images", lambda: _log_frames(trainer, run, named, step))
         if run is None or self._log.disabled:  # no W&B, or it just failed: files instead
             for name, frame in zip(self._names, frames, strict=True):
                 save_png(frame, self._dir / name / f"step_{step:06d}.png")
 
 
-def _frames(images, masks, views, num_areas: int) -> list[torch.Tensor]:
-    """Per pair, its frame (see :func:`frame_grid`)."""
+def _labels(step: int, areas: Sequence[float], achieved: list[float]) -> list[list[list[str]]]:
+    """Per pair, :func:`frame_labels` of its K masks (mask ``b = p·K + k``)."""
+    k = len(areas)
+    return [frame_labels(step, areas, achieved[p : p + k]) for p in range(0, len(achieved), k)]
+
+
+def _frames(images, masks, views, labels: list[list[list[str]]]) -> list[torch.Tensor]:
+    """Per pair, its frame (see :func:`frame_grid`), labelled with ``labels[p]``."""
 
     images, masks, views = images.cpu(), masks.cpu(), views.cpu().clamp(0, 1)
     if views.shape[1] == 1:
         views = views.expand(-1, 3, -1, -1)
-    num_masks = len(masks)
+    num_masks, num_areas = len(masks), len(labels[0])
     views = views.view(-1, num_masks, *views.shape[1:])[:, :, :3]  # V×B×3×H×W
     frames = []
-    for start in range(0, num_masks, num_areas):
+    for p, start in enumerate(range(0, num_masks, num_areas)):
         part = slice(start, start + num_areas)
         overlays = torch.stack(
             [overlay(img, m[0]) for img, m in zip(images[part], masks[part], strict=True)]
         )
-        frames.append(frame_grid(overlays, views[:, part]))
+        frames.append(frame_grid(overlays, views[:, part], labels[p]))
     return frames
 
 
-def _log_frames(run, frames: dict[str, torch.Tensor], step: int) -> None:
-    """One ``run.log`` for all pairs, so a frame step is one W&B history row."""
+def _log_frames(trainer, run, frames: dict[str, torch.Tensor], step: int) -> None:
+    """One ``run.log`` for all pairs at the optimisation step, so a frame step is one W&B
+    history row and the media panel's slider reads the optimisation steps."""
     import wandb
 
     caption = f"step {step}: masks over the image (top), what the classifier sees (below)"
@@ -167,14 +193,14 @@ def _log_frames(run, frames: dict[str, torch.Tensor], step: int) -> None:
         f"masks/{name}": wandb.Image(to_hwc(frame), caption=caption)
         for name, frame in frames.items()
     }
-    run.log({**row, WANDB_STEP_KEY: step})
+    log_at_step(trainer, run, row, step)
 
 
-def _log_gifs(run, gifs: dict[str, Path], step: int) -> None:
+def _log_gifs(trainer, run, gifs: dict[str, Path]) -> None:
     import wandb
 
     row: dict[str, Any] = {
         f"mask_evolution/{name}": wandb.Video(str(path), format="gif", caption=name)
         for name, path in gifs.items()
     }
-    run.log({**row, WANDB_STEP_KEY: step})
+    log_at_step(trainer, run, row, trainer.global_step)

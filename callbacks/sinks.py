@@ -20,20 +20,40 @@ from lightning_extremal.naming import safe_name
 WANDB_STEP_KEY = "trainer/global_step"
 
 
-def wandb_run(trainer: Any) -> Any | None:
-    """The live ``wandb`` run of the trainer's first W&B logger (looking inside
-    :class:`~lightning_extremal.loggers.FailSoftLogger`), or None."""
+def wandb_logger(trainer: Any) -> Any | None:
+    """The trainer's first W&B logger that has not failed (a
+    :class:`~lightning_extremal.jobs.loggers.FailSoftLogger` as it is, not unwrapped), or None."""
     from lightning.pytorch.loggers import WandbLogger  # does not import wandb itself
 
     for logger in getattr(trainer, "loggers", []):
         if getattr(logger, "failed", None) is not None:
             continue  # a fail-soft logger that already failed stays off
-        if not isinstance(getattr(logger, "wrapped", logger), WandbLogger):
-            continue
-        experiment = logger.experiment
-        if experiment is not None and hasattr(experiment, "log"):
-            return experiment
+        if isinstance(getattr(logger, "wrapped", logger), WandbLogger):
+            return logger
     return None
+
+
+def wandb_run(trainer: Any) -> Any | None:
+    """The live ``wandb`` run of the trainer's first W&B logger (looking inside
+    :class:`~lightning_extremal.jobs.loggers.FailSoftLogger`), or None."""
+    logger = wandb_logger(trainer)
+    experiment = logger.experiment if logger is not None else None
+    if experiment is not None and hasattr(experiment, "log"):
+        return experiment
+    return None
+
+
+def log_at_step(trainer: Any, run: Any, row: dict[str, Any], step: int) -> None:
+    """``run.log(row)`` at optimisation step ``step``: under ``trainer/global_step``, and as
+    W&B's own step (``_step``, what media panels' slider reads) when the logger keeps
+    ``_step`` equal to the optimisation step (``steps_are_optimisation_steps``, as
+    :class:`~lightning_extremal.engine.loggers.StepWandbLogger`). Lightning's own
+    WandbLogger counts its calls in ``_step``: an explicit step behind that count would be
+    dropped, so there the row takes the next ``_step``."""
+    logger = wandb_logger(trainer)
+    inner = getattr(logger, "wrapped", logger)
+    synced = getattr(inner, "steps_are_optimisation_steps", False)
+    run.log({**row, WANDB_STEP_KEY: step}, **({"step": int(step)} if synced else {}))
 
 
 def display_names(names: Sequence[str] | None, num_pairs: int) -> list[str]:

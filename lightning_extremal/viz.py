@@ -1,7 +1,9 @@
-"""Pictures of masks: heat-map overlays (matplotlib imported only here, when needed)."""
+"""Pictures of masks: heat-map overlays and labelled frames (matplotlib and PIL imported only
+here, when needed)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,11 +13,57 @@ import torch
 COLORMAP = "jet"
 #: Opacity of the heat map over the image.
 ALPHA = 0.5
+#: Pixel size of the text written into pictures (mask frames).
+LABEL_FONT_SIZE = 12
+#: Labelled tiles narrower than this are enlarged: "achieved 0.123" needs about 90 pixels.
+LABEL_COLUMN_WIDTH = 96
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
     """C×H×W or H×W float in [0, 1] → uint8 [0, 255] (W&B and PNG writers need bytes)."""
     return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+
+def label_columns(
+    image: torch.Tensor,
+    labels: Sequence[Sequence[str]],
+    column_width: int,
+    padding: int = 0,
+    min_width: int = LABEL_COLUMN_WIDTH,
+) -> torch.Tensor:
+    """Write ``labels[c]`` (lines of text) in a white band above column ``c`` of a grid of
+    tiles ``column_width`` pixels wide, ``padding`` pixels apart (torchvision's
+    ``make_grid`` layout). uint8 3×H×W → 3×(h + s·H)×(s·W): small tiles are first enlarged
+    (nearest neighbour) by the smallest integer ``s`` ≤ 8 that makes them ``min_width``
+    wide, so the text is legible (the size depends on the tiles only, never on the text:
+    the frames of one GIF keep one size)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    font = _label_font()
+    scale = min(8, max(1, math.ceil(min_width / max(column_width, 1))))
+    picture = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
+    width, height = picture.width * scale, picture.height * scale
+    line_height = font.getbbox("Ag")[3] + 3
+    band = line_height * max((len(lines) for lines in labels), default=0) + 4
+    canvas = Image.new("RGB", (width, height + band), "white")
+    canvas.paste(picture.resize((width, height), Image.Resampling.NEAREST), (0, band))
+    draw = ImageDraw.Draw(canvas)
+    for c, lines in enumerate(labels):
+        x = (padding + c * (column_width + padding)) * scale + 2
+        for i, line in enumerate(lines):
+            draw.text((x, 2 + i * line_height), line, fill=(0, 0, 0), font=font)
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).contiguous()
+
+
+def _label_font():
+    """PIL's built-in font at :data:`LABEL_FONT_SIZE` (its bitmap font on Pillow < 10.1)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=LABEL_FONT_SIZE)
+    except TypeError:  # Pillow < 10.1: no size
+        return ImageFont.load_default()
 
 
 def heatmap_rgb(mask: torch.Tensor, colormap: str = COLORMAP) -> torch.Tensor:

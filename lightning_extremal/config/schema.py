@@ -180,10 +180,17 @@ class TrainerConfig:
 class LoggerConfig:
     """Experiment logging (W&B offline unless you are logged in)."""
 
+    # W&B settings: a key given here (CLI, YAML) beats the W&B environment variable of your
+    # shell ($WANDB_PROJECT, $WANDB_ENTITY, $WANDB_RUN_GROUP, $WANDB_JOB_TYPE, $WANDB_MODE),
+    # which beats the default after "None:". Runs are written under $WANDB_DIR, else the
+    # output folder; $WANDB_TAGS are added to the tags.
     name: str = "wandb"  # wandb | csv | tensorboard | none
-    project: str = "lightning-extremal"  # W&B project
-    offline: bool | None = None  # None: offline when no W&B login is found
-    group: str | None = None  # W&B group of the job's runs; None: the output folder's name
+    project: str | None = None  # W&B project; None: $WANDB_PROJECT, else "lightning-extremal"
+    entity: str | None = None  # W&B entity; None: $WANDB_ENTITY, else your default entity
+    offline: bool | None = None  # None: $WANDB_MODE, else offline when no W&B login is found
+    group: str | None = None  # W&B group; None: $WANDB_RUN_GROUP, else the output folder's name
+    job_type: str | None = None  # None: $WANDB_JOB_TYPE, else "run" ("sweep-trial" in sweeps)
+    tags: list[str] | None = None  # extra W&B tags (kind, variant and model are always added)
     mask_every_n_steps: int = 50  # mask/perturbed-input frames every n steps (0: off); 17 for 800
     final_table: bool = True  # final masks as a W&B table (no W&B: PNGs + CSV)
     # Stop once every mask's mean |Δm| per step stays < tol for early_stop_window steps;

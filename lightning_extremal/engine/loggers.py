@@ -8,9 +8,38 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.loggers import WandbLogger  # does not import wandb itself
+from lightning.pytorch.utilities import rank_zero_only
+
+from ..callbacks.sinks import WANDB_STEP_KEY
 from ..config import LOGGERS, LoggerConfig
 
 WANDB_HOST = "api.wandb.ai"
+#: The W&B project when neither ``logger.project`` nor ``$WANDB_PROJECT`` names one.
+DEFAULT_PROJECT = "lightning-extremal"
+
+
+class StepWandbLogger(WandbLogger):
+    """Lightning's W&B logger with W&B's own step (``_step``) equal to the optimisation step,
+    so media panels' step slider reads 0, 50, 100, … like the charts (Lightning's logger lets
+    ``_step`` count its calls), and without the ``anonymous`` setting that wandb warns about
+    on every run. The mode (online, offline, disabled) goes to ``wandb.init`` as ``mode``;
+    Lightning's ``offline=True`` would set ``$WANDB_MODE`` for the whole process."""
+
+    #: Read by the observing callbacks: they log media with ``step=`` the optimisation step.
+    steps_are_optimisation_steps = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._wandb_init.pop("anonymous", None)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Any, step: int | None = None) -> None:
+        if step is None:
+            super().log_metrics(metrics, step)
+            return
+        # Several calls at one step (metrics, frames, the final table) become one history row.
+        self.experiment.log({**metrics, WANDB_STEP_KEY: step}, step=int(step))
 
 
 def wandb_logged_in() -> bool:
@@ -23,13 +52,38 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def wandb_offline(cfg: LoggerConfig) -> bool:
-    """Offline when asked, when ``WANDB_MODE`` says so, or when there is no login."""
+def from_env(explicit: Any, variable: str, default: Any = None) -> Any:
+    """A W&B setting: the config key when given (``explicit`` not None), else the environment
+    variable ``variable`` of the user's shell when set, else ``default``."""
+    if explicit is not None:
+        return explicit
+    return os.environ.get(variable) or default
+
+
+def wandb_mode(cfg: LoggerConfig) -> str:
+    """``online``, ``offline`` or ``disabled``: ``logger.offline`` when given, else
+    ``$WANDB_MODE`` (``dryrun`` is offline), else offline unless logged in."""
     if cfg.offline is not None:
-        return bool(cfg.offline)
-    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled"):
-        return True
-    return not wandb_logged_in()
+        return "offline" if cfg.offline else "online"
+    env = os.environ.get("WANDB_MODE", "").lower()
+    if env in ("offline", "dryrun"):
+        return "offline"
+    if env in ("online", "disabled"):
+        return env
+    return "online" if wandb_logged_in() else "offline"
+
+
+def wandb_dir(default: Path) -> Path:
+    """Where W&B writes its ``wandb/`` folder: ``$WANDB_DIR`` when set, else ``default``."""
+    return Path(os.environ.get("WANDB_DIR") or default)
+
+
+def wandb_tags(*tags: Any) -> list[str]:
+    """Run tags: ``tags`` (None and empty ones dropped) then ``$WANDB_TAGS`` (comma-separated),
+    each once, cut to W&B's 64 characters."""
+    env = os.environ.get("WANDB_TAGS", "").split(",")
+    found = [str(t).strip()[:64] for t in [*tags, *env] if t is not None and str(t).strip()]
+    return list(dict.fromkeys(found))
 
 
 def check_logger(logger: Any) -> None:
@@ -47,10 +101,14 @@ def named_logger(
     version: str | None = None,
     group: str | None = None,
     config: dict[str, Any] | None = None,
+    job_type: str = "run",
+    tags: tuple[str, ...] = (),
 ) -> Any:
     """The Lightning logger ``cfg.name`` writing under ``save_dir`` (``False`` for ``none``);
-    ``version`` names the run (None: the logger's own numbering), ``group`` and ``config`` go
-    to W&B."""
+    ``version`` names the run (None: the logger's own numbering). For W&B, ``group``,
+    ``job_type`` and ``tags`` are defaults that ``$WANDB_RUN_GROUP``, ``$WANDB_JOB_TYPE``
+    and ``$WANDB_TAGS`` (added) override, and the config keys override both (see
+    :class:`~..config.LoggerConfig`); ``$WANDB_DIR`` replaces ``save_dir``."""
     if cfg.name not in LOGGERS:
         raise ValueError(f"logger must be one of {list(LOGGERS)}; got {cfg.name!r}")
     if cfg.name == "none":
@@ -63,15 +121,17 @@ def named_logger(
         from lightning.pytorch.loggers import TensorBoardLogger
 
         return TensorBoardLogger(save_dir, name="tensorboard", version=version)
-    from lightning.pytorch.loggers import WandbLogger
-
+    save_dir = wandb_dir(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
-        project=cfg.project,
-        name=version,
-        group=group,
+    return StepWandbLogger(
+        project=from_env(cfg.project, "WANDB_PROJECT", DEFAULT_PROJECT),
+        entity=from_env(cfg.entity, "WANDB_ENTITY"),
+        name=from_env(None, "WANDB_NAME", version),
+        group=from_env(cfg.group, "WANDB_RUN_GROUP", group),
+        job_type=from_env(cfg.job_type, "WANDB_JOB_TYPE", job_type),
+        tags=wandb_tags(*tags, *(cfg.tags or ())),
         save_dir=str(save_dir),
-        offline=wandb_offline(cfg),
+        mode=wandb_mode(cfg),
         config=config,
         reinit="finish_previous",
     )

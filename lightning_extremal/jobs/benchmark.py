@@ -483,4 +483,5 @@ def _log_wandb(cfg: BenchmarkConfig, out: Path, rows: list[dict[str, Any]]) -> N
         if metric in r
     }
     name = f"{cfg.task}-{cfg.dataset}-{Path(cfg.model).stem}"
-    log_table_run(name, "benchmark", out, asdict(cfg), f"{cfg.task}/table", rows, summary)
+    tags = (cfg.task, cfg.dataset, Path(cfg.model).stem)
+    log_table_run(name, "benchmark", out, asdict(cfg), f"{cfg.task}/table", rows, summary, tags)

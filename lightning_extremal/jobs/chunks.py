@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class Job:
     summary: dict[str, Any] = field(default_factory=dict)
     #: Hash of the model's weights (part of every chunk key; computed once per job).
     model_digest: str = ""
+    #: A short id of this job (a new one per invocation), in its W&B run names.
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
     @property
     def name(self) -> str:
@@ -54,7 +57,15 @@ class Job:
 
     @property
     def group(self) -> str:
-        return self.cfg.logger.group or self.out.name
+        """The default W&B group of the job's runs (``logger.group`` and
+        ``$WANDB_RUN_GROUP`` override it)."""
+        return self.out.name
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """W&B tags of the job's runs: the kind of mask, the variant, the model's name."""
+        model = Path(self.cfg.model.name.rsplit(":", 1)[-1]).name  # a path, module:attr, name
+        return (self.cfg.method.kind, self.cfg.method.variant, model)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         self.summary = summary

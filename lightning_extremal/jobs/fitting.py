@@ -7,8 +7,6 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from ..api import extremal_perturbation, method_options
 from ..callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
 from ..config import RunConfig
@@ -16,16 +14,18 @@ from ..errors import UnexplainableModelError, UsageError
 from ..naming import pair_names
 from .chunks import Job
 from .loggers import finish_logger, make_logger
+from .metrics import run_metrics
 
 
-def make_callbacks(cfg: RunConfig, out: Path, names: list[str], classes) -> list:
-    """The observing callbacks of one chunk (see ``logger.*`` in the config)."""
+def make_callbacks(cfg: RunConfig, out: Path, names: list[str], classes, truths=None) -> list:
+    """The observing callbacks of one chunk (see ``logger.*`` in the config); ``truths``:
+    each pair's object mask (or None) for the final table's IoU and pointing columns."""
     log = cfg.logger
     callbacks: list = [ConvergenceMonitor(log.early_stop_tol, log.early_stop_window)]
     if log.mask_every_n_steps:
         callbacks.append(MaskEvolution(log.mask_every_n_steps, out / "mask_evolution", names))
     if log.final_table:
-        callbacks.append(FinalOverlays(out / "final_overlays", names, classes))
+        callbacks.append(FinalOverlays(out / "final_overlays", names, classes, truths=truths))
     return callbacks
 
 
@@ -33,11 +33,22 @@ class ChunkFit:
     """One chunk's optimisation with its logger and callbacks, and the fallbacks that keep
     a logging failure from losing its masks."""
 
-    def __init__(self, cfg: RunConfig, out: Path, name: str, group: str, names, classes) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        name: str,
+        group: str,
+        names,
+        classes,
+        tags: tuple[str, ...] = (),
+        truths=None,
+    ) -> None:
         self.cfg, self.out, self.name, self.names, self.classes = cfg, out, name, names, classes
+        self.truths = truths
         self.steps = cfg.method.max_iter
         try:
-            self.logger = make_logger(cfg.logger, out, name, group, asdict(cfg))
+            self.logger = make_logger(cfg.logger, out, name, group, asdict(cfg), tags)
         except Exception as error:
             warnings.warn(
                 f"could not create the {cfg.logger.name} logger ({error!r}); "
@@ -57,7 +68,7 @@ class ChunkFit:
             raise UsageError(f"{names}: {error}") from error
 
     def _explain(self, model, batch, targets):
-        callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
+        callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes, self.truths)
         try:
             result = _explain(self.cfg, model, batch, targets, self.logger, callbacks)
         except Exception as error:
@@ -73,21 +84,20 @@ class ChunkFit:
             )
             _finish(self.logger)
             self.logger = False
-            callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes)
+            callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes, self.truths)
             result = _explain(self.cfg, model, batch, targets, False, callbacks)
         monitor = callbacks[0]
         self.steps = monitor.steps or self.cfg.method.max_iter
         return result
 
-    def log_quality(self, quality: dict[str, float] | None, converged: torch.Tensor) -> None:
-        """``quality/iou``, ``quality/pointing`` and ``convergence/converged_fraction``,
-        ``convergence/not_converged`` (masks) to the logger, so they end in the W&B run's
+    def log_results(self, rows: list[dict], quality: dict[str, float] | None = None) -> None:
+        """What a sweep can optimise (:func:`~.metrics.run_metrics` of the chunk's summary
+        rows: ``reward``, ``achieved_area``, ``area_error``, per area, ``quality/*``,
+        ``convergence/*``) to the logger at the last step, so it ends in the W&B run's
         summary (fail-soft, like every log)."""
         if self.logger is False:
             return
-        metrics = {f"quality/{k}": v for k, v in (quality or {}).items() if k != "pairs"}
-        metrics["convergence/converged_fraction"] = converged.float().mean().item()
-        metrics["convergence/not_converged"] = float((~converged).sum())
+        metrics = run_metrics(rows, quality)
         try:  # a FailSoftLogger never raises; a logger given unwrapped might
             self.logger.log_metrics(metrics, step=self.steps)
             self.logger.save()
@@ -100,13 +110,17 @@ class ChunkFit:
         return _finish(self.logger)
 
     @classmethod
-    def for_chunk(cls, job: Job, number: int, ids: list[str], targets: list[list[int]]):
+    def for_chunk(
+        cls, job: Job, number: int, ids: list[str], targets: list[list[int]], truths=None
+    ):
         """The fit of chunk ``number`` of ``job``: images ``ids``, each explained for its
-        ``targets``; its W&B run is called ``<job>-chunk<number>``, in the job's group."""
+        ``targets`` (``truths``: each pair's object mask or None); its W&B run is called
+        ``<job>-chunk<number>-<job id>``, in the job's group, tagged with the job's tags."""
         pair_ids = [i for i, ts in zip(ids, targets, strict=True) for _ in ts]
         names = pair_names(pair_ids, [t for ts in targets for t in ts])
-        name = f"{job.name}-chunk{number}"
-        return cls(job.cfg, job.out, name, job.group, names, job.loaded.classes)
+        name = f"{job.name}-chunk{number}-{job.job_id}"
+        classes = job.loaded.classes
+        return cls(job.cfg, job.out, name, job.group, names, classes, job.tags, truths)
 
 
 def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):

@@ -40,18 +40,18 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
     index, batch = readable
     ids = [job.images.ids[i] for i in index]
     targets = targets_for(job.cfg.data.targets, job.images, job.loaded.model, index, batch)
-    fit = ChunkFit.for_chunk(job, number, ids, targets)
+    truths = pair_truths(job, index, targets)
+    fit = ChunkFit.for_chunk(job, number, ids, targets, truths)
     try:
         result = fit.explain(job.loaded.model, batch, targets, ids)
-        quality = mask_quality(result.masks, job.cfg.method.areas, pair_truths(job, index, targets))
-        fit.log_quality(
-            summarize_quality(quality["iou"], quality["pointing_hit"]), result.converged
-        )
+        quality = mask_quality(result.masks, job.cfg.method.areas, truths)
+        pair_ids = [ids[i] for i in result.image_index.tolist()]
+        rows = summary_rows(job, result, quality, fit.steps, pair_ids)
+        fit.log_results(rows, summarize_quality(quality["iou"], quality["pointing_hit"]))
     finally:
         run_dir = fit.finish()
     if run_dir:
         job.wandb_dirs.append(run_dir)
-    pair_ids = [ids[i] for i in result.image_index.tolist()]
     return {
         "ids": pair_ids,
         "images": batch[result.image_index],
@@ -65,7 +65,7 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
         "steps": fit.steps,
         "iou": quality["iou"],
         "pointing_hit": quality["pointing_hit"],
-        "rows": summary_rows(job, result, quality, fit.steps, pair_ids),
+        "rows": rows,
     }
 
 

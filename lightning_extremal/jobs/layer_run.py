@@ -127,18 +127,18 @@ def explain_chunk(job: Job, number: int, index: list[int], batch: torch.Tensor) 
     fit = ChunkFit.for_chunk(job, number, ids, targets)
     try:
         result = fit.explain(model, batch, targets, ids)
-        fit.log_quality(None, result.converged)
+        pair_ids = [ids[i] for i in result.image_index.tolist()]
+        pair_images = batch[result.image_index]
+        classes = job.loaded.classes
+        if cfg.method.kind == "layer-spatial":
+            rows = _spatial_outputs(cfg, result, pair_images, pair_ids, classes, job.out)
+        else:
+            rows = _channel_outputs(cfg, model, result, pair_images, pair_ids, classes, job.out)
+        fit.log_results(rows)
     finally:
         run_dir = fit.finish()
     if run_dir:
         job.wandb_dirs.append(run_dir)
-    pair_ids = [ids[i] for i in result.image_index.tolist()]
-    pair_images = batch[result.image_index]
-    classes = job.loaded.classes
-    if cfg.method.kind == "layer-spatial":
-        rows = _spatial_outputs(cfg, result, pair_images, pair_ids, classes, job.out)
-    else:
-        rows = _channel_outputs(cfg, model, result, pair_images, pair_ids, classes, job.out)
     return {
         "ids": pair_ids,
         "targets": result.targets,

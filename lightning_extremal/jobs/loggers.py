@@ -15,7 +15,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 
 from ..config import LoggerConfig
-from ..engine.loggers import named_logger
+from ..engine.loggers import DEFAULT_PROJECT, from_env, named_logger, wandb_dir, wandb_tags
 
 
 class FailSoftLogger(Logger):
@@ -99,10 +99,16 @@ def unwrap_logger(logger: Any) -> Any:
 
 
 def make_logger(
-    cfg: LoggerConfig, save_dir: Path, name: str, group: str, config: dict[str, Any]
+    cfg: LoggerConfig,
+    save_dir: Path,
+    name: str,
+    group: str,
+    config: dict[str, Any],
+    tags: tuple[str, ...] = (),
 ) -> Any:
-    """A fail-soft Lightning logger for one fit (``False`` for ``none``)."""
-    logger = named_logger(cfg, save_dir, name, group, config)
+    """A fail-soft Lightning logger for one fit (``False`` for ``none``); a W&B run of job
+    type ``run`` unless ``logger.job_type`` or ``$WANDB_JOB_TYPE`` says otherwise."""
+    logger = named_logger(cfg, save_dir, name, group, config, "run", tags)
     return FailSoftLogger(logger) if logger is not False else False
 
 
@@ -141,18 +147,22 @@ def log_table_run(
     key: str,
     rows: list[dict[str, Any]],
     summary: dict[str, float],
+    tags: tuple[str, ...] = (),
 ) -> str | None:
-    """One W&B run holding a finished table (``rows`` under ``key``) and ``summary`` metrics,
-    offline unless ``WANDB_MODE`` says otherwise; its directory, printed. Fail-soft: a
-    logging error is a warning, never a lost table (the caller has written it to disk)."""
+    """One W&B run holding a finished table (``rows`` under ``key``) and ``summary`` metrics;
+    its directory, printed. The W&B variables of the shell apply (``$WANDB_MODE``, default
+    offline; ``$WANDB_PROJECT``, ``$WANDB_ENTITY``, ``$WANDB_DIR`` (default ``out``),
+    ``$WANDB_JOB_TYPE``, ``$WANDB_RUN_GROUP``, ``$WANDB_TAGS`` added to ``tags``). Fail-soft:
+    a logging error is a warning, never a lost table (the caller has written it to disk)."""
     try:
         import wandb
 
         run = wandb.init(
-            project="lightning-extremal",
-            job_type=job_type,
-            name=name,
-            dir=str(out),
+            project=from_env(None, "WANDB_PROJECT", DEFAULT_PROJECT),
+            job_type=from_env(None, "WANDB_JOB_TYPE", job_type),
+            name=from_env(None, "WANDB_NAME", name),
+            tags=wandb_tags(*tags),
+            dir=str(wandb_dir(out)),
             mode=os.environ.get("WANDB_MODE", "offline"),
             config=config,
         )

@@ -13,7 +13,9 @@ import csv
 import datetime
 import json
 import math
+import os
 import random
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from ..config import (
     read_yaml_mapping,
     valid_keys,
 )
+from ..engine.loggers import wandb_dir
+from .metrics import job_metrics
 from .run import run_job
 from .store import atomic_write_text
 
@@ -92,23 +96,6 @@ def format_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def job_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """Metrics a sweep can optimise, from a job's ``summary.json``: ``quality/iou``,
-    ``quality/pointing`` (with ground truth), ``reward``, ``achieved_area``, and
-    ``area_<a>/reward`` / ``area_<a>/achieved_area`` (means over the job's pairs)."""
-    metrics: dict[str, float] = {}
-    for key, value in (summary.get("quality") or {}).items():
-        metrics[f"quality/{key}"] = float(value)
-    rows = summary.get("results", [])
-    for name in ("reward", "achieved_area"):
-        if rows:
-            metrics[name] = sum(r[name] for r in rows) / len(rows)
-        for area in sorted({r["area"] for r in rows}):
-            values = [r[name] for r in rows if r["area"] == area]
-            metrics[f"area_{area:g}/{name}"] = sum(values) / len(values)
-    return metrics
-
-
 def _import_sweeps():
     """The W&B sweep engine, without the pydantic-v2 deprecation noise of its models."""
     with warnings.catch_warnings():
@@ -140,7 +127,7 @@ def run_sweep(
     sweep writes ``<out>/sweep_summary.csv`` and returns ``<out>``.
     """
     sweeps = _import_sweeps()
-
+    started = time.time()
     config = load_sweep(path)
     _check_count(count, config["method"])
     sweep_id = _sweep_id(config, path)
@@ -163,7 +150,7 @@ def run_sweep(
         run, row = _run_trial(sweeps, proposal, trial, base, overrides, out, sweep_id, metric)
         runs.append(run)
         trials.append(row)
-    _write_results(out, sweep_id, config, trials, metric, goal)
+    _write_results(out, sweep_id, config, trials, metric, goal, started)
     if trials and all(t["state"] == "failed" for t in trials):
         raise RuntimeError(
             f"every trial of sweep {sweep_id} failed; first error: {trials[0]['error']}"
@@ -202,11 +189,11 @@ def _run_trial(
     args = [f"{k}={format_value(v)}" for k, v in params.items()]
     cfg = compose(
         [
+            *trial_logger_args(sweep_id),
             *base,
             *args,
             *(overrides or []),
             f"output_dir={out / trial}",
-            f"logger.group={sweep_id}",
         ]
     )
     effective = {k: effective_value(cfg, k) for k in params}
@@ -232,6 +219,18 @@ def _run_trial(
         "error": error,
     }
     return run, row
+
+
+def trial_logger_args(sweep_id: str) -> list[str]:
+    """Every trial's W&B group (the sweep id) and job type (``sweep-trial``), unless the
+    shell's ``$WANDB_RUN_GROUP`` / ``$WANDB_JOB_TYPE`` name others; a key on the command line
+    (``logger.group=…``) beats both."""
+    args = []
+    if not os.environ.get("WANDB_RUN_GROUP"):
+        args.append(f"logger.group={sweep_id}")
+    if not os.environ.get("WANDB_JOB_TYPE"):
+        args.append("logger.job_type=sweep-trial")
+    return args
 
 
 def _trial_outcome(cfg: Any, trial: str, metric: str) -> tuple[float | None, str, str]:
@@ -263,16 +262,21 @@ def _write_results(
     trials: list[dict[str, Any]],
     metric: str,
     goal: str,
+    started: float,
 ) -> None:
     """Print the trials best first and write them to sweep_summary.csv; write sweep.json;
-    print how to upload the offline W&B runs (if any) and where the summary is."""
+    print how to upload the offline W&B runs made since ``started`` (if any, under each
+    trial's folder or ``$WANDB_DIR``) and where the summary is."""
     table = sort_trials(trials, metric, goal)
     text = write_summary(table, out / "sweep_summary.csv")
     print(text)
     atomic_write_text(
         json.dumps({"sweep": sweep_id, "config": config}, indent=2, default=str), out / "sweep.json"
     )
-    run_dirs = sorted(str(p) for p in out.glob("trial-*/wandb/offline-run-*"))
+    roots = {wandb_dir(Path(t["output_dir"])) / "wandb" for t in trials}
+    run_dirs = sorted(
+        str(p) for root in roots for p in root.glob("offline-run-*") if p.stat().st_mtime >= started
+    )
     if run_dirs:
         print(
             f"W&B: {len(run_dirs)} offline runs in group {sweep_id}; upload them together with\n"

@@ -156,17 +156,32 @@ class MaskGameModule(FrozenClassifierModule):
         return torch.arange(part.start or 0, part.stop, device=self.device) % self.num_areas
 
     def _log_step(self, stats: torch.Tensor, part: slice, lam: float) -> None:
-        """Per-area means of reward, area loss and achieved area (no host sync here)."""
+        """Means over all masks of ``reward``, ``achieved_area`` and ``area_error``
+        (``|achieved − requested|``; on the progress bar too), and per area ``area_<a>/…``
+        of these and of the area loss (no host sync here: Lightning reads them when it
+        writes, every ``log_every_n_steps``)."""
         index = self._area_index(part)
-        sums = torch.zeros(3, self.num_areas, device=stats.device).index_add_(1, index, stats)
+        requested = self.ones[index].to(stats.dtype) / math.prod(self.mask_shape)
+        stats = torch.cat([stats, (stats[2] - requested).abs().unsqueeze(0)])
+        sums = torch.zeros(4, self.num_areas, device=stats.device).index_add_(1, index, stats)
         counts = torch.bincount(index, minlength=self.num_areas).clamp(min=1)
         means = sums / counts
+        names = (*HISTORY_ROWS, "area_error")
         metrics = {"lambda": torch.tensor(lam)}
         for k, a in enumerate(self.hparams["areas"]):
-            for row, name in enumerate(("reward", "area_loss", "achieved_area")):
+            for row, name in enumerate(names):
                 metrics[f"area_{a:g}/{name}"] = means[row, k]
+        overall = {name: stats[row].mean() for row, name in enumerate(names) if row != 1}
         distributed = self.trainer.world_size > 1
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1, sync_dist=distributed)
+        self.log_dict(
+            overall,
+            on_step=True,
+            on_epoch=False,
+            batch_size=1,
+            sync_dist=distributed,
+            prog_bar=True,
+        )
 
     def on_train_start(self) -> None:
         if self.global_step == 0:  # not when resuming from a checkpoint

@@ -360,7 +360,8 @@ def test_wandb_logger_by_name_is_an_offline_run(
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    for name, sub in [("WANDB_DIR", "dir"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")]:  # fmt: skip
+    monkeypatch.delenv("WANDB_DIR", raising=False)  # set, it would replace default_root_dir
+    for name, sub in [("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")]:  # fmt: skip
         (tmp_path / "home" / sub).mkdir(parents=True)
         monkeypatch.setenv(name, str(tmp_path / "home" / sub))
     ExtremalPerturbation(tiny_classifier, logger="wandb").attribute(

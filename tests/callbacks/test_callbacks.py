@@ -3,12 +3,23 @@ logger: mask evolution, final overlays, convergence and early stop."""
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 import torch
-from lightning_extremal.callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
+from lightning_extremal.callbacks import (
+    ConvergenceMonitor,
+    FinalOverlays,
+    MaskEvolution,
+    StepProgressBar,
+)
+from lightning_extremal.callbacks.mask_evolution import frame_grid, frame_labels
+from PIL import Image
 
 from lightning_extremal import extremal_perturbation
 from lightning_extremal.config import compose, validate_logger
+from lightning_extremal.viz import LABEL_COLUMN_WIDTH
 from tests.helpers import AREAS, TinyConvNet
 from tests.helpers import random_images as _images
 
@@ -62,6 +73,63 @@ def test_callbacks_work_through_the_api_without_a_logger(tmp_path):
         result.rewards.flatten().tolist(), abs=1e-5
     )
     assert monitor.steps == 7 and monitor.stopped_at is None
+    assert all(r["steps"] == 7 and r["iou"] is None for r in final.rows)  # no ground truth
+    assert all(r["pointing_hit"] is None for r in final.rows)
+    with Image.open(tmp_path / "evo" / "a.gif") as gif:  # labelled frames keep one size
+        assert gif.n_frames == 4
+        sizes = set()
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            sizes.add(gif.size)
+    assert len(sizes) == 1
+
+
+def test_final_overlays_score_pairs_with_ground_truth(tmp_path):
+    truth = torch.zeros(32, 32, dtype=torch.bool)
+    truth[4:20, 4:20] = True
+    final = FinalOverlays(out_dir=tmp_path, truths=[truth, None])
+    extremal_perturbation(
+        TinyConvNet(), _images(2, 32), 0, AREAS, max_iter=3, sigma=6.0, step=4, progress=False,
+        callbacks=[final],
+    )  # fmt: skip
+    scored = [r for r in final.rows if r["name"] == "pair0"]
+    assert all(0 <= r["iou"] <= 1 and isinstance(r["pointing_hit"], bool) for r in scored)
+    assert all(r["iou"] is None for r in final.rows if r["name"] == "pair1")
+
+
+def test_frame_labels_are_drawn_above_each_area(tmp_path):
+    overlays, views = torch.full((2, 3, 16, 16), 0.5), torch.full((1, 2, 3, 16, 16), 0.5)
+    plain = frame_grid(overlays, views)
+    labelled = frame_grid(overlays, views, frame_labels(50, [0.1, 0.3], [0.12, 0.29]))
+    scale = math.ceil(LABEL_COLUMN_WIDTH / 16)
+    band = labelled.shape[1] - scale * plain.shape[1]
+    assert labelled.shape[2] == scale * plain.shape[2] and band > 0
+    text = labelled[:, :band].amax(0) < 100  # dark pixels of text on white
+    half = labelled.shape[2] // 2
+    assert text[:, :half].sum() > 20 and text[:, half:].sum() > 20  # one label per column
+    assert frame_labels(50, [0.1], [0.123]) == [["step 50", "area 0.1", "achieved 0.123"]]
+
+
+def test_progress_bar_shows_reward_and_area_error_then_one_final_line(capsys, monkeypatch):
+    reads = []
+    read = StepProgressBar._read
+    monkeypatch.setattr(
+        StepProgressBar, "_read", lambda self, trainer: reads.append(trainer.global_step) or read(self, trainer)
+    )  # fmt: skip
+    extremal_perturbation(
+        TinyConvNet(), _images(1, 32), 0, AREAS, max_iter=10, sigma=6.0, step=4, progress=True,
+        log_every_n_steps=4,
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    states = [s for s in err.replace("\r", "\n").splitlines() if s.strip()]
+    bars = [s for s in states if "/10 [" in s]
+    assert any(re.search(r"reward=[-\d.e]+, area_err=[\d.e-]+\]", s) for s in bars)
+    assert not any("loss=" in s for s in states)
+    final = [s for s in states if "steps in" in s]
+    assert len(final) == 1 and re.fullmatch(
+        r"2 masks: 10 steps in [\d.]+s, reward=[-\d.e]+, area_err=[\d.e-]+", final[0]
+    )
+    assert reads == [4, 8, 10]  # at the logging interval and the last step, not every step
 
 
 def test_early_stop_when_masks_stop_moving():

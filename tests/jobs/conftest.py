@@ -14,12 +14,27 @@ from tests.helpers import run_args as _args
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: W&B variables of a user's shell that change where and how runs are logged: unset in tests
+#: (a test that checks one sets it).
+WANDB_RUN_VARIABLES = (
+    "WANDB_DIR",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_RUN_GROUP",
+    "WANDB_JOB_TYPE",
+    "WANDB_TAGS",
+    "WANDB_NAME",
+    "WANDB_RUN_ID",
+    "WANDB_API_KEY",
+)
+
+
 @pytest.fixture
 def offline_wandb(tmp_path, monkeypatch) -> Path:
-    """W&B offline, every W&B folder (runs, artifact staging, cache, settings) under tmp_path."""
+    """W&B offline, every W&B folder under tmp_path: artifact staging, cache and settings in
+    the returned folder, runs in each job's output folder (``$WANDB_DIR`` unset)."""
     home = tmp_path / "wandb_home"
     for name, sub in [
-        ("WANDB_DIR", "dir"),
         ("WANDB_DATA_DIR", "data"),
         ("WANDB_CACHE_DIR", "cache"),
         ("WANDB_CONFIG_DIR", "config"),
@@ -27,7 +42,8 @@ def offline_wandb(tmp_path, monkeypatch) -> Path:
         (home / sub).mkdir(parents=True)
         monkeypatch.setenv(name, str(home / sub))
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name in WANDB_RUN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(ROOT)  # tests.helpers importable by the job
     return home
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 
 from lightning_extremal.config import compose
 from lightning_extremal.jobs.loggers import FailSoftLogger
+from lightning_extremal.jobs.metrics import job_metrics
 from lightning_extremal.jobs.run import run_job
 from tests.helpers import AREAS, NUM_IMAGES, read_wandb_run
 from tests.helpers import run_args as _args
@@ -48,35 +50,51 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
     )
     run_job(cfg)
     (run_dir,) = _run_dirs(out)
-    printed = capsys.readouterr().out
-    assert f"wandb sync {run_dir}" in printed  # the printed command names the run folder
+    printed = capsys.readouterr()
+    assert f"wandb sync {run_dir}" in printed.out  # the printed command names the run folder
     assert list(run_dir.glob("run-*.wandb"))
     run = read_wandb_run(run_dir)
     assert run["run"]["run_group"] == "job" and run["exit"] is not None
     rows = run["history"]
 
-    # Mask images under stable keys at ≥ 2 distinct steps, uint8 and not black.
+    assert "anonymous" not in printed.err  # no wandb warning on every run
+    info = run["run"]
+    assert re.fullmatch(r"job-chunk0-[0-9a-f]{6}", info["display_name"])
+    assert info["job_type"] == "run"
+    assert {"input", "preserve", "TinyConvNet"} <= set(info["tags"])
+
+    # Mask images under stable keys at W&B steps = optimisation steps, uint8, not black, with
+    # the step, area and achieved area drawn above the masks (a band of dark text pixels).
     for name in ("shape0", "shape1"):
         logged = [
-            (r["trainer/global_step"], r[f"masks/{name}.path"])
+            (r["_step"], r["trainer/global_step"], r[f"masks/{name}.path"])
             for r in rows
             if f"masks/{name}.path" in r
         ]
-        assert sorted(s for s, _ in logged) == [0, 4, 8, 12]
-        for _, path in logged:
+        assert sorted(s for s, _, _ in logged) == [0, 4, 8, 12]
+        assert all(step == global_step for step, global_step, _ in logged)
+        for _, _, path in logged:
             with Image.open(run_dir / "files" / path) as png:
-                assert np.asarray(png).dtype == np.uint8 and np.asarray(png).std() > 0
+                pixels = np.asarray(png.convert("RGB"))
+            assert pixels.dtype == np.uint8 and pixels.std() > 0
+            band = pixels[:30]  # above the first row of tiles (32 px enlarged to 96)
+            assert pixels.shape[0] > 2 * 96 + 30 and (band.max(axis=2) < 100).sum() > 20
         assert any(f"mask_evolution/{name}.path" in r for r in rows)  # the GIF
         assert (out / "mask_evolution" / f"{name}.gif").is_file()
 
     # Scalar histories for every area (module: reward, area loss, achieved area, λ; callback:
     # mask change) and the quality scores.
     for area in AREAS:
-        for what in ("reward", "area_loss", "achieved_area", "mask_change"):
+        for what in ("reward", "area_loss", "achieved_area", "area_error", "mask_change"):
             values = [r[f"area_{area:g}/{what}"] for r in rows if f"area_{area:g}/{what}" in r]
             assert len(values) >= 3 and all(math.isfinite(v) for v in values), (area, what)
-    assert len([r for r in rows if "lambda" in r]) >= 3
+    for what in ("lambda", "reward", "achieved_area", "area_error"):  # over all areas
+        assert len([r for r in rows if what in r]) >= 3, what
     summary = json.loads((out / "summary.json").read_text())
+    # What a sweep can optimise is in the run's summary, equal to summary.json's values.
+    metrics = job_metrics(summary)
+    assert {"reward", "achieved_area", "area_error", "quality/iou"} <= set(metrics)
+    assert {k: run["summary"][k] for k in metrics} == pytest.approx(metrics)
     assert run["summary"]["quality/iou"] == pytest.approx(summary["quality"]["iou"])
     assert run["summary"]["quality/pointing"] == pytest.approx(summary["quality"]["pointing"])
     convergence = summary["convergence"]
@@ -96,8 +114,16 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
     assert len(table["data"]) == NUM_IMAGES * len(AREAS)
     columns = table["columns"]
     assert {
-        "name", "target", "area", "reward", "achieved_area", "converged", "image", "overlay", "mask"
+        "name", "target", "area", "reward", "achieved_area", "converged", "steps", "iou",
+        "pointing_hit", "image", "overlay", "mask",
     } <= set(columns)  # fmt: skip
+    by_key = {(r["image"], r["area"]): r for r in summary["results"]}
+    for row in table["data"]:
+        cell = dict(zip(columns, row, strict=True))
+        expected = by_key[(cell["name"], cell["area"])]
+        assert cell["steps"] == 12 and cell["converged"] == expected["converged"]
+        assert cell["iou"] == pytest.approx(expected["iou"])
+        assert cell["pointing_hit"] == expected["pointing_hit"]
     assert {(row[columns.index("name")], row[columns.index("area")]) for row in table["data"]} == {
         (f"shape{i}", a) for i in range(NUM_IMAGES) for a in AREAS
     }
@@ -132,6 +158,71 @@ def test_two_jobs_in_one_process_are_two_wandb_runs(shapes, tmp_path, offline_wa
     assert len(set(ids)) == 2
 
 
+QUICK_WANDB = (
+    "max_iter=2",
+    "logger=wandb",
+    "logger.final_table=false",
+    "logger.mask_every_n_steps=0",
+)
+
+
+@pytest.mark.slow
+def test_wandb_settings_of_the_shell_apply_and_config_keys_beat_them(
+    shapes, tmp_path, offline_wandb, monkeypatch
+):
+    elsewhere = tmp_path / "elsewhere"
+    shell = {
+        "WANDB_DIR": str(elsewhere),
+        "WANDB_PROJECT": "shell-project",
+        "WANDB_RUN_GROUP": "shell-group",
+        "WANDB_JOB_TYPE": "shell-type",
+        "WANDB_TAGS": "shell-tag,second",
+    }
+    for name, value in shell.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "job"
+    run_job(compose(_args(shapes, out, *QUICK_WANDB)))
+    assert not (out / "wandb").exists()  # $WANDB_DIR replaces the output folder
+    (first,) = (elsewhere / "wandb").glob("offline-run-*")
+    info = read_wandb_run(first)["run"]
+    assert (info["project"], info["run_group"], info["job_type"]) == (
+        "shell-project",
+        "shell-group",
+        "shell-type",
+    )
+    assert {"input", "preserve", "TinyConvNet", "shell-tag", "second"} <= set(info["tags"])
+
+    keys = ("logger.project=cli-project", "logger.group=cli-group", "logger.job_type=cli-type")
+    run_job(compose(_args(shapes, tmp_path / "job2", *QUICK_WANDB, *keys, "logger.tags=[mine]")))
+    (second,) = set((elsewhere / "wandb").glob("offline-run-*")) - {first}
+    info = read_wandb_run(second)["run"]
+    assert (info["project"], info["run_group"], info["job_type"]) == (
+        "cli-project",
+        "cli-group",
+        "cli-type",
+    )
+    assert {"mine", "shell-tag", "input"} <= set(info["tags"])
+
+
+def test_wandb_mode_precedence(monkeypatch):
+    from lightning_extremal.config import LoggerConfig
+    from lightning_extremal.engine.loggers import wandb_mode
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent")
+    monkeypatch.setenv("HOME", "/nonexistent")
+    for env, offline, mode in [
+        ("dryrun", None, "offline"),
+        ("disabled", None, "disabled"),
+        ("online", None, "online"),
+        ("online", True, "offline"),  # the config key beats the shell
+        ("offline", False, "online"),
+        ("", None, "offline"),  # no login: offline
+    ]:
+        monkeypatch.setenv("WANDB_MODE", env)
+        assert wandb_mode(LoggerConfig(offline=offline)) == mode, (env, offline)
+
+
 # --- without W&B: files -------------------------------------------------------------------------
 
 
@@ -153,6 +244,14 @@ def test_without_wandb_callbacks_write_pngs_gif_and_csv(csv_job):
     summary = json.loads((csv_job / "summary.json").read_text())
     assert set(summary["quality"]) == {"iou", "pointing", "pairs"}
     assert all("iou" in r and "pointing_hit" in r and r["steps"] == 10 for r in summary["results"])
+    for row in rows:  # the final table's steps, IoU and pointing hit, as in the summary
+        expected = next(
+            r
+            for r in summary["results"]
+            if r["image"] == row["name"] and r["area"] == float(row["area"])
+        )
+        assert int(row["steps"]) == 10 and row["pointing_hit"] == str(expected["pointing_hit"])
+        assert float(row["iou"]) == pytest.approx(expected["iou"])
 
 
 # --- logging failures never lose the masks -------------------------------------------------------

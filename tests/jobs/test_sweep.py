@@ -12,6 +12,7 @@ import pytest
 
 from lightning_extremal.cli import main
 from lightning_extremal.config import compose
+from lightning_extremal.jobs.metrics import job_metrics
 from tests.helpers import AREAS, read_wandb_run
 from tests.helpers import run_args as _args
 
@@ -21,21 +22,20 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_grid_sweep_runs_offline_and_summarises_trials(shapes, tmp_path, offline_wandb, capsys):
     out = tmp_path / "sweep"
+    quick = (
+        "max_iter=3",
+        "logger=wandb",
+        "data.targets=top1",
+        "logger.mask_every_n_steps=0",
+        "logger.final_table=false",
+    )
     code = main(
         [
             "sweep",
             str(ROOT / "configs" / "sweeps" / "areas_smoothing.yaml"),
             "--count",
             "2",
-            *_args(
-                shapes,
-                out,
-                "max_iter=3",
-                "logger=wandb",
-                "data.targets=top1",
-                "logger.mask_every_n_steps=0",
-                "logger.final_table=false",
-            ),
+            *_args(shapes, out, *quick),
         ]
     )
     assert code == 0
@@ -54,10 +54,26 @@ def test_grid_sweep_runs_offline_and_summarises_trials(shapes, tmp_path, offline
         assert config["method"]["areas"] == list(AREAS) and "areas(proposed" in t["overridden"]
     printed = capsys.readouterr().out
     assert "trial-000" in printed and "quality/iou" in printed and "wandb sync" in printed
-    groups = {
-        read_wandb_run(d)["run"]["run_group"] for d in out.glob("trial-*/wandb/offline-run-*")
-    }
+    runs = {d.parents[1].name: read_wandb_run(d) for d in out.glob("trial-*/wandb/offline-run-*")}
+    groups = {run["run"]["run_group"] for run in runs.values()}
     assert len(groups) == 1 and groups.pop().startswith("areas_smoothing-")  # one group: the sweep
+    for trial, run in runs.items():  # each trial's run: its job type, the sweep's metrics
+        assert run["run"]["job_type"] == "sweep-trial"
+        metrics = job_metrics(json.loads((out / trial / "summary.json").read_text()))
+        assert {"quality/iou", "reward", "area_error", "convergence/converged_fraction"} <= set(
+            metrics
+        )
+        assert {k: run["summary"][k] for k in metrics} == pytest.approx(metrics)
+
+    # A second sweep's trials have the same folder names, never the same run names.
+    main(["sweep", "areas_smoothing", "--count", "1", *_args(shapes, tmp_path / "again", *quick)])
+    again = [read_wandb_run(d)["run"] for d in (tmp_path / "again").glob("trial-*/wandb/off*")]
+    names = [run["run"]["display_name"] for run in runs.values()] + [
+        r["display_name"] for r in again
+    ]
+    assert len(again) == 1 and len(set(names)) == len(names) == 3
+    same_folder = [runs["trial-000"]["run"]["display_name"], again[0]["display_name"]]
+    assert all(name.startswith("trial-000-chunk0-") for name in same_folder)
 
 
 RANDOM_SWEEP = """
