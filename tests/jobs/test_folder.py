@@ -166,7 +166,7 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
     results are whole; the lock dies with its process (kill -9), so the next job runs."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "out"
-    command = synthetic_run_command(out, "max_iter=40", batch_size=1)
+    command = synthetic_run_command(out, "max_iter=40", batch_size=1)  # 8 chunks: time to ask
     first = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -189,8 +189,9 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
     assert len(_masks(out)["ids"]) == 8
 
+    small = synthetic_run_command(tmp_path / "k", "data.num_images=2", batch_size=1)
     killed = subprocess.Popen(
-        synthetic_run_command(tmp_path / "k", batch_size=1),
+        small,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -201,7 +202,7 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     rerun = subprocess.run(
-        synthetic_run_command(tmp_path / "k", batch_size=1),
+        small,
         cwd=ROOT,
         env=env,
         capture_output=True,
