@@ -145,8 +145,9 @@ def extremal_perturbation(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_images(images)
-    if layer is not None:
-        get_layer(model, layer)  # a wrong name fails here, listing the nearest names
+    for name in (layer, config.warm_start_layer):
+        if name is not None:
+            get_layer(model, name)  # a wrong name fails here, listing the nearest names
     batch_size = run["batch_size"]
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
