@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from lightning_extremal.config import compose
-from lightning_extremal.jobs.run import run_job
 from tests.helpers import run_args as _args
+from tests.helpers import run_job_on_one_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,21 +50,14 @@ def offline_wandb(tmp_path, monkeypatch) -> Path:
 def csv_job(shapes, tmp_path_factory) -> Path:
     """One job with the CSV logger (no image logger): everything goes to files."""
     out = tmp_path_factory.mktemp("csvjob") / "job"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_job(
-            compose(
-                _args(
-                    shapes,
-                    out,
-                    "max_iter=10",
-                    "logger=csv",
-                    "logger.mask_every_n_steps=5",
-                    "trainer.log_every_n_steps=2",
-                )
-            )
+    run_job_on_one_thread(
+        _args(
+            shapes,
+            out,
+            "max_iter=10",
+            "logger=csv",
+            "logger.mask_every_n_steps=5",
+            "trainer.log_every_n_steps=2",
         )
-    finally:
-        torch.set_num_threads(threads)
+    )
     return out

@@ -12,11 +12,9 @@ import pytest
 import torch
 
 from lightning_extremal.cli import main
-from lightning_extremal.config import compose
 from lightning_extremal.jobs.report import PAIR_BUDGET, write_report
 from lightning_extremal.jobs.report_figures import smooth_step_pairs
-from lightning_extremal.jobs.run import run_job
-from tests.helpers import AREAS, NUM_IMAGES, TINY_MODEL
+from tests.helpers import AREAS, NUM_IMAGES, TINY_MODEL, run_job_on_one_thread
 
 #: The big run: images, and pairs per page of its paged report.
 BIG_IMAGES = 64
@@ -29,30 +27,23 @@ PAGE_BUDGET = 10_000_000
 def big_run(tmp_path_factory) -> Path:
     """A finished run of 64 synthetic 32-px images, TinyConvNet, 6 steps, no logger."""
     out = tmp_path_factory.mktemp("bigrun") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_job(
-            compose(
-                [
-                    f"model={TINY_MODEL}",
-                    "data=synthetic",
-                    f"data.num_images={BIG_IMAGES}",
-                    "data.size=32",
-                    "data.batch_size=32",
-                    "max_iter=6",
-                    f"areas=[{AREAS[0]},{AREAS[1]}]",
-                    "logger=none",
-                    "trainer.progress=false",
-                    "trainer.accelerator=cpu",
-                    "step=4",
-                    "sigma=8",
-                    f"output_dir={out}",
-                ]
-            )
-        )
-    finally:
-        torch.set_num_threads(threads)
+    run_job_on_one_thread(
+        [
+            f"model={TINY_MODEL}",
+            "data=synthetic",
+            f"data.num_images={BIG_IMAGES}",
+            "data.size=32",
+            "data.batch_size=32",
+            "max_iter=6",
+            f"areas=[{AREAS[0]},{AREAS[1]}]",
+            "logger=none",
+            "trainer.progress=false",
+            "trainer.accelerator=cpu",
+            "step=4",
+            "sigma=8",
+            f"output_dir={out}",
+        ]
+    )
     return out
 
 
