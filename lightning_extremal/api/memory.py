@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -143,8 +144,8 @@ def available_memory(device: torch.device) -> int | None:
 def _cgroup_room() -> int | None:
     """Bytes left under this process's cgroup (v2) memory limit, if it has one."""
     try:
-        limit = open("/sys/fs/cgroup/memory.max").read().strip()
-        used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
     except (OSError, ValueError):
         return None
     return None if limit == "max" else max(0, int(limit) - used)
