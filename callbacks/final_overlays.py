@@ -20,6 +20,8 @@ from .sinks import (
     display_names,
     has_image_masks,
     log_at_step,
+    held_masks,
+    held_pairs,
     original_images,
     resolve_out_dir,
     save_png,
@@ -91,7 +93,7 @@ class FinalOverlays(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or not has_image_masks(pl_module):
             return  # channel and layer-grid masks: the run writes its own figures
-        masks = pl_module.masks().float()
+        masks = pl_module.masks(held_masks(pl_module)).float()
         rows = self._rows(pl_module, masks, trainer.global_step)
         images = original_images(pl_module).float().cpu()
         masks = masks.cpu()
@@ -111,13 +113,14 @@ class FinalOverlays(Callback):
 
     def _rows(self, pl_module, masks: torch.Tensor, steps: int) -> list[dict[str, Any]]:
         """The table's scalar columns, one row per mask ``b = p·K + k``."""
-        rewards = pl_module.game_reward(masks).float().cpu()
+        part, pairs = held_masks(pl_module), held_pairs(pl_module)
+        rewards = pl_module.game_reward(masks, part).float().cpu()
         achieved = achieved_area(masks).cpu()
-        done = converged(achieved, pl_module.requested_areas().repeat(pl_module.num_pairs))
-        targets = pl_module.mask_target.cpu()
-        names = display_names(self.names, pl_module.num_pairs)
+        done = converged(achieved, pl_module.requested_areas().repeat(pairs))
+        targets = pl_module.mask_target[part].cpu()
+        names = display_names(self.names, pairs)
         areas = list(pl_module.hparams["areas"])
-        quality = self._quality(masks.cpu(), areas, pl_module.num_pairs)
+        quality = self._quality(masks.cpu(), areas, pairs)
         rows = []
         for b in range(len(masks)):
             p, target = b // len(areas), int(targets[b])

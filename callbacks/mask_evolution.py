@@ -17,6 +17,8 @@ from .sinks import (
     display_names,
     has_image_masks,
     log_at_step,
+    held_masks,
+    held_pairs,
     original_images,
     resolve_out_dir,
     save_png,
@@ -116,7 +118,7 @@ class MaskEvolution(Callback):
         # A fresh record per fit (one callback may see several fits, e.g. ``batch_size=``).
         self.active = has_image_masks(pl_module)
         self._dir = resolve_out_dir(self.out_dir, trainer, "mask_evolution")
-        self._names = display_names(self.names, pl_module.num_pairs)
+        self._names = display_names(self.names, held_pairs(pl_module))
         self.frames = {name: [] for name in self._names}
         self.steps, self.gifs = [], {}
 
@@ -143,8 +145,10 @@ class MaskEvolution(Callback):
         if not trainer.is_global_zero:
             return
         step = trainer.global_step
-        masks = pl_module.masks().float()
-        views = pl_module.perturbed(masks).float()  # B×C×H×W, 2B for dual (preserve, delete)
+        part = held_masks(pl_module)
+        masks = pl_module.masks(part).float()
+        # B×C×H×W, 2B for dual (preserve, delete)
+        views = pl_module.perturbed(masks, part).float()
         labels = _labels(step, pl_module.hparams["areas"], achieved_area(masks).tolist())
         frames = _frames(original_images(pl_module), masks, views, labels)
         self.steps.append(step)

@@ -110,9 +110,22 @@ def has_image_masks(pl_module: Any) -> bool:
     return getattr(pl_module, "mask_kind", "input") == "input"
 
 
+def held_masks(pl_module: Any) -> slice:
+    """The masks whose images this process holds: all of them, but under block sharding (a
+    multi-process job) the own block's, which are the ones this rank can draw."""
+    return pl_module.held() if hasattr(pl_module, "held") else slice(None)
+
+
+def held_pairs(pl_module: Any) -> int:
+    """How many (image, target) pairs :func:`held_masks` covers."""
+    part = held_masks(pl_module)
+    return len(range(*part.indices(pl_module.mask_params.shape[0]))) // pl_module.num_areas
+
+
 def original_images(pl_module: Any) -> torch.Tensor:
-    """The unperturbed image behind each mask, B×C×H×W (the pyramid's last level is the image)."""
-    return pl_module.pyramid[pl_module.mask_image, -1]
+    """The unperturbed image behind each held mask, B×C×H×W (the pyramid's last level is the
+    image)."""
+    return pl_module.pyramid[pl_module.local_images(held_masks(pl_module)), -1]
 
 
 def to_hwc(image: torch.Tensor) -> Any:

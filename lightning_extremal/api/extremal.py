@@ -13,6 +13,7 @@ import torch
 
 from ..config import MethodConfig, validate_method, validate_run_options
 from ..engine.classifier import predicted_classes, probe_classes
+from ..engine.distributed import process_rank, rank_block, shards_images
 from ..engine.inputs import check_images, resolve_targets
 from ..engine.loggers import check_logger
 from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
@@ -144,20 +145,30 @@ def extremal_perturbation(
     validate_method(config, reward_is_callable=callable(reward))
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    check_images(images)
+    empty_block = run["sharded"] and len(images) == 0  # a rank with no images of the chunk
+    if not empty_block:
+        check_images(images)
     for name in (layer, config.warm_start_layer):
         if name is not None:
             get_layer(model, name)  # a wrong name fails here, listing the nearest names
     batch_size = run["batch_size"]
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+    if batch_size is not None and run["sharded"]:
+        raise ValueError("batch_size must be None with sharded=True (one fit per chunk)")
     with frozen(model):
-        num_classes = probe_classes(model, images)
-        if targets is None:
-            targets = predicted_classes(model, images).tolist()
-        image_index, classes = resolve_targets(targets, len(images), num_classes)
+        if empty_block:
+            image_index, classes = (
+                torch.zeros(0, dtype=torch.long),
+                torch.zeros(0, dtype=torch.long),
+            )
+        else:
+            num_classes = probe_classes(model, images)
+            if targets is None:
+                targets = predicted_classes(model, images).tolist()
+            image_index, classes = resolve_targets(targets, len(images), num_classes)
         L.seed_everything(run["seed"], verbose=False)
-        chunk = batch_size or len(classes)
+        chunk = batch_size or max(len(classes), 1)
         parts = [
             _optimise(
                 model,
@@ -168,15 +179,13 @@ def extremal_perturbation(
                 reward,
                 run,
             )
-            for s in range(0, len(classes), chunk)
+            for s in range(0, max(len(classes), 1), chunk)
         ]
-    stats = ("masks", "rewards", "achieved_areas", "converged")
+    stats = ("masks", "rewards", "achieved_areas", "converged", "image_index", "targets")
     merged = {k: torch.cat([p[k] for p in parts]) for k in stats}
     history = {k: torch.cat([p["history"][k] for p in parts]) for k in parts[0]["history"]}
     return ExtremalResult(
         history=history,
-        image_index=image_index,
-        targets=classes,
         areas=torch.tensor(areas, dtype=torch.float64),
         **merged,
     )
@@ -191,10 +200,20 @@ def _optimise(
     reward: str | RewardFn,
     run: dict[str, Any],
 ) -> dict[str, Any]:
-    """One Lightning fit over a chunk of pairs; returns its final masks and history."""
+    """One Lightning fit over a chunk of pairs; returns its final masks and history, and
+    the image and target of each of its pairs.
+
+    With several processes each started as its own program (:func:`shards_images`), each
+    rank keeps only its own contiguous block of the images (``sharded=True``: ``images`` are
+    that block already) and builds only their pyramids; the fit shares the blocks' masks."""
+    block = config.kind == "input" and (run["sharded"] or shards_images(run))
+    split, used_all = None, torch.unique(image_index)
+    if block and not run["sharded"]:
+        images, image_index, targets, split = _own_block(images, image_index, targets, run)
     used, local_index = torch.unique(image_index, return_inverse=True)
-    if run["memory_check"] and config.kind == "input":
-        masks = math.ceil(len(targets) * len(config.areas) / device_count(run))
+    masks = len(targets) * len(config.areas)
+    if run["memory_check"] and config.kind == "input" and masks:
+        masks = masks if block else math.ceil(masks / device_count(run))
         estimate = estimate_memory(model, images[used], masks, config, run["compile"])
         check_memory(estimate, run_device(run), tuple(images.shape[-2:]))
     reward_fn = None if isinstance(reward, str) else reward
@@ -207,10 +226,43 @@ def _optimise(
         module = ExtremalPerturbationModule(*args)
     module.compiled = run["compile"]
     module.channels_last = run["channels_last"]
+    module.block_sharded = block
     with quiet_lightning():
         trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
         trainer.fit(module, ckpt_path=run["ckpt_path"])
     out = module.final()
+    out["history"] = _history(module, config)
+    pair_image = module.mask_image[:: module.num_areas].cpu()
+    out["targets"] = module.mask_target[:: module.num_areas].cpu()
+    out["image_index"] = used_all[pair_image] if block else image_index
+    if split is not None:  # the blocks' pairs in image order → the caller's order
+        out = {k: _unsorted(v, split) for k, v in out.items()}
+    return out
+
+
+def _own_block(images, image_index, targets, run) -> tuple:
+    """This rank's contiguous block of the images used by the pairs (``images`` keep their
+    indices: the others are left out of the fit, not renumbered) and its pairs, in image
+    order; and the permutation that put the caller's pairs in image order."""
+    rank, world = process_rank(run)
+    order = torch.argsort(image_index, stable=True)
+    used = torch.unique(image_index)
+    mine = used[rank_block(len(used), rank, world)]
+    own = order[torch.isin(image_index[order], mine)]
+    return images, image_index[own], targets[own], order
+
+
+def _unsorted(value, order: torch.Tensor):
+    """``value`` of pairs in ``order`` (first dim) back in the caller's pair order."""
+    if isinstance(value, dict):
+        return {k: _unsorted(v, order) for k, v in value.items()}
+    out = torch.empty_like(value)
+    out[order] = value
+    return out
+
+
+def _history(module, config: MethodConfig) -> dict[str, torch.Tensor]:
+    """Per-step reward, area loss, achieved area and λ of each mask, each P×K×T."""
     pairs, k = module.num_pairs, module.num_areas
     rows = module.history.detach().cpu().view(config.max_iter, len(HISTORY_ROWS), pairs, k)
     history = {
@@ -221,8 +273,7 @@ def _optimise(
         config.lambda0, config.lambda_growth, config.lambda_final, config.max_iter, steps
     ).float()
     history["lambda"] = lam.expand(pairs, k, -1).contiguous()
-    out["history"] = history
-    return out
+    return history
 
 
 def method_options(method: MethodConfig) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import warnings
 from typing import Any
@@ -12,6 +13,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ..callbacks import StepProgressBar
 from ..config import PRECISIONS
+from .distributed import DDP_STRATEGIES, launched_externally
 from .loggers import check_logger, resolve_logger
 
 #: Options that configure the run rather than the method (with their defaults).
@@ -19,7 +21,10 @@ RUN_OPTIONS: dict[str, Any] = {
     "seed": 0,
     "accelerator": "auto",
     "devices": 1,
+    "num_nodes": 1,
     "strategy": "auto",
+    "collective_timeout": 600,
+    "sharded": False,
     "precision": "32-true",
     "logger": False,
     "callbacks": None,
@@ -63,18 +68,26 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
     check_logger(run["logger"])
     callbacks = list(callbacks)
     strategy = run["strategy"]
-    if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+    if strategy == "auto" and launched_externally():
+        strategy = "ddp"  # torchrun / srun started one process per rank
+    if strategy in DDP_STRATEGIES:
         from lightning.pytorch.strategies import DDPStrategy
 
-        # Buffers (the pyramid) are computed identically on every rank: never broadcast them.
+        # Buffers (the pyramid) belong to each rank's images: never broadcast them. A rank
+        # that died must not leave the others waiting Lightning's 30 minutes in a collective.
         start = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
-        strategy = DDPStrategy(start_method=start[strategy], broadcast_buffers=False)
+        strategy = DDPStrategy(
+            start_method=start[strategy],
+            broadcast_buffers=False,
+            timeout=datetime.timedelta(seconds=run["collective_timeout"]),
+        )
     if run["progress"]:
         callbacks.append(StepProgressBar())
     return L.Trainer(
         max_epochs=max_iter,
         accelerator=run["accelerator"],
         devices=run["devices"],
+        num_nodes=run["num_nodes"],
         strategy=strategy,
         precision=run["precision"],
         logger=resolve_logger(run["logger"], run["default_root_dir"]),

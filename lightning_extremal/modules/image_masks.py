@@ -80,6 +80,7 @@ class ExtremalPerturbationModule(MaskGameModule):
             )
         self.register_buffer("pyramid", pyramid, persistent=False)
         self.register_buffer("kernel", maxconv_kernel(config.step, config.sigma), False)
+        self.num_images = len(images)
 
     def unperturbable_images(self) -> torch.Tensor:
         """Images equal to every level of their pyramid (to 1e-6): e.g. a flat image under
@@ -103,37 +104,50 @@ class ExtremalPerturbationModule(MaskGameModule):
         maps = self._warm_start_maps()
         if maps is None:
             return
+        part = self.held()
         areas = self.hparams["areas"]
-        regions = torch.stack(
-            [top_area_region(maps[p], a).float() for p in range(self.num_pairs) for a in areas]
-        )[:, None]
+        regions = [top_area_region(maps[p], a).float() for p in range(len(maps)) for a in areas]
+        regions = torch.stack(regions)[:, None] if regions else None
         use = (maps.flatten(1).amax(1) > 0).repeat_interleave(self.num_areas)
+        if regions is not None:
+            self._fit_to_regions(regions, use, part)
+        with torch.no_grad():
+            own = self.mask_params.data[part]
+            own[~use] = float(self.config.init)
+            self.mask_params.data[part] = own
+        self.mask_params.grad = None
+        if self.own is not None:  # every rank started its own masks: share them
+            self.mask_params.data = self.gather_own(self.mask_params.data[part])
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(self.mask_params.data, src=0)
+
+    def _fit_to_regions(self, regions: torch.Tensor, use: torch.Tensor, part: slice) -> None:
+        """Adam on the parameters of the masks of ``part`` so that each smooth mask matches
+        its region (squared error; per mask a mean, summed over masks: each mask's fit is its
+        own, whatever the batch; the other masks get no gradient, so Adam leaves them)."""
         with torch.enable_grad():
             fit = torch.optim.Adam([self.mask_params], lr=WARM_FIT_LR)
             for _ in range(WARM_FIT_STEPS):
-                # per mask a mean, summed over masks: each mask's fit is its own, whatever
-                # the batch
-                loss = ((self.masks() - regions) ** 2).flatten(1).mean(1)[use].sum()
+                loss = ((self.masks(part) - regions) ** 2).flatten(1).mean(1)[use].sum()
                 fit.zero_grad()
                 loss.backward()
                 fit.step()
                 with torch.no_grad():
                     self.mask_params.clamp_(0, 1)
-        with torch.no_grad():
-            self.mask_params[~use] = float(self.config.init)
-        self.mask_params.grad = None
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.broadcast(self.mask_params.data, src=0)
 
     def _warm_start_maps(self) -> torch.Tensor | None:
-        """Each pair's Grad-CAM map, P×H×W; for ``warm_start="auto"`` None (the uniform start)
-        when the model has no layer with a spatial grid or Grad-CAM cannot run on it."""
+        """The Grad-CAM map of each pair whose image this process holds, P×H×W; for
+        ``warm_start="auto"`` None (the uniform start) when the model has no layer with a
+        spatial grid or Grad-CAM cannot run on it."""
         images = self.pyramid[:, -1]  # the pyramid's last level is the image itself
-        shape = (self.num_pairs, self.num_areas)
-        pairs = self.mask_image.view(shape)[:, 0]
-        targets = self.mask_target.view(shape)[:, 0]
+        part, k = self.held(), self.num_areas
+        pairs = self.local_images(part)[::k]
+        targets = self.mask_target[part][::k]
+        probe = images[:1] if len(images) else images.new_zeros(1, *self.pyramid.shape[2:])
         try:
-            layer = self.config.warm_start_layer or default_layer(self.classifier, images[:1])
+            layer = self.config.warm_start_layer or default_layer(self.classifier, probe)
+            if not len(pairs):
+                return images.new_zeros(0, *self.size)
             return grad_cam(self.classifier, images[pairs], targets, layer)
         except ValueError:
             if self.config.warm_start == "auto":
@@ -177,7 +191,7 @@ class ExtremalPerturbationModule(MaskGameModule):
         """``m ⊗ x``: each image blended with its pyramid by the mask (fp32), B×C×H×W."""
         blend = compiled_apply_pyramid if self.use_compiled() else apply_pyramid
         with torch.autocast(self.device.type, enabled=False):
-            return blend(self.pyramid, masks, self.mask_image[part])
+            return blend(self.pyramid, masks, self.local_images(part))
 
     def perturbed(self, masks: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
         """What the classifier sees for the variant (no jitter): B×C×H×W, 2B for dual."""

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..config import MethodConfig
+from ..engine.distributed import gather_objects
 from ..engine.frozen_module import FrozenClassifierModule
 from ..errors import UnexplainableModelError
 from ..ops.area import achieved_area, area_loss, converged, lambda_schedule
@@ -71,6 +72,16 @@ class MaskGameModule(FrozenClassifierModule):
         self.mask_params = nn.Parameter(torch.full((num_masks, *param_shape), float(config.init)))
         self.register_buffer("history", torch.zeros(config.max_iter, len(HISTORY_ROWS), num_masks))
         self.save_hyperparameters({"method": asdict(config), "areas": list(areas)})
+        #: Images this process holds (its block's, under block sharding).
+        self.num_images = int(image_index.max()) + 1 if len(image_index) else 0
+        #: True: this process was given only its own block of the images and pairs (a rank of
+        #: a multi-process job); :meth:`setup` then learns the other ranks' blocks.
+        self.block_sharded = False
+        #: Under block sharding: the global index of this process's first image and the
+        #: masks of its block, and every rank's mask count (set by :meth:`setup`).
+        self.image_offset = 0
+        self.own: slice | None = None
+        self.rank_masks: list[int] = []
 
     def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
         raise NotImplementedError
@@ -102,13 +113,59 @@ class MaskGameModule(FrozenClassifierModule):
             lambda_schedule(cfg.lambda0, cfg.lambda_growth, cfg.lambda_final, cfg.max_iter, at)
         )
 
+    def setup(self, stage: str) -> None:
+        """Under block sharding, learn every rank's block (one gather of image counts and
+        targets) and hold the parameters of all masks, in rank order: rank r's masks are
+        ``own``, the masks of images ``image_offset …`` of the whole."""
+        trainer = self._trainer
+        if not self.block_sharded or trainer is None or trainer.world_size <= 1:
+            return
+        k = self.num_areas
+        blocks = gather_objects(
+            (self.num_images, self.mask_target[::k].tolist(), self.mask_image[::k].tolist())
+        )
+        rank = trainer.global_rank
+        offsets = [sum(b[0] for b in blocks[:r]) for r in range(len(blocks))]
+        targets = [t for b in blocks for t in b[1]]
+        images = [offsets[r] + i for r, b in enumerate(blocks) for i in b[2]]
+        self.rank_masks = [len(b[1]) * k for b in blocks]
+        start = sum(self.rank_masks[:rank])
+        self.own = slice(start, start + self.rank_masks[rank])
+        self.image_offset = offsets[rank]
+        self.num_pairs = len(targets)
+        self.mask_target = torch.tensor(targets, dtype=torch.long).repeat_interleave(k)
+        self.mask_image = torch.tensor(images, dtype=torch.long).repeat_interleave(k)
+        shape = (len(targets) * k, *self.mask_params.shape[1:])
+        self.mask_params = nn.Parameter(torch.full(shape, float(self.config.init)))
+        self.history = torch.zeros(self.config.max_iter, len(HISTORY_ROWS), shape[0])
+
+    def held(self) -> slice:
+        """The masks whose inputs this process holds: its own block's under block sharding,
+        else all of them."""
+        return slice(None) if self.own is None else self.own
+
+    def local_images(self, part: slice = slice(None)) -> torch.Tensor:
+        """Index, among the images this process holds, of the image of each mask of ``part``."""
+        return self.mask_image[part] - self.image_offset
+
+    def gather_own(self, values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """Under block sharding, every rank's ``values`` of its own masks joined along ``dim``
+        in rank order (the values of all masks); else ``values``."""
+        if self.own is None:
+            return values
+        parts = gather_objects(values.detach().cpu())
+        return torch.cat(parts, dim).to(values.device)
+
     def shard(self) -> slice:
         """The masks this process optimises: all of them, or its share under DDP.
 
-        Every rank holds every mask; rank r computes the loss of masks ``[r·B/W, (r+1)·B/W)``
+        Every rank holds every mask's parameters; rank r computes the loss of its share
         only, scaled by W, so DDP's gradient averaging gives each mask exactly its own
-        gradient and every rank takes the same optimiser step.
+        gradient and every rank takes the same optimiser step. The share is the masks of its
+        own block of images under block sharding, else masks ``[r·B/W, (r+1)·B/W)``.
         """
+        if self.own is not None:
+            return self.own
         trainer = self._trainer
         world = trainer.world_size if trainer is not None else 1
         if world <= 1:
@@ -136,6 +193,11 @@ class MaskGameModule(FrozenClassifierModule):
         step = self.global_step
         lam = self.lambda_at(step)
         part = self.shard()
+        if part.start == part.stop:  # a rank with no images (a chunk smaller than the world)
+            self._log_step(torch.zeros(len(HISTORY_ROWS), 0, device=self.device), part, lam)
+            if step % self.trainer.log_every_n_steps == 0:  # as the other ranks do
+                self.check_finite(torch.zeros(0, device=self.device), part, step)
+            return self.mask_params.sum() * 0.0  # DDP expects a gradient from every rank
         padded = self.padded_masks(part)
         masks = self.visible(padded)
         reward = self.game_reward(masks, part, flip=self.config.jitter and step % 2 == 0)
@@ -153,35 +215,34 @@ class MaskGameModule(FrozenClassifierModule):
 
     def _area_index(self, part: slice) -> torch.Tensor:
         """Index of each mask's area in ``areas`` (mask b has area ``b mod K``)."""
-        return torch.arange(part.start or 0, part.stop, device=self.device) % self.num_areas
+        stop = self.mask_params.shape[0] if part.stop is None else part.stop
+        return torch.arange(part.start or 0, stop, device=self.device) % self.num_areas
 
     def _log_step(self, stats: torch.Tensor, part: slice, lam: float) -> None:
         """Means over all masks of ``reward``, ``achieved_area`` and ``area_error``
         (``|achieved − requested|``; on the progress bar too), and per area ``area_<a>/…``
-        of these and of the area loss (no host sync here: Lightning reads them when it
-        writes, every ``log_every_n_steps``)."""
+        of these and of the area loss. Under DDP the ranks' sums and counts are added in one
+        all-reduce, so the values are the means over every rank's masks (no host sync here:
+        Lightning reads them when it writes, every ``log_every_n_steps``)."""
         index = self._area_index(part)
         requested = self.ones[index].to(stats.dtype) / math.prod(self.mask_shape)
         stats = torch.cat([stats, (stats[2] - requested).abs().unsqueeze(0)])
         sums = torch.zeros(4, self.num_areas, device=stats.device).index_add_(1, index, stats)
-        counts = torch.bincount(index, minlength=self.num_areas).clamp(min=1)
-        means = sums / counts
+        counts = torch.bincount(index, minlength=self.num_areas).to(sums.dtype)
+        packed = torch.cat([sums, counts[None]])
+        if self.trainer.world_size > 1:
+            packed = self.trainer.strategy.reduce(packed, reduce_op="sum")
+        sums, counts = packed[:4], packed[4]
+        means = sums / counts.clamp(min=1)
+        overall_means = sums.sum(1) / counts.sum().clamp(min=1)
         names = (*HISTORY_ROWS, "area_error")
         metrics = {"lambda": torch.tensor(lam)}
         for k, a in enumerate(self.hparams["areas"]):
             for row, name in enumerate(names):
                 metrics[f"area_{a:g}/{name}"] = means[row, k]
-        overall = {name: stats[row].mean() for row, name in enumerate(names) if row != 1}
-        distributed = self.trainer.world_size > 1
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1, sync_dist=distributed)
-        self.log_dict(
-            overall,
-            on_step=True,
-            on_epoch=False,
-            batch_size=1,
-            sync_dist=distributed,
-            prog_bar=True,
-        )
+        overall = {name: overall_means[row] for row, name in enumerate(names) if row != 1}
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
+        self.log_dict(overall, on_step=True, on_epoch=False, batch_size=1, prog_bar=True)
 
     def on_train_start(self) -> None:
         if self.global_step == 0:  # not when resuming from a checkpoint
@@ -189,24 +250,30 @@ class MaskGameModule(FrozenClassifierModule):
 
     def check_explainable(self) -> torch.Tensor | None:
         """Refuse a classifier that cannot be explained, before any step: its scores must be
-        finite and move with the masks (``∂R/∂p ≠ 0``). Every rank checks every mask, so all
-        raise together. Returns ``∂R/∂p`` at the start (None when nothing reaches the masks);
-        a pair whose gradient alone is zero gets a warning (its mask is shaped by the area
-        term only)."""
-        with torch.enable_grad():
-            reward = self.game_reward(self.masks())
-            self.check_finite(reward.detach(), slice(None), 0)
-            grad = None
-            if reward.requires_grad:
-                (grad,) = torch.autograd.grad(reward.sum(), self.mask_params, allow_unused=True)
-        moves = torch.zeros(self.num_pairs, dtype=torch.bool)
+        finite and move with the masks (``∂R/∂p ≠ 0``). Each rank checks the masks it holds
+        the inputs of and the ranks agree, so all raise together. Returns ``∂R/∂p`` at the
+        start (None when nothing reaches the masks); a pair whose gradient alone is zero gets
+        a warning (its mask is shaped by the area term only). Images are named by their
+        index among this process's images."""
+        part = self.held()
+        grad = None
+        if not self._is_empty(part):
+            with torch.enable_grad():
+                reward = self.game_reward(self.masks(part), part)
+                self.check_finite(reward.detach(), part, 0)
+                if reward.requires_grad:
+                    (grad,) = torch.autograd.grad(reward.sum(), self.mask_params, allow_unused=True)
+        else:
+            self.check_finite(torch.zeros(0, device=self.device), part, 0)
+        pair_image = self.local_images(part)[:: self.num_areas].cpu()
+        moves = torch.zeros(len(pair_image), dtype=torch.bool)
         if grad is not None:
-            moves = (grad.flatten(1).abs().amax(1) > 0).view(self.num_pairs, -1).any(1).cpu()
-        pair_image = self.mask_image[:: self.num_areas].cpu()
+            moving = grad[part].flatten(1).abs().amax(1) > 0
+            moves = moving.view(len(pair_image), -1).any(1).cpu()
         moves &= ~self.unperturbable_images().cpu()[pair_image]
         still = (~moves).nonzero().flatten().tolist()
         images = sorted(set(pair_image[still].tolist()))
-        if not moves.any():
+        if not any(gather_objects(bool(moves.any())) if self.own is not None else [moves.any()]):
             raise UnexplainableModelError(
                 "the classifier's scores do not change with the mask (zero gradient for every "
                 "mask at the start): the model's output does not depend on its input, or each "
@@ -223,10 +290,14 @@ class MaskGameModule(FrozenClassifierModule):
             )
         return grad
 
+    def _is_empty(self, part: slice) -> bool:
+        stop = self.mask_params.shape[0] if part.stop is None else part.stop
+        return (part.start or 0) >= stop
+
     def unperturbable_images(self) -> torch.Tensor:
         """Per image, whether no mask can perturb it (e.g. a flat image equals its blur; the
         gradient then holds only rounding noise). None by default."""
-        return torch.zeros(int(self.mask_image.max()) + 1, dtype=torch.bool)
+        return torch.zeros(self.num_images, dtype=torch.bool)
 
     def check_finite(self, reward: torch.Tensor, part: slice, step: int) -> None:
         """Raise :class:`UnexplainableModelError` naming the images and the step when a
@@ -238,7 +309,7 @@ class MaskGameModule(FrozenClassifierModule):
             count = trainer.strategy.reduce(count.float(), reduce_op="sum")
         if not count:
             return
-        images = sorted(set(self.mask_image[part][bad].tolist()))
+        images = sorted(set(self.local_images(part)[bad].tolist()))
         raise UnexplainableModelError(
             f"the classifier's scores are not finite (NaN or inf) at step {step} for image(s) "
             f"{images} of the batch: the model cannot be explained (check its weights and "
@@ -250,6 +321,9 @@ class MaskGameModule(FrozenClassifierModule):
     def on_train_end(self) -> None:
         """Under DDP each rank filled its share of the history: gather the whole of it."""
         if self.trainer.world_size <= 1:
+            return
+        if self.own is not None:
+            self.history = self.gather_own(self.history[:, :, self.own], dim=2)
             return
         gathered = self.all_gather(self.history)  # W × T × 3 × B
         per_rank = math.ceil(self.mask_params.shape[0] / self.trainer.world_size)
@@ -276,12 +350,19 @@ class MaskGameModule(FrozenClassifierModule):
     @torch.no_grad()
     def final(self) -> dict[str, torch.Tensor]:
         """Final masks (P×K×H×W), their unjittered game reward, achieved area and whether each
-        converged (:func:`~..ops.area.converged`: achieved within 0.05 of requested), P×K."""
-        masks = self.masks()
-        reward = self.game_reward(masks)  # one unjittered forward over all masks
-        self.check_finite(reward, slice(None), self.config.max_iter)
+        converged (:func:`~..ops.area.converged`: achieved within 0.05 of requested), P×K.
+        Under block sharding each rank scores its own masks and all ranks get every mask's."""
+        part = self.held()
+        masks = self.masks(part)
+        if self._is_empty(part):
+            reward = torch.zeros(0, device=masks.device)
+        else:
+            reward = self.game_reward(masks, part)  # one unjittered forward over its masks
+        self.check_finite(reward, part, self.config.max_iter)
+        achieved = achieved_area(masks)
+        masks, reward, achieved = (self.gather_own(t) for t in (masks, reward, achieved))
         shape = (self.num_pairs, self.num_areas)
-        achieved = achieved_area(masks).view(shape).cpu()
+        achieved = achieved.view(shape).cpu()
         return {
             "masks": masks.reshape(*shape, *self.mask_shape).cpu(),
             "rewards": reward.view(shape).cpu(),
