@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,15 @@ class TinyConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).mean(dim=(2, 3))
+
+
+class SlowTinyConvNet(TinyConvNet):
+    """:class:`TinyConvNet` (same weights) taking 30 ms a call: a job slow enough to be
+    killed in the middle of a chunk."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.03)
+        return super().forward(x)
 
 
 class TinyNet(nn.Module):

@@ -234,7 +234,10 @@ def _optimise(
     out["history"] = _history(module, config)
     pair_image = module.mask_image[:: module.num_areas].cpu()
     out["targets"] = module.mask_target[:: module.num_areas].cpu()
-    out["image_index"] = used_all[pair_image] if block else image_index
+    if block:  # every rank's pairs: images numbered over all the blocks
+        out["image_index"] = pair_image if run["sharded"] else used_all[pair_image]
+    else:
+        out["image_index"] = image_index
     if split is not None:  # the blocks' pairs in image order → the caller's order
         out = {k: _unsorted(v, split) for k, v in out.items()}
     return out

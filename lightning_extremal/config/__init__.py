@@ -50,6 +50,7 @@ from .validation import (
     validate_inversion,
     validate_logger,
     validate_method,
+    validate_processes,
     validate_run_options,
 )
 from .yaml_files import load_config_text, read_yaml_mapping
@@ -103,5 +104,6 @@ __all__ = [
     "validate_inversion",
     "validate_logger",
     "validate_method",
+    "validate_processes",
     "validate_run_options",
 ]

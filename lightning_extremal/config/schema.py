@@ -159,8 +159,12 @@ class TrainerConfig:
     """What Lightning's Trainer gets."""
 
     accelerator: str = "auto"  # Lightning's choice: GPU when there is one
-    devices: Any = 1  # number of devices (or "auto")
-    strategy: str = "auto"  # Lightning strategy
+    devices: Any = 1  # number of devices (or "auto"); per node, as torchrun's --nproc-per-node
+    num_nodes: int = 1  # machines of a multi-node job (torchrun --nnodes, SLURM nodes)
+    strategy: str = "auto"  # Lightning strategy (auto under torchrun/srun: ddp)
+    # Seconds a rank waits in a collective (e.g. for a rank that died) before failing, instead
+    # of Lightning's 30 minutes (DDP's process-group timeout).
+    collective_timeout: int = 600
     precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed (classifier only)
     progress: bool = True  # show a progress bar over optimisation steps
     # torch.compile the smooth max: true | false | auto (compile when the run is long enough

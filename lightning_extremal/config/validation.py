@@ -61,6 +61,14 @@ def validate_run_options(precision: str, compile: Any, channels_last: Any = "aut
             raise ValueError(f"{name} must be one of {list(COMPILE_CHOICES)}; got {value!r}")
 
 
+def validate_processes(num_nodes: Any, collective_timeout: Any) -> None:
+    """Raise ``ValueError`` for a node count or collective timeout that is not a positive
+    integer."""
+    for name, value in (("num_nodes", num_nodes), ("collective_timeout", collective_timeout)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"trainer.{name} must be a positive integer; got {value!r}")
+
+
 def validate_method(cfg: MethodConfig, reward_is_callable: bool = False) -> None:
     """Raise ``ValueError`` naming the first bad knob, before any work starts."""
     _choice("kind", cfg.kind, METHOD_KINDS)

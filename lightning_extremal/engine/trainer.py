@@ -53,6 +53,8 @@ def quiet_lightning() -> Any:
         # The classifier is in eval mode on purpose (frozen batch-norm statistics).
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # Still the way to keep rank-local buffers (the pyramids) out of DDP's syncing.
+        warnings.filterwarnings("ignore", message=".*`broadcast_buffers` is deprecated.*")
         try:
             yield
         finally:

@@ -19,6 +19,7 @@ from ..data.ground_truth import load_ground_truth
 from ..data.models import LoadedModel, load_model, weights_digest
 from ..data.sources import ImageSource, open_source
 from ..engine.classifier import predicted_classes
+from ..engine.distributed import process_rank, rank_block, shards_images
 from ..errors import UsageError
 from ..ops.digest import tensor_digest
 from .store import ResultsStore, atomic_write_text, clear_results, content_key
@@ -50,6 +51,19 @@ class Job:
     model_digest: str = ""
     #: A short id of this job (a new one per invocation), in its W&B run names.
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    #: This process's global rank and the number of processes (torchrun, SLURM or
+    #: Lightning's ``ddp``: each runs this job; only rank 0 writes the folder).
+    rank: int = 0
+    world: int = 1
+    #: Whether each rank decodes and perturbs only its own block of each chunk's images.
+    sharded: bool = False
+    #: The run clears the folder's results (``--overwrite``): every chunk is computed.
+    fresh: bool = False
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the folder (results, figures, logs): rank 0."""
+        return self.rank == 0
 
     @property
     def name(self) -> str:
@@ -103,6 +117,8 @@ def open_job(cfg: RunConfig) -> Job:
     out = Path(cfg.output_dir) if cfg.output_dir else output_dir(cfg)
     job = Job(cfg, loaded, images, out, ResultsStore(out), truths)
     job.model_digest = weights_digest(loaded.model)
+    job.rank, job.world = process_rank(asdict(cfg.trainer))
+    job.sharded = shards_images(asdict(cfg.trainer))
     return job
 
 
@@ -202,18 +218,24 @@ def plan_chunks(job: Job, **extra: Any) -> list[tuple[int, str, list[int]]]:
     for number, index in enumerate(chunks):
         name = f"chunk-{number:05d}"
         key = chunk_key(job, index, **extra)
-        done = job.store.load(name, key)
+        done = None if job.fresh else job.store.load(name, key)
         if done is not None and "rows" in done and "ids" in done:
             job.store.add(name, key, ids=done["ids"], rows=done["rows"], files=done["files"])
             continue
         changed += job.store.path(name).is_file()
         pending.append((number, key, index))
     job.store.header.update(chunks_total=len(chunks), complete=False)
-    if len(pending) < len(chunks):
-        finished = len(chunks) - len(pending)
+    if job.writes:
+        say_resumed(len(chunks), len(pending), changed)
+    return pending
+
+
+def say_resumed(chunks: int, pending: int, changed: int) -> None:
+    """Say how much of a run was already done, and how many chunks on disk are stale."""
+    if pending < chunks:
         print(
-            f"lightning-extremal: resuming: {finished} of {len(chunks)} chunks done, "
-            f"{len(pending)} to run",
+            f"lightning-extremal: resuming: {chunks - pending} of {chunks} chunks done, "
+            f"{pending} to run",
             flush=True,
         )
     if changed:
@@ -222,23 +244,25 @@ def plan_chunks(job: Job, **extra: Any) -> list[tuple[int, str, list[int]]]:
             "weights or settings: computing them again",
             flush=True,
         )
-    return pending
 
 
 def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **extra) -> None:
     """Compute each pending chunk (``compute(number, index)``: its record, figures written,
     or None when none of its images could be read) and save it with its key and the files
-    it wrote; then remove the files no chunk wrote (stale figures of earlier runs)."""
+    it wrote; then remove the files no chunk wrote (stale figures of earlier runs). The other
+    ranks of a multi-process job compute their share of each chunk (``compute`` returns None
+    there) and write nothing."""
     for number, key, index in plan_chunks(job, **extra):
-        since = file_clock(job.out)
+        since = file_clock(job.out) if job.writes else 0
         record = compute(number, index)
         if record is None:
             continue
         record.update(key=key, files=files_since(job.out, since))
         name = f"chunk-{number:05d}"
         job.store.save(name, record, ids=record["ids"], rows=record["rows"], files=record["files"])
-    prune_stale_files(job)
-    job.store.header["complete"] = True
+    if job.writes:
+        prune_stale_files(job)
+        job.store.header["complete"] = True
 
 
 def tracked_files(out: Path) -> dict[str, int]:
@@ -283,6 +307,12 @@ def prune_stale_files(job: Job) -> None:
         os.unlink(job.out / name)
     if stale:
         print(f"lightning-extremal: removed {len(stale)} stale file(s) of earlier runs", flush=True)
+
+
+def own_share(job: Job, index: list[int]) -> list[int]:
+    """The images of a chunk this process decodes and perturbs: its rank's contiguous block
+    under sharding, else all of them."""
+    return index[rank_block(len(index), job.rank, job.world)] if job.sharded else index
 
 
 def load_batch(images: ImageSource, index: list[int]) -> tuple[list[int], torch.Tensor] | None:

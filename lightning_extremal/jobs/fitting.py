@@ -43,10 +43,18 @@ class ChunkFit:
         classes,
         tags: tuple[str, ...] = (),
         truths=None,
+        observe: bool = True,
+        sharded: bool = False,
     ) -> None:
         self.cfg, self.out, self.name, self.names, self.classes = cfg, out, name, names, classes
         self.truths = truths
         self.steps = cfg.method.max_iter
+        # The other ranks of a multi-process job neither log nor draw (rank 0 does), but all
+        # watch convergence, so that all stop at the same step.
+        self.observe, self.sharded = observe, sharded
+        self.logger = False
+        if not observe:
+            return
         try:
             self.logger = make_logger(cfg.logger, out, name, group, asdict(cfg), tags)
         except Exception as error:
@@ -68,9 +76,9 @@ class ChunkFit:
             raise UsageError(f"{names}: {error}") from error
 
     def _explain(self, model, batch, targets):
-        callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes, self.truths)
+        callbacks = self._callbacks()
         try:
-            result = _explain(self.cfg, model, batch, targets, self.logger, callbacks)
+            result = _explain(self.cfg, model, batch, targets, self.logger, callbacks, self.sharded)
         except Exception as error:
             if self.logger is False or isinstance(error, UsageError):
                 raise
@@ -84,11 +92,15 @@ class ChunkFit:
             )
             _finish(self.logger)
             self.logger = False
-            callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes, self.truths)
-            result = _explain(self.cfg, model, batch, targets, False, callbacks)
+            callbacks = self._callbacks()
+            result = _explain(self.cfg, model, batch, targets, False, callbacks, self.sharded)
         monitor = callbacks[0]
         self.steps = monitor.steps or self.cfg.method.max_iter
         return result
+
+    def _callbacks(self) -> list:
+        callbacks = make_callbacks(self.cfg, self.out, self.names, self.classes, self.truths)
+        return callbacks if self.observe else callbacks[:1]  # the ConvergenceMonitor
 
     def log_results(self, rows: list[dict], quality: dict[str, float] | None = None) -> None:
         """What a sweep can optimise (:func:`~.metrics.run_metrics` of the chunk's summary
@@ -120,10 +132,21 @@ class ChunkFit:
         names = pair_names(pair_ids, [t for ts in targets for t in ts])
         name = f"{job.name}-chunk{number}-{job.job_id}"
         classes = job.loaded.classes
-        return cls(job.cfg, job.out, name, job.group, names, classes, job.tags, truths)
+        return cls(
+            job.cfg,
+            job.out,
+            name,
+            job.group,
+            names,
+            classes,
+            job.tags,
+            truths,
+            observe=job.writes,
+            sharded=job.sharded,
+        )
 
 
-def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
+def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=(), sharded=False):
     t = cfg.trainer
     return extremal_perturbation(
         model,
@@ -134,7 +157,10 @@ def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=()):
         seed=t.seed,
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
         strategy=t.strategy,
+        collective_timeout=t.collective_timeout,
+        sharded=sharded,
         precision=t.precision,
         progress=t.progress,
         compile=t.compile,

@@ -12,7 +12,7 @@ from ..data.ground_truth import pair_truth
 from ..naming import class_name, pair_names
 from ..ops.pointing import mask_quality, summarize_quality
 from ..viz import save_overlay_figure
-from .chunks import Job, load_batch, run_chunks, targets_for
+from .chunks import Job, load_batch, own_share, run_chunks, targets_for
 from .fitting import ChunkFit
 from .verdict import convergence_summary
 
@@ -21,7 +21,8 @@ def run_image_job(job: Job) -> None:
     """Explain every pending chunk, one Lightning fit each; each finished chunk goes to the
     store (chunk file, manifest) with its overlays the moment it is done."""
     run_chunks(job, lambda number, index: explained_with_overlays(job, number, index))
-    write_summary(job)
+    if job.writes:
+        write_summary(job)
 
 
 def explained_with_overlays(job: Job, number: int, index: list[int]) -> dict[str, Any] | None:
@@ -33,17 +34,25 @@ def explained_with_overlays(job: Job, number: int, index: list[int]) -> dict[str
 
 def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | None:
     """Optimise the masks of one chunk and score them against its ground truth; its record
-    (masks, statistics, history, scores, summary rows), or None when no image was readable."""
-    readable = load_batch(job.images, index)
-    if readable is None:
+    (masks, statistics, history, scores, summary rows), or None when no image was readable
+    or this process does not write (another rank of a multi-process job: it decoded and
+    perturbed only its own block of the chunk)."""
+    share = own_share(job, index)
+    readable = load_batch(job.images, share)
+    if readable is None and not job.sharded:
         return None
-    index, batch = readable
-    ids = [job.images.ids[i] for i in index]
-    targets = targets_for(job.cfg.data.targets, job.images, job.loaded.model, index, batch)
-    truths = pair_truths(job, index, targets)
-    fit = ChunkFit.for_chunk(job, number, ids, targets, truths)
+    own, batch = readable or ([], empty_batch(job, index))
+    ids = [job.images.ids[i] for i in own]
+    targets = targets_for(job.cfg.data.targets, job.images, job.loaded.model, own, batch)
+    fit = ChunkFit.for_chunk(job, number, ids, targets, pair_truths(job, own, targets))
     try:
         result = fit.explain(job.loaded.model, batch, targets, ids)
+        if not job.writes:
+            return None
+        if job.sharded:  # the writer's record holds every rank's images
+            own, batch = load_batch(job.images, index)
+            ids = [job.images.ids[i] for i in own]
+        truths = pair_truths(job, own, targets_by_image(result, len(own)))
         quality = mask_quality(result.masks, job.cfg.method.areas, truths)
         pair_ids = [ids[i] for i in result.image_index.tolist()]
         rows = summary_rows(job, result, quality, fit.steps, pair_ids)
@@ -67,6 +76,20 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
         "pointing_hit": quality["pointing_hit"],
         "rows": rows,
     }
+
+
+def empty_batch(job: Job, index: list[int]) -> torch.Tensor:
+    """A batch of no images of the chunk's shape (a rank whose block is empty or unreadable
+    still takes part in the chunk's fit)."""
+    return torch.zeros(0, *job.images.shapes[index[0]])
+
+
+def targets_by_image(result: ExtremalResult, num_images: int) -> list[list[int]]:
+    """Per image of the chunk, the classes its pairs explain."""
+    per_image: list[list[int]] = [[] for _ in range(num_images)]
+    for image, target in zip(result.image_index.tolist(), result.targets.tolist(), strict=True):
+        per_image[image].append(target)
+    return per_image
 
 
 def pair_truths(job: Job, index: list[int], targets: list[list[int]]) -> list:

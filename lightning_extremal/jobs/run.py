@@ -10,7 +10,7 @@ again without it. Each case is a warning; masks.pt and summary.json are always w
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..config import (
@@ -18,8 +18,11 @@ from ..config import (
     validate_data,
     validate_logger,
     validate_method,
+    validate_processes,
     validate_run_options,
 )
+from ..engine.distributed import process_rank
+from ..errors import UsageError
 from .chunks import claim_folder, open_job, output_dir
 from .image_run import run_image_job
 from .layer_run import run_layer_job
@@ -42,26 +45,21 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     check_config(cfg)
     cfg = replace(cfg, output_dir=str(output_dir(cfg)))  # config.json names the real folder
     job = open_job(cfg)  # a bad model or data fails before the folder is touched
-    with FolderLock(job.out) if is_first_process() else nullcontext():
-        if is_first_process():
+    job.fresh = overwrite
+    with FolderLock(job.out) if job.writes else nullcontext():
+        if job.writes:
             claim_folder(cfg, job.out, overwrite)
         if cfg.method.kind == "input":
             run_image_job(job)
         else:  # channel | layer-spatial | invert | diff
             run_layer_job(job)
+    if not job.writes:
+        return job.out
     for run_dir in job.wandb_dirs:
         print(f"W&B offline run: {run_dir}  (upload later: wandb sync {run_dir})")
     print(f"lightning-extremal: results in {job.out.resolve()}", flush=True)
     print_verdict(job.summary, job.out)
     return job.out
-
-
-def is_first_process() -> bool:
-    """False in the other processes of a distributed job (Lightning's DDP ranks, torchrun,
-    SLURM), which neither lock nor clear the folder that the first one claimed."""
-    from lightning.pytorch.utilities import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def check_config(cfg: RunConfig) -> None:
@@ -70,3 +68,12 @@ def check_config(cfg: RunConfig) -> None:
     validate_logger(cfg.logger)
     validate_run_options(cfg.trainer.precision, cfg.trainer.compile, cfg.trainer.channels_last)
     validate_data(cfg.data)
+    t = cfg.trainer
+    validate_processes(t.num_nodes, t.collective_timeout)
+    _, world = process_rank(asdict(t))
+    if world > 1 and cfg.method.kind != "input":
+        raise UsageError(
+            f"method.kind={cfg.method.kind} runs in one process; several processes "
+            f"({world}: trainer.devices × trainer.num_nodes, torchrun or srun) explain input "
+            "masks only (method.kind=input)"
+        )

@@ -194,9 +194,10 @@ class MaskGameModule(FrozenClassifierModule):
         lam = self.lambda_at(step)
         part = self.shard()
         if part.start == part.stop:  # a rank with no images (a chunk smaller than the world)
-            self._log_step(torch.zeros(len(HISTORY_ROWS), 0, device=self.device), part, lam)
-            if step % self.trainer.log_every_n_steps == 0:  # as the other ranks do
+            # The same collectives as the other ranks, in the same order.
+            if step % self.trainer.log_every_n_steps == 0:
                 self.check_finite(torch.zeros(0, device=self.device), part, step)
+            self._log_step(torch.zeros(len(HISTORY_ROWS), 0, device=self.device), part, lam)
             return self.mask_params.sum() * 0.0  # DDP expects a gradient from every rank
         padded = self.padded_masks(part)
         masks = self.visible(padded)
