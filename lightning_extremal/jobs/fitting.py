@@ -80,7 +80,8 @@ class ChunkFit:
         try:
             result = _explain(self.cfg, model, batch, targets, self.logger, callbacks, self.sharded)
         except Exception as error:
-            if self.logger is False or isinstance(error, UsageError):
+            # Under several processes a failure is every rank's (e.g. one died): no retry alone.
+            if self.logger is False or isinstance(error, UsageError) or self.sharded:
                 raise
             # Loggers are fail-soft, so this is rare (a failure outside the wrapped calls),
             # or not about logging at all: then the rerun raises it again.
