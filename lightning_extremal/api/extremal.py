@@ -114,7 +114,9 @@ def extremal_perturbation(
     callable ``(logits, targets) -> reward``. ``options`` are the fields of
     :class:`~lightning_extremal.config.MethodConfig` (``variant``, ``max_iter``, ``step``,
     ``sigma``, ``optimizer``, ``lr``, …) and the run options ``seed``, ``accelerator``,
-    ``devices``, ``strategy``, ``precision``, ``compile`` and ``channels_last`` (True | False |
+    ``devices``, ``num_nodes``, ``strategy``, ``collective_timeout`` (seconds a rank waits in a
+    collective), ``sharded`` (True: ``images`` are this rank's own block of a multi-process job,
+    and the result covers every rank's), ``precision``, ``compile`` and ``channels_last`` (True | False |
     "auto"), ``logger`` (a Lightning logger, or ``"wandb"`` | ``"csv"`` | ``"tensorboard"`` |
     ``"none"``: that logger, writing under ``default_root_dir``), ``callbacks``, ``progress``,
     ``log_every_n_steps``, ``batch_size`` (pairs per Lightning fit; None = all in one fit),

@@ -4,7 +4,6 @@ the modules use to share their blocks' results."""
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -54,11 +53,11 @@ def shards_images(run: dict[str, Any]) -> bool:
 
 
 def rank_block(count: int, rank: int, world: int) -> slice:
-    """Rank ``rank``'s contiguous block of ``count`` items split over ``world`` ranks (blocks
-    of ⌈count/world⌉ in rank order; the last ones may be short or empty)."""
-    size = math.ceil(count / world) if count else 0
-    start = min(rank * size, count)
-    return slice(start, min(start + size, count))
+    """Rank ``rank``'s contiguous block of ``count`` items split over ``world`` ranks in rank
+    order, the blocks' sizes differing by at most one (empty when ``count < world``)."""
+    base, extra = divmod(count, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
 
 
 def gather_objects(value: Any) -> list[Any]:

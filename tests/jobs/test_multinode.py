@@ -1,9 +1,8 @@
 """Two "nodes" on this machine: two ``torchrun --nnodes 2 --nproc-per-node 1`` launches on
 127.0.0.1 (gloo), each running ``lightning-extremal run`` as one rank of a Lightning DDP job.
 
-The job has 5 images in chunks of 2, so each chunk is split in two blocks (rank 0 decodes and
-perturbs images 0–1 of its chunk, rank 1 the rest) and the last chunk's single image leaves
-rank 1 with an empty block."""
+The job has 5 images in chunks of 2, so each rank decodes and perturbs one image of a chunk,
+and the last chunk's single image leaves rank 1 with an empty block."""
 
 from __future__ import annotations
 
