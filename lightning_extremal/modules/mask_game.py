@@ -137,7 +137,8 @@ class MaskGameModule(FrozenClassifierModule):
         self.mask_image = torch.tensor(images, dtype=torch.long).repeat_interleave(k)
         shape = (len(targets) * k, *self.mask_params.shape[1:])
         self.mask_params = nn.Parameter(torch.full(shape, float(self.config.init)))
-        self.history = torch.zeros(self.config.max_iter, len(HISTORY_ROWS), shape[0])
+        # Each rank records its own masks' history; on_train_end gathers every rank's.
+        self.history = torch.zeros(self.config.max_iter, len(HISTORY_ROWS), self.rank_masks[rank])
 
     def held(self) -> slice:
         """The masks whose inputs this process holds: its own block's under block sharding,
@@ -210,7 +211,8 @@ class MaskGameModule(FrozenClassifierModule):
             self.check_finite(reward.detach(), part, step)
         stats = torch.stack([reward.detach(), loss_area.detach(), area])
         if step < len(self.history):
-            self.history[step, :, part] = stats
+            own = part if self.own is None else slice(0, part.stop - part.start)
+            self.history[step, :, own] = stats
         self._log_step(stats, part, lam)
         return -energy.sum() * self.trainer.world_size
 
@@ -324,7 +326,7 @@ class MaskGameModule(FrozenClassifierModule):
         if self.trainer.world_size <= 1:
             return
         if self.own is not None:
-            self.history = self.gather_own(self.history[:, :, self.own], dim=2)
+            self.history = self.gather_own(self.history, dim=2)
             return
         gathered = self.all_gather(self.history)  # W × T × 3 × B
         per_rank = math.ceil(self.mask_params.shape[0] / self.trainer.world_size)

@@ -4,6 +4,7 @@ roots, chunk-size invariance, memory that does not grow from chunk to chunk."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +171,11 @@ def _live_tensor_mib() -> float:
 
     gc.collect()
     storages = {}
-    for obj in gc.get_objects():
-        if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+    with warnings.catch_warnings():  # isinstance on torch.distributed's deprecated reduce_op
+        warnings.simplefilter("ignore", FutureWarning)
+        tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+    for obj in tensors:
+        if obj.device.type == "cpu":
             try:
                 storage = obj.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
