@@ -106,6 +106,11 @@ def run_analysis(
     """Check the configuration, open the model and images, claim the folder, run ``compute``
     and write its outputs; the folder."""
     check_config(cfg)
+    if cfg.method.kind != "input":
+        raise UsageError(
+            f"analyze {name} explains input masks; got method.kind={cfg.method.kind!r} "
+            "(allowed: input)"
+        )
     out = analysis_dir(cfg, name)
     cfg = replace(cfg, output_dir=str(out))
     job = open_job(cfg)  # a bad model or data fails before the folder is touched

@@ -107,6 +107,8 @@ def test_objects_command_writes_contributions_coverage_and_figure(tmp_path, offl
          "unknown key analysis.scor; did you mean 'analysis.score'?"),
         (["analyze", "objects", "analysis.score=logit"],
          "analysis.score must be one of ['prob', 'reward']; got 'logit'"),
+        (["analyze", "area-curve", "method=channel"],
+         "analyze area-curve explains input masks; got method.kind='channel' (allowed: input)"),
         (["analyze", "area-curve", "--overwrit"],
          "analyze: unknown option '--overwrit'; did you mean '--overwrite'?"),
     ],
