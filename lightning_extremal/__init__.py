@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING, Any
 #: Each public name and the module (relative to this package) that defines it.
 _PUBLIC = {
     "ActivationDiff": "api",
+    "AreaCurve": "api",
+    "ObjectContributions": "api",
+    "area_curve": "api",
+    "object_contributions": "api",
+    "object_coverage": "api",
     "ChannelComparison": "api",
     "ExtremalPerturbation": "api",
     "ExtremalResult": "api",
@@ -45,12 +50,17 @@ _PUBLIC = {
 if TYPE_CHECKING:  # what type checkers and IDEs read; at run time __getattr__ imports
     from .api import (
         ActivationDiff,
+        AreaCurve,
         ChannelComparison,
         ExtremalPerturbation,
         ExtremalResult,
+        ObjectContributions,
         activation_diff,
+        area_curve,
         extremal_perturbation,
         feature_inversion,
+        object_contributions,
+        object_coverage,
     )
     from .config import MethodConfig, RunConfig
     from .modules.image_masks import ExtremalPerturbationModule
@@ -65,6 +75,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs read; at run time __getattr__ i
 
 __all__ = [
     "ActivationDiff",
+    "AreaCurve",
+    "ObjectContributions",
+    "area_curve",
+    "object_contributions",
+    "object_coverage",
     "ChannelComparison",
     "ChannelPerturbationModule",
     "ExtremalPerturbation",

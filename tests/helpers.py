@@ -79,6 +79,41 @@ class BoxModel(nn.Module):
         return torch.stack([score, torch.zeros_like(score)], 1)
 
 
+class ObjectEvidenceModel(nn.Module):
+    """Class 0 scores the per-object evidence 10 × mean brightness inside each of ``boxes``
+    (``(top, left, height, width)``), combined by ``"sum"`` (evidence adds up: preserving two
+    objects gains exactly the sum of their gains) or ``"max"`` (only the best object counts);
+    class 1 scores 0."""
+
+    def __init__(self, size: int, boxes, combine: str = "sum") -> None:
+        super().__init__()
+        weights = torch.zeros(len(boxes), size, size)
+        for k, (top, left, height, width) in enumerate(boxes):
+            weights[k, top : top + height, left : left + width] = 1 / (height * width)
+        self.register_buffer("weights", weights)
+        self.combine = combine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        evidence = 10 * torch.einsum("nhw,khw->nk", x.mean(1), self.weights)
+        score = evidence.sum(1) if self.combine == "sum" else evidence.amax(1)
+        return torch.stack([score, torch.zeros_like(score)], 1)
+
+
+def boxes_scene(size: int, boxes, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Bright boxes on a dim textured background (1×3×size×size) and each box's mask."""
+    x = box_scene(size, boxes[0], seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    masks = []
+    for top, left, height, width in boxes:
+        x[..., top : top + height, left : left + width] = 0.9 + 0.1 * torch.rand(
+            1, 3, height, width, generator=g
+        )
+        mask = torch.zeros(size, size, dtype=torch.bool)
+        mask[top : top + height, left : left + width] = True
+        masks.append(mask)
+    return x, masks
+
+
 class TinyConvNet(nn.Module):
     """A seeded 2-layer CNN: images N×3×H×W → 5 logits (global average pooled)."""
 

@@ -1,5 +1,13 @@
-"""The public Python API: extremal perturbations, feature inversion and activation diffing."""
+"""The public Python API: extremal perturbations, feature inversion, activation diffing and
+the paper's analyses (area curve, object contributions)."""
 
+from .analyses import (
+    AreaCurve,
+    ObjectContributions,
+    area_curve,
+    object_contributions,
+    object_coverage,
+)
 from .diffing import ActivationDiff, ChannelComparison, activation_diff
 from .extremal import (
     ExtremalPerturbation,
@@ -11,6 +19,11 @@ from .inversion import feature_inversion
 
 __all__ = [
     "ActivationDiff",
+    "AreaCurve",
+    "ObjectContributions",
+    "area_curve",
+    "object_contributions",
+    "object_coverage",
     "ChannelComparison",
     "ExtremalPerturbation",
     "ExtremalResult",

@@ -14,6 +14,7 @@ USAGE = """usage: lightning-extremal run [config=NAME|PATH] [GROUP=NAME] [key=va
        lightning-extremal sweep SWEEP.yaml [--count N] [key=value ...]
        lightning-extremal report RUN_DIR [--out FILE.html]
        lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|voc07|coco14] [config=PATH] [key=value ...] [--cfg]
+       lightning-extremal analyze area-curve|objects [key=value ...] [--cfg] [--overwrite]
        lightning-extremal list [presets|configs|models|sweeps]
 
 Explain images with a classifier by extremal perturbations; writes masks.pt, overlays/*.png
@@ -44,6 +45,8 @@ report writes RUN_DIR/report.html (then report-2.html, … per 100 pairs) with i
 RUN_DIR/report_files/.
 benchmark runs the paper's pointing or faithfulness benchmark (its keys and defaults:
 configs/benchmark/default.yaml; config=PATH merges a YAML file of them before the key=value ones).
+analyze runs one of the paper's analyses (area curve and sufficient area; objects' cumulative
+contributions), with the run's keys plus analysis.KEY=value (docs/analyses.md).
 list shows the presets, configs, models and sweep files by name.
 
 `lightning-extremal COMMAND --help` lists a command's keys with their defaults. A bad argument

@@ -1,4 +1,4 @@
-"""Command line: ``lightning-extremal run|sweep|report|benchmark|list ...``.
+"""Command line: ``lightning-extremal run|sweep|report|benchmark|analyze|list ...``.
 
 A bad argument or a refused request (``ValueError``, :class:`~lightning_extremal.errors.UsageError`
 among them, ``TypeError``, a missing file) is one line on stderr and exit status 2; ``--debug``
@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..config import did_you_mean
+from .analyze import analyze_command, analyze_help
 from .commands import benchmark_command, report_command, run_command, sweep_command
 from .help import USAGE, command_help
 from .listing import list_command
@@ -20,6 +21,7 @@ COMMANDS = {
     "sweep": sweep_command,
     "report": report_command,
     "benchmark": benchmark_command,
+    "analyze": analyze_command,
     "list": list_command,
 }
 
@@ -40,7 +42,7 @@ def error_exit(message: str) -> int:
 def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in (*HELP_FLAGS, "help"):
         topic = argv[1] if len(argv) > 1 and argv[0] == "help" else None
-        print(command_help(topic) if topic in COMMANDS else USAGE)
+        print(help_text(topic, argv[2:]) if topic in COMMANDS else USAGE)
         return 0 if argv else 2
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:
@@ -49,9 +51,14 @@ def _dispatch(argv: list[str]) -> int:
             f"unknown command {command!r}{hint} (commands: {', '.join(COMMANDS)}; --help for usage)"
         )
     if any(arg in HELP_FLAGS for arg in args):
-        print(command_help(command))
+        print(help_text(command, args))
         return 0
     return COMMANDS[command](args)
+
+
+def help_text(command: str, args: list[str]) -> str:
+    """The help of ``command`` (``analyze``: of the analysis named in ``args``, if any)."""
+    return analyze_help(args) if command == "analyze" else command_help(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,15 @@
 """Typed configuration (dataclasses), its validation and its composition from ``configs/``."""
 
 from .compose import (
+    ANALYSIS_PREFIX,
     BENCHMARK_FILE,
     GROUP_PRIMARY,
     GROUPS,
+    analysis_keys,
     available_names,
     benchmark_keys,
     compose,
+    compose_analysis,
     compose_benchmark,
     config_yaml,
     configs_dir,
@@ -16,6 +19,8 @@ from .compose import (
 )
 from .reference import describe_fields, field_comments
 from .schema import (
+    ANALYSIS_GAMES,
+    ANALYSIS_SCORES,
     BENCHMARK_LOGGERS,
     BENCHMARK_METHODS,
     BLUR_PADDINGS,
@@ -34,6 +39,7 @@ from .schema import (
     SPACE_BASELINES,
     TASKS,
     VARIANTS,
+    AnalysisConfig,
     BenchmarkConfig,
     DataConfig,
     InversionConfig,
@@ -45,6 +51,7 @@ from .schema import (
 )
 from .validation import (
     COMPILE_CHOICES,
+    validate_analysis,
     validate_benchmark,
     validate_data,
     validate_inversion,
@@ -56,6 +63,10 @@ from .validation import (
 from .yaml_files import load_config_text, read_yaml_mapping
 
 __all__ = [
+    "ANALYSIS_GAMES",
+    "ANALYSIS_PREFIX",
+    "ANALYSIS_SCORES",
+    "AnalysisConfig",
     "BENCHMARK_FILE",
     "BENCHMARK_LOGGERS",
     "BENCHMARK_METHODS",
@@ -86,9 +97,11 @@ __all__ = [
     "TASKS",
     "TrainerConfig",
     "VARIANTS",
+    "analysis_keys",
     "available_names",
     "benchmark_keys",
     "compose",
+    "compose_analysis",
     "compose_benchmark",
     "config_yaml",
     "configs_dir",
@@ -99,6 +112,7 @@ __all__ = [
     "load_config_text",
     "read_yaml_mapping",
     "valid_keys",
+    "validate_analysis",
     "validate_benchmark",
     "validate_data",
     "validate_inversion",

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .schema import METHOD_KINDS, BenchmarkConfig, RunConfig
-from .validation import validate_benchmark, validate_data
+from .schema import METHOD_KINDS, AnalysisConfig, BenchmarkConfig, RunConfig
+from .validation import validate_analysis, validate_benchmark, validate_data
 from .yaml_files import load_config_text
 
 #: ``GROUP=value`` with a scalar value sets this field when no ``configs/GROUP/value.yaml`` exists.
@@ -241,3 +241,47 @@ def compose_benchmark(args: list[str]) -> BenchmarkConfig:
     cfg = _merge(BenchmarkConfig, layers, "benchmark configuration", keys)
     validate_benchmark(cfg)
     return cfg
+
+
+#: Keys of :class:`~.schema.AnalysisConfig` are written ``analysis.KEY=value``.
+ANALYSIS_PREFIX = "analysis."
+#: Run keys that mean the analysis' area grid on ``analyze`` (the run's own areas are unused).
+ANALYSIS_AREA_KEYS = ("areas", "method.areas")
+
+
+def analysis_keys() -> list[str]:
+    """Every key of :class:`AnalysisConfig`, as written (``analysis.areas``, …)."""
+    return [f"{ANALYSIS_PREFIX}{f.name}" for f in fields(AnalysisConfig)]
+
+
+def compose_analysis(args: list[str]) -> tuple[RunConfig, AnalysisConfig]:
+    """``[key=value ...]`` of ``lightning-extremal analyze NAME`` → the run's configuration
+    (:func:`compose`: model, data, method, trainer, logger, output_dir) and the analysis'.
+
+    ``analysis.KEY=value`` sets :class:`AnalysisConfig`; ``areas=`` (and ``method.areas=``)
+    set its area grid; every other argument is a run argument. Bad keys and values raise
+    :class:`~lightning_extremal.errors.UsageError` naming them.
+    """
+    run_args, items = [], []
+    for arg in args:
+        key, value = _key_value(arg)
+        if key.startswith(ANALYSIS_PREFIX):
+            items.append(f"{key[len(ANALYSIS_PREFIX) :]}={value}")
+        elif key in ANALYSIS_AREA_KEYS:
+            items.append(f"areas={value}")
+        else:
+            run_args.append(arg)
+    cfg = compose(run_args)
+    keys = [f.name for f in fields(AnalysisConfig)]
+    for item in items:
+        name = item.partition("=")[0]
+        if name.split(".")[0] not in keys:
+            shown = {k: f"{ANALYSIS_PREFIX}{k}" for k in keys}
+            hint = did_you_mean(name, keys, shown) or f" (keys: {', '.join(shown.values())})"
+            raise UsageError(f"unknown key {ANALYSIS_PREFIX}{name!s}{hint}")
+    analysis = _merge(AnalysisConfig, [_dotlist(items)], "analysis configuration", keys)
+    try:
+        validate_analysis(analysis)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    return cfg, analysis

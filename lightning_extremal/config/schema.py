@@ -216,6 +216,40 @@ class RunConfig:
     output_dir: str | None = None  # None: outputs/run-<timestamp>
 
 
+#: What the analyses score (``analysis.score``): ``prob`` the softmax probability of the
+#: target; ``reward`` the method's reward (``simple``: the target's logit).
+ANALYSIS_SCORES = ("prob", "reward")
+#: The games whose curves ``analyze area-curve`` draws (``analysis.games``).
+ANALYSIS_GAMES = ("preserve", "delete")
+
+
+@dataclass
+class AnalysisConfig:
+    """The paper's analyses (`lightning-extremal analyze`, docs/analyses.md)."""
+
+    # The area grid of the curves (areas= also sets it): 8 log-spaced from 0.01 to 0.5, the
+    # range of the paper's area plots; one batched fit per game optimises all of them.
+    areas: list[float] = field(
+        default_factory=lambda: [0.01, 0.0175, 0.0306, 0.0535, 0.0935, 0.1635, 0.2859, 0.5]
+    )
+    # prob (softmax probability of the target) | reward (the method's reward, e.g. the
+    # logit); None: prob for area-curve (a ratio of probabilities is always defined), reward
+    # for objects (logits add up where evidence adds up; probabilities saturate).
+    score: str | None = None
+    # Sufficient area a*: the smallest area whose preserved score reaches this fraction of
+    # the full image's score (1.0: the mask alone scores as much as the whole image).
+    preserve_fraction: float = 1.0
+    # Necessary area: the smallest deleted area that leaves at most this fraction of the
+    # full image's score (0.5: deleting it halves the score).
+    delete_fraction: float = 0.5
+    # area-curve: the games whose curves are drawn (one batched fit each over all the areas)
+    games: list[str] = field(default_factory=lambda: ["preserve", "delete"])
+    # a*: log-linear between the two grid areas around the crossing; false: the first grid
+    # area that reaches the level.
+    interpolate: bool = True
+    max_objects: int = 4  # objects: the N largest objects of an image (each, each pair, all)
+
+
 #: What ``lightning-extremal benchmark`` measures, on which dataset, logged where.
 TASKS = ("pointing", "faithfulness")
 

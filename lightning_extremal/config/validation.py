@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 from .schema import (
+    ANALYSIS_GAMES,
+    ANALYSIS_SCORES,
     BENCHMARK_LOGGERS,
     BENCHMARK_METHODS,
     BLUR_PADDINGS,
@@ -28,6 +30,7 @@ from .schema import (
     TASKS,
     VARIANTS,
     WARM_STARTS,
+    AnalysisConfig,
     BenchmarkConfig,
     DataConfig,
     InversionConfig,
@@ -249,3 +252,26 @@ def validate_benchmark(cfg: BenchmarkConfig) -> None:
         raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
     if cfg.dataset != "synthetic" and not cfg.root:
         raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")
+
+
+def validate_analysis(cfg: AnalysisConfig) -> None:
+    """Raise ``ValueError`` naming the first bad ``analysis.*`` value and the allowed ones."""
+    areas = cfg.areas if isinstance(cfg.areas, list) else [cfg.areas]
+    for a in areas:
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
+            raise ValueError(f"analysis.areas must be fractions in (0, 1]; got {a!r} in {areas}")
+    if len(areas) < 2 or any(b <= a for a, b in zip(areas[:-1], areas[1:], strict=True)):
+        raise ValueError(
+            f"analysis.areas must be at least 2 increasing fractions in (0, 1]; got {areas}"
+        )
+    if cfg.score is not None:
+        _choice("analysis.score", cfg.score, ANALYSIS_SCORES)
+    _positive("analysis.preserve_fraction", cfg.preserve_fraction)
+    _positive("analysis.delete_fraction", cfg.delete_fraction)
+    games = list(cfg.games) if isinstance(cfg.games, list) else [cfg.games]
+    if not games or any(g not in ANALYSIS_GAMES for g in games) or len(set(games)) < len(games):
+        raise ValueError(
+            f"analysis.games must be a list of distinct games of {list(ANALYSIS_GAMES)}; "
+            f"got {cfg.games!r}"
+        )
+    _positive("analysis.max_objects", cfg.max_objects, integer=True)

@@ -148,8 +148,10 @@ def log_table_run(
     rows: list[dict[str, Any]],
     summary: dict[str, float],
     tags: tuple[str, ...] = (),
+    more_tables: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str | None:
-    """One W&B run holding a finished table (``rows`` under ``key``) and ``summary`` metrics;
+    """One W&B run holding a finished table (``rows`` under ``key``; ``more_tables``: other
+    keys and their rows) and ``summary`` metrics;
     its directory, printed. The W&B variables of the shell apply (``$WANDB_MODE``, default
     offline; ``$WANDB_PROJECT``, ``$WANDB_ENTITY``, ``$WANDB_DIR`` (default ``out``),
     ``$WANDB_JOB_TYPE``, ``$WANDB_RUN_GROUP``, ``$WANDB_TAGS`` added to ``tags``). Fail-soft:
@@ -166,9 +168,8 @@ def log_table_run(
             mode=os.environ.get("WANDB_MODE", "offline"),
             config=config,
         )
-        columns = list(rows[0])
-        table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
-        run.log({key: table})
+        tables = {key: rows, **(more_tables or {})}
+        run.log({name: _table(wandb, table) for name, table in tables.items() if table})
         for metric, value in summary.items():
             run.summary[metric] = value
         run_dir = str(Path(run.dir).parent)
@@ -178,3 +179,8 @@ def log_table_run(
         return None
     print(f"W&B offline run: {run_dir}", flush=True)
     return run_dir
+
+
+def _table(wandb, rows: list[dict[str, Any]]):
+    columns = list(rows[0])
+    return wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])

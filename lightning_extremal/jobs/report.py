@@ -20,6 +20,7 @@ import torch
 
 from ..naming import class_name, pair_names, safe_name
 from ..viz import overlay, to_uint8
+from .report_analyses import write_analysis_report
 from .report_assets import AssetFolder, data_uri, display_scale, png_bytes, thumbnail_uri
 from .report_figures import (
     JITTER_NOTE,
@@ -105,6 +106,8 @@ def write_report(
         raise ValueError(f"no run directory at {str(run_dir)!r}")
     if pairs_per_page < 1:
         raise ValueError(f"pairs_per_page must be at least 1, got {pairs_per_page}")
+    if (run_dir / "analysis.json").is_file():  # a folder of `lightning-extremal analyze`
+        return write_analysis_report(run_dir, out_file)
     manifest = _read_json(run_dir / "manifest.json") or {}
     records = _load_chunks(run_dir, manifest)
     out = Path(out_file) if out_file else run_dir / "report.html"

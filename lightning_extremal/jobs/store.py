@@ -109,6 +109,14 @@ def atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to a temporary file, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def content_key(payload: dict[str, Any]) -> str:
     """A short hash of everything a chunk's results depend on (JSON, sorted keys)."""
     text = json.dumps(payload, sort_keys=True, default=str)

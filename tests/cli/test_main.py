@@ -28,7 +28,10 @@ def test_cli_bad_key_suggests_the_closest(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["explain"], "unknown command 'explain' (commands: run, sweep, report, benchmark, list;"),
+        (
+            ["explain"],
+            "unknown command 'explain' (commands: run, sweep, report, benchmark, analyze, list;",
+        ),
         (["rn"], "unknown command 'rn'; did you mean 'run'?"),
         (["run", "preset=quik"], "preset='quik': no such preset config; did you mean 'quick'?"),
         (["run", "--overwrit"], "run: unknown option '--overwrit'; did you mean '--overwrite'?"),
@@ -52,6 +55,7 @@ def test_cli_unknown_names_suggest_the_closest(capsys, argv, message):
         ("sweep", "usage: lightning-extremal sweep "),
         ("report", "usage: lightning-extremal report "),
         ("benchmark", "usage: lightning-extremal benchmark "),
+        ("analyze", "usage: lightning-extremal analyze "),
         ("list", "usage: lightning-extremal list "),
     ],
 )

@@ -1,0 +1,218 @@
+"""What every ``lightning-extremal analyze NAME`` job shares: its folder (locked, refused when
+it holds another analysis or a run), its chunks of images, and its outputs (``analysis.json``,
+a CSV and JSON table, figures, one W&B run holding the table)."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..config import AnalysisConfig, RunConfig
+from ..errors import UsageError
+from .chunks import Job, chunk_indices, load_batch, open_job, targets_for
+from .loggers import log_table_run
+from .run import check_config
+from .store import FolderLock, atomic_write_text, clear_results
+
+#: The file naming a folder's analysis (and its configuration); the report looks for it.
+MARKER = "analysis.json"
+#: What analysis jobs write besides :data:`MARKER` (``--overwrite`` clears these and a run's).
+ANALYSIS_FILES = (
+    "area_curve.csv",
+    "area_curve.json",
+    "area_curve.png",
+    "objects.csv",
+    "objects.json",
+    "objects.png",
+    "objects_coverage.csv",
+)
+ANALYSIS_FOLDERS = ("curves",)
+
+
+@dataclass
+class AnalysisOutput:
+    """What an analysis hands back to be written: ``tables`` file name → rows (CSV), the
+    JSON document (``<stem>.json``), summary numbers (also the W&B run's summary) and the W&B
+    tables (key → rows); ``verdict``: the lines printed at the end."""
+
+    stem: str
+    document: dict[str, Any]
+    summary: dict[str, float]
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    wandb_tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    verdict: list[str] = field(default_factory=list)
+
+
+def analysis_dir(cfg: RunConfig, name: str) -> Path:
+    """``output_dir``, or ``outputs/analyze-<name>-<timestamp>``."""
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("outputs") / f"analyze-{name}-{stamp}"
+
+
+def claim_analysis_folder(out: Path, name: str, overwrite: bool) -> None:
+    """Refuse a folder holding another analysis or a run's results (unless ``overwrite``,
+    which clears what jobs wrote there); the same analysis' files are replaced."""
+    held = _folder_holds(out)
+    if held and held != name and not overwrite:
+        raise UsageError(
+            f"{out} holds {held if held == 'a run' else f'the {held!r} analysis'}'s results, "
+            f"not {name!r}: rerun with --overwrite to clear it, or choose another output_dir="
+        )
+    if overwrite or (held and held != name):
+        removed = clear_results(out)
+        for entry in (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS):
+            path = out / entry
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(entry)
+        if removed:
+            print(f"lightning-extremal: cleared {out} ({', '.join(removed)})", flush=True)
+
+
+def _folder_holds(out: Path) -> str | None:
+    """The analysis a folder holds (its marker's name), ``"a run"``, or None."""
+    marker = out / MARKER
+    if marker.is_file():
+        try:
+            return str(json.loads(marker.read_text()).get("analysis"))
+        except (OSError, ValueError):
+            return "an unreadable analysis.json"
+    if (out / "manifest.json").is_file() or any((out / "chunks").glob("*.pt")):
+        return "a run"
+    return None
+
+
+def run_analysis(
+    name: str,
+    cfg: RunConfig,
+    analysis: AnalysisConfig,
+    compute: Callable[[Job, AnalysisConfig], AnalysisOutput],
+    overwrite: bool = False,
+) -> Path:
+    """Check the configuration, open the model and images, claim the folder, run ``compute``
+    and write its outputs; the folder."""
+    check_config(cfg)
+    if cfg.method.kind != "input":
+        raise UsageError(
+            f"analyze {name} explains input masks; got method.kind={cfg.method.kind!r} "
+            "(allowed: input)"
+        )
+    out = analysis_dir(cfg, name)
+    cfg = replace(cfg, output_dir=str(out))
+    job = open_job(cfg)  # a bad model or data fails before the folder is touched
+    with FolderLock(out):
+        claim_analysis_folder(out, name, overwrite)
+        print(f"lightning-extremal: analysis {name} into {out.resolve()}", flush=True)
+        output = compute(job, analysis)
+        write_outputs(job, name, analysis, output)
+    print(f"lightning-extremal: results in {out.resolve()}", flush=True)
+    for line in output.verdict:
+        print(f"  {line}", flush=True)
+    return out
+
+
+def write_outputs(job: Job, name: str, analysis: AnalysisConfig, output: AnalysisOutput) -> None:
+    """The tables (CSV), the JSON document, ``analysis.json`` and the W&B table run."""
+    out = job.out
+    for file, rows in output.tables.items():
+        atomic_write_text(csv_text(rows), out / file)
+    document = {"analysis": name, **output.document, "summary": output.summary}
+    atomic_write_text(json.dumps(json_safe(document), indent=1), out / f"{output.stem}.json")
+    marker = {
+        "analysis": name,
+        "result": f"{output.stem}.json",
+        "config": asdict(job.cfg),
+        "analysis_config": asdict(analysis),
+        "summary": output.summary,
+    }
+    atomic_write_text(json.dumps(json_safe(marker), indent=1, default=str), out / MARKER)
+    tables = {k: rows for k, rows in output.wandb_tables.items() if rows}
+    if job.cfg.logger.name == "wandb" and tables:
+        model = Path(job.cfg.model.name.rsplit(":", 1)[-1]).name
+        (key, rows), *more = tables.items()
+        run_dir = log_table_run(
+            f"{out.name}-{name}",
+            "analysis",
+            out,
+            {**asdict(job.cfg), "analysis": asdict(analysis)},
+            key,
+            rows,
+            {k: v for k, v in output.summary.items() if _finite(v)},
+            ("analysis", name, model),
+            dict(more),
+        )
+        if run_dir:
+            print(f"  upload later: wandb sync {run_dir}", flush=True)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats as None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows (same keys) as CSV text; NaN and inf written as empty cells."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(json_safe(rows))
+    return buffer.getvalue()
+
+
+def analysis_chunks(job: Job):
+    """Each chunk of ``data.batch_size`` readable images: ``(index, batch, targets)``."""
+    for index in chunk_indices(job.images, job.cfg.data.batch_size):
+        readable = load_batch(job.images, index)
+        if readable is None:
+            continue
+        index, batch = readable
+        yield (
+            index,
+            batch,
+            targets_for(job.cfg.data.targets, job.images, job.loaded.model, index, batch),
+        )
+
+
+def explain_options(cfg: RunConfig) -> dict[str, Any]:
+    """Keyword arguments of the API's analyses for a run configuration: the method's fields
+    (not its areas, kind or variant: the analysis sets them) and the trainer's options."""
+    method = {k: v for k, v in asdict(cfg.method).items() if k not in ("areas", "kind", "variant")}
+    t = cfg.trainer
+    return {
+        **method,
+        "seed": t.seed,
+        "accelerator": t.accelerator,
+        "devices": t.devices,
+        "strategy": t.strategy,
+        "precision": t.precision,
+        "progress": t.progress,
+        "compile": t.compile,
+        "channels_last": t.channels_last,
+        "log_every_n_steps": t.log_every_n_steps,
+        "memory_check": t.memory_check,
+    }
