@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AnalysisConfig, RunConfig
+from ..engine.distributed import process_rank
 from ..errors import UsageError
 from .chunks import Job, chunk_indices, load_batch, open_job, targets_for
 from .loggers import log_table_run
@@ -110,6 +111,12 @@ def run_analysis(
         raise UsageError(
             f"analyze {name} explains input masks; got method.kind={cfg.method.kind!r} "
             "(allowed: input)"
+        )
+    _, world = process_rank(asdict(cfg.trainer))
+    if world > 1:
+        raise UsageError(
+            f"analyze {name} runs in one process; got {world} (trainer.devices × "
+            "trainer.num_nodes, torchrun or srun): run it with trainer.devices=1"
         )
     out = analysis_dir(cfg, name)
     cfg = replace(cfg, output_dir=str(out))

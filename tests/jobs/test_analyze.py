@@ -109,6 +109,8 @@ def test_objects_command_writes_contributions_coverage_and_figure(tmp_path, offl
          "analysis.score must be one of ['prob', 'reward']; got 'logit'"),
         (["analyze", "area-curve", "method=channel"],
          "analyze area-curve explains input masks; got method.kind='channel' (allowed: input)"),
+        (["analyze", "objects", "trainer.devices=2", "trainer.strategy=ddp"],
+         "analyze objects runs in one process; got 2"),
         (["analyze", "area-curve", "--overwrit"],
          "analyze: unknown option '--overwrit'; did you mean '--overwrite'?"),
     ],
