@@ -108,3 +108,15 @@ def test_layer_masks_on_several_processes_are_refused_before_any_work():
     cfg = compose(["method.kind=channel", "trainer.devices=2", "trainer.strategy=ddp"])
     with pytest.raises(UsageError, match="method.kind=channel runs in one process"):
         check_config(cfg)
+
+
+def test_the_collective_timeout_and_node_count_reach_lightnings_ddp_strategy():
+    import datetime
+
+    from lightning_extremal.engine.trainer import RUN_OPTIONS, make_trainer
+
+    options = {**RUN_OPTIONS, "accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+    trainer = make_trainer(3, {**options, "collective_timeout": 42, "progress": False}, [])
+    assert trainer.strategy._timeout == datetime.timedelta(seconds=42)
+    assert not trainer.strategy._ddp_kwargs.get("broadcast_buffers", True)
+    assert trainer.num_nodes == 1 and trainer.num_devices == 2
