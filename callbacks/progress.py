@@ -63,7 +63,7 @@ class StepProgressBar(ProgressBar):
         last = step >= trainer.max_epochs or trainer.should_stop
         if last or (every > 0 and step % every == 0):
             self._read(trainer)
-            self._bar.set_postfix(self._shown, refresh=False)
+            self._bar.set_postfix(self._shown)  # redrawn now: new values every log interval
         self._bar.update(1)
 
     def _read(self, trainer) -> None:
