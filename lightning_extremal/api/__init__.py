@@ -1,4 +1,5 @@
-"""The public Python API: extremal perturbations, feature inversion and activation diffing."""
+"""The public Python API: extremal perturbations, feature inversion, activation diffing and
+the comparison method, meaningful perturbations."""
 
 from .diffing import ActivationDiff, ChannelComparison, activation_diff
 from .extremal import (
@@ -8,14 +9,17 @@ from .extremal import (
     method_options,
 )
 from .inversion import feature_inversion
+from .meaningful import MeaningfulResult, meaningful_perturbation
 
 __all__ = [
     "ActivationDiff",
     "ChannelComparison",
     "ExtremalPerturbation",
     "ExtremalResult",
+    "MeaningfulResult",
     "activation_diff",
     "extremal_perturbation",
     "feature_inversion",
+    "meaningful_perturbation",
     "method_options",
 ]
