@@ -23,10 +23,13 @@ _PUBLIC = {
     "activation_diff": "api",
     "extremal_perturbation": "api",
     "feature_inversion": "api",
+    "MeaningfulResult": "api",
+    "meaningful_perturbation": "api",
     "MethodConfig": "config",
     "RunConfig": "config",
     "ExtremalPerturbationModule": "modules.image_masks",
     "FeatureInversionModule": "modules.inversion",
+    "MeaningfulPerturbationModule": "modules.meaningful",
     "ChannelPerturbationModule": "modules.layer_masks",
     "LayerSpatialModule": "modules.layer_masks",
     "achieved_area": "ops.area",
@@ -54,11 +57,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs read; at run time __getattr__ i
         ChannelComparison,
         ExtremalPerturbation,
         ExtremalResult,
+        MeaningfulResult,
         ObjectContributions,
         activation_diff,
         area_curve,
         extremal_perturbation,
         feature_inversion,
+        meaningful_perturbation,
         object_contributions,
         object_coverage,
     )
@@ -66,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs read; at run time __getattr__ i
     from .modules.image_masks import ExtremalPerturbationModule
     from .modules.inversion import FeatureInversionModule
     from .modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
+    from .modules.meaningful import MeaningfulPerturbationModule
     from .ops.area import achieved_area, area_loss, ones_count, reference_vector
     from .ops.frozen import frozen
     from .ops.layers import get_layer, layer_activation
@@ -87,6 +93,8 @@ __all__ = [
     "ExtremalResult",
     "FeatureInversionModule",
     "LayerSpatialModule",
+    "MeaningfulPerturbationModule",
+    "MeaningfulResult",
     "MethodConfig",
     "RunConfig",
     "achieved_area",
@@ -103,6 +111,7 @@ __all__ = [
     "get_layer",
     "layer_activation",
     "maxconv_kernel",
+    "meaningful_perturbation",
     "perturbation_pyramid",
     "ones_count",
     "reference_vector",

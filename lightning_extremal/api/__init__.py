@@ -1,5 +1,6 @@
-"""The public Python API: extremal perturbations, feature inversion, activation diffing and
-the paper's analyses (area curve, object contributions)."""
+"""The public Python API: extremal perturbations, feature inversion, activation diffing, the
+paper's analyses (area curve, object contributions) and the comparison method, meaningful
+perturbations."""
 
 from .analyses import (
     AreaCurve,
@@ -16,6 +17,7 @@ from .extremal import (
     method_options,
 )
 from .inversion import feature_inversion
+from .meaningful import MeaningfulResult, meaningful_perturbation
 
 __all__ = [
     "ActivationDiff",
@@ -27,8 +29,10 @@ __all__ = [
     "ChannelComparison",
     "ExtremalPerturbation",
     "ExtremalResult",
+    "MeaningfulResult",
     "activation_diff",
     "extremal_perturbation",
     "feature_inversion",
+    "meaningful_perturbation",
     "method_options",
 ]

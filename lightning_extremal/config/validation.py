@@ -4,6 +4,7 @@ allowed values, before any work starts."""
 from __future__ import annotations
 
 import math
+from dataclasses import fields, replace
 from typing import Any
 
 from .schema import (
@@ -20,6 +21,7 @@ from .schema import (
     LAYER_LAYOUTS,
     LOGGERS,
     METHOD_KINDS,
+    MP_SCORES,
     OPTIMIZERS,
     PERTURBATIONS,
     PRECISIONS,
@@ -35,6 +37,7 @@ from .schema import (
     DataConfig,
     InversionConfig,
     LoggerConfig,
+    MeaningfulConfig,
     MethodConfig,
 )
 
@@ -252,6 +255,7 @@ def validate_benchmark(cfg: BenchmarkConfig) -> None:
         raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
     if cfg.dataset != "synthetic" and not cfg.root:
         raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")
+    validate_meaningful_options(cfg.mp_options, "mp_options")
 
 
 def validate_analysis(cfg: AnalysisConfig) -> None:
@@ -275,3 +279,44 @@ def validate_analysis(cfg: AnalysisConfig) -> None:
             f"got {cfg.games!r}"
         )
     _positive("analysis.max_objects", cfg.max_objects, integer=True)
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a number ≥ 0; got {value!r}")
+
+
+def validate_meaningful_options(options: Any, name: str = "options") -> MeaningfulConfig:
+    """The :class:`MeaningfulConfig` of ``options`` (a mapping of its fields), checked; an
+    unknown field raises ``ValueError`` naming the valid ones."""
+    if not isinstance(options, dict):
+        raise ValueError(f"{name} must be a mapping of MeaningfulConfig fields; got {options!r}")
+    valid = [f.name for f in fields(MeaningfulConfig)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown {name} field(s) {unknown}; valid: {valid}")
+    cfg = replace(MeaningfulConfig(), **options)
+    validate_meaningful(cfg)
+    return cfg
+
+
+def validate_meaningful(cfg: MeaningfulConfig) -> None:
+    """Raise ``ValueError`` naming the first bad meaningful-perturbation knob."""
+    _choice("score", cfg.score, MP_SCORES)
+    _choice("blur_padding", cfg.blur_padding, BLUR_PADDINGS)
+    coeffs = cfg.l1_coeffs
+    if isinstance(coeffs, (str, bytes)) or not isinstance(coeffs, (list, tuple)) or not coeffs:
+        raise ValueError(f"l1_coeffs must be a non-empty list of numbers ≥ 0; got {coeffs!r}")
+    for value in coeffs:
+        _non_negative("each of l1_coeffs", value)
+    for name in ("tv_coeff", "blur_sigma"):
+        _non_negative(name, getattr(cfg, name))
+    for name in ("tv_beta", "lr"):
+        _positive(name, getattr(cfg, name))
+    for name in ("grid", "max_iter"):
+        _positive(name, getattr(cfg, name), integer=True)
+    if isinstance(cfg.jitter, bool) or not isinstance(cfg.jitter, int) or cfg.jitter < 0:
+        raise ValueError(f"jitter must be an integer ≥ 0 (px); got {cfg.jitter!r}")
+    init = cfg.init
+    if isinstance(init, bool) or not isinstance(init, (int, float)) or not 0 <= init <= 1:
+        raise ValueError(f"init must be a number in [0, 1]; got {init!r}")

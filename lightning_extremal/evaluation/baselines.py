@@ -3,8 +3,8 @@
 ``saliency(method, model, images, targets, **options) -> N×H×W``: one map per (image, class)
 row, at the input's resolution. Gradient, deconvnet, guided backprop and Grad-CAM come from
 Captum; RISE, excitation backprop (MWP) and contrastive excitation backprop (cMWP; Zhang et
-al., ECCV 2016) are implemented here; ``center`` is the centre-point baseline and
-``extremal_perturbation`` calls this package's API. Every method leaves the model exactly as
+al., ECCV 2016) are implemented here; ``center`` is the centre-point baseline;
+``extremal_perturbation`` and ``meaningful_perturbation`` call this package's API. Every method leaves the model exactly as
 given (training flags, ``requires_grad``, no hooks, forwards restored).
 """
 
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..api import extremal_perturbation
+from ..api import extremal_perturbation, meaningful_perturbation
 from ..ops.frozen import frozen
 
 #: Areas of the extremal-perturbation benchmark on VOC (and the synthetic set): the reference's.
@@ -614,6 +614,22 @@ def extremal_perturbation_saliency(
     return extremal_perturbation_masks(model, images, targets, areas, **options).sum(1)
 
 
+def meaningful_perturbation_saliency(
+    model: nn.Module, images: torch.Tensor, targets: Targets, **options: Any
+) -> torch.Tensor:
+    """Meaningful perturbations (Fong & Vedaldi, ICCV 2017) through the API: the deletion mask
+    ``1 − m`` of the first λ₁ (default: the paper's) → N×H×W.
+
+    ``options`` go to :func:`~lightning_extremal.meaningful_perturbation` (``max_iter``,
+    ``l1_coeffs``, ``tv_coeff``, …; ``progress`` defaults to False here).
+    """
+    _check(images)
+    target = _targets(targets, len(images))
+    options.setdefault("progress", False)
+    result = meaningful_perturbation(model, images, [[t] for t in target], **options)
+    return result.masks[:, 0].cpu()
+
+
 # --- registry --------------------------------------------------------------------------------
 
 
@@ -623,6 +639,8 @@ class Method:
 
     ``pointing``: ``"backprop"`` (σ = 0.02·max(H, W), replicate), ``"extremal"`` (σ =
     0.09·min(H, W), zeros) or ``"plain"`` (no smoothing) — TorchRay's benchmark settings.
+    Meaningful perturbations get ``"extremal"`` too (our choice): their deletion masks have
+    plateaus of 1 like summed extremal masks, whose first pixel a plain argmax would pick.
     """
 
     label: str
@@ -642,11 +660,14 @@ METHODS: dict[str, Method] = {
     "extremal_perturbation": Method(
         "Extremal perturbations", extremal_perturbation_saliency, "extremal"
     ),
+    "meaningful_perturbation": Method(
+        "Meaningful perturbations", meaningful_perturbation_saliency, "extremal"
+    ),
 }
 #: Short names accepted on the command line.
 ALIASES = {"ep": "extremal_perturbation", "grad": "gradient", "guided": "guided_backprop"}
 ALIASES |= {"excitation_backprop": "mwp", "contrastive_excitation_backprop": "cmwp"}
-ALIASES |= {"gradcam": "grad_cam", "dconv": "deconvnet"}
+ALIASES |= {"gradcam": "grad_cam", "dconv": "deconvnet", "mp": "meaningful_perturbation"}
 
 
 def method_name(name: str) -> str:

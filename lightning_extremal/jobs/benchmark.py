@@ -82,6 +82,8 @@ def method_options(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
             "batch_size": cfg.ep_batch_size,
             **cfg.ep_options,
         }
+    if method == "meaningful_perturbation":
+        return {"seed": cfg.seed, **cfg.mp_options}
     if method == "rise":
         score = cfg.rise_score or ("softmax" if cfg.dataset == "synthetic" else "sigmoid")
         return {"num_masks": cfg.rise_masks, "score": score, "seed": cfg.seed}

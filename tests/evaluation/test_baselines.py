@@ -20,7 +20,11 @@ def test_every_baseline_finite_and_restores_the_model(method):
     model.features[0].weight.requires_grad_(False)
     before = _state(model)
     images = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
-    options = {"extremal_perturbation": {"max_iter": 2}, "rise": {"num_masks": 20}}
+    options = {
+        "extremal_perturbation": {"max_iter": 2},
+        "meaningful_perturbation": {"max_iter": 2},
+        "rise": {"num_masks": 20},
+    }
     out = baselines.saliency(method, model, images, [1, 4], **options.get(method, {}))
     assert out.shape == (2, 32, 40)
     assert torch.isfinite(out).all()

@@ -108,3 +108,23 @@ def test_benchmark_ep_object_iou_modes(tmp_path, capsys):
     assert _benchmark_cli([*common, "ep_object_iou=nope"]) == 2
     err = capsys.readouterr().err
     assert "ep_object_iou" in err and "interpolated" in err and "'nope'" in err
+
+
+def test_benchmark_meaningful_perturbation_runs_pointing_and_faithfulness(tmp_path, capsys):
+    """The comparison method through run_benchmark (alias ``mp``), its options in the chunk key;
+    a bad ``mp_options`` field is refused before any work, naming the valid ones."""
+    common = [
+        "model=tests.helpers:six_class_model", "methods=[mp]", "synthetic_single=2",
+        "synthetic_multi=0", "synthetic_size=40", "logger=none",
+        "mp_options={max_iter: 3, grid: 7, blur_sigma: 4.0}",
+    ]  # fmt: skip
+    out = tmp_path / "pointing"
+    assert _benchmark_cli(["pointing", *common, f"output_dir={out}"]) == 0
+    printed = capsys.readouterr().out
+    assert "| Meaningful perturbations |" in printed and "2/" in printed
+    faith = ["faithfulness", *common, "curve_steps=3", "sanity_images=1"]
+    assert _benchmark_cli([*faith, f"output_dir={tmp_path / 'faith'}"]) == 0
+    assert "| Meaningful perturbations |" in capsys.readouterr().out
+    assert _benchmark_cli(["pointing", *common, "mp_options={max_iters: 3}"]) == 2
+    err = capsys.readouterr().err
+    assert "mp_options" in err and "'max_iters'" in err and "max_iter" in err
