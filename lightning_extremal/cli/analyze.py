@@ -50,6 +50,17 @@ ANALYSES = {
         "share of each object covered by the pair's sufficient-area mask. Writes objects.csv, "
         "objects_coverage.csv, objects.json, objects.png, analysis.json, and a W&B table run.",
     ),
+    "compare": Analysis(
+        "compare_job:run_compare_job",
+        "meaningful perturbations (area set by a penalty λ₁) beside extremal perturbations",
+        "For each (image, target) pair: extremal perturbations' preserve masks at "
+        "analysis.compare_areas (the run's method settings) and meaningful perturbations' "
+        "deletion masks (Fong & Vedaldi 2017: λ₁‖1 − m‖₁ + λ₂·TV_β(m) + class score, blur) at "
+        "each λ₁ of analysis.mp_options.l1_coeffs (other MeaningfulConfig fields in "
+        "analysis.mp_options; the paper's defaults). Writes compare.png (side by side, first "
+        "16 pairs), compare.csv / .json (each mask's area and score; per setting the areas' "
+        "mean and spread), analysis.json, and a W&B table run.",
+    ),
 }
 
 ANALYZE_HEAD = """usage: lightning-extremal analyze ANALYSIS [key=value ...] [--cfg] [--overwrite]

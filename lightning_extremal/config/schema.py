@@ -278,6 +278,11 @@ class AnalysisConfig:
     # area that reaches the level.
     interpolate: bool = True
     max_objects: int = 4  # objects: the N largest objects of an image (each, each pair, all)
+    # compare: the areas extremal perturbations are asked for, beside meaningful perturbations
+    compare_areas: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
+    # compare: meaningful perturbations' settings (MeaningfulConfig fields); l1_coeffs: two
+    # decades around the paper's λ₁ = 1e-4, to show the deleted area following the penalty.
+    mp_options: dict[str, Any] = field(default_factory=lambda: {"l1_coeffs": [1e-5, 1e-4, 1e-3]})
 
 
 #: What ``lightning-extremal benchmark`` measures, on which dataset, logged where.

@@ -279,6 +279,13 @@ def validate_analysis(cfg: AnalysisConfig) -> None:
             f"got {cfg.games!r}"
         )
     _positive("analysis.max_objects", cfg.max_objects, integer=True)
+    compare = cfg.compare_areas if isinstance(cfg.compare_areas, list) else [cfg.compare_areas]
+    for a in compare:
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
+            raise ValueError(
+                f"analysis.compare_areas must be fractions in (0, 1]; got {a!r} in {compare}"
+            )
+    validate_meaningful_options(cfg.mp_options, "analysis.mp_options")
 
 
 def _non_negative(name: str, value: Any) -> None:

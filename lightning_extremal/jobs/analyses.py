@@ -34,6 +34,9 @@ ANALYSIS_FILES = (
     "objects.json",
     "objects.png",
     "objects_coverage.csv",
+    "compare.csv",
+    "compare.json",
+    "compare.png",
 )
 ANALYSIS_FOLDERS = ("curves",)
 

@@ -166,3 +166,36 @@ def _coverage_panel(ax, coverage: list[dict[str, Any]]) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("large objects are recognised by their details?", fontsize=9)
     ax.legend(fontsize=7)
+
+
+def save_comparison_figure(path: Path, pairs: list[dict[str, Any]], areas, coeffs) -> None:
+    """Rows: pairs; columns: the image, meaningful perturbations' deletion mask at each λ₁
+    (its deleted area), extremal perturbations' preserve mask at each area (its kept area)."""
+    plt = pyplot()
+    cols = 1 + len(coeffs) + len(areas)
+    rows = max(len(pairs), 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols, 1.9 * rows), squeeze=False)
+    for ax_row, pair in zip(axes, pairs, strict=False):
+        image = pair["image"].float()
+        image = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
+        (mp_masks, mp_areas), (ep_masks, ep_areas) = pair["mp"], pair["ep"]
+        tiles = [(image, pair["name"])]
+        tiles += [
+            (overlay(image, mp_masks[k]), f"MP λ₁={c:g}\ndeletes {float(mp_areas[k]):.3f}")
+            for k, c in enumerate(coeffs)
+        ]
+        tiles += [
+            (overlay(image, ep_masks[k]), f"EP a={a:g}\nkeeps {float(ep_areas[k]):.3f}")
+            for k, a in enumerate(areas)
+        ]
+        for ax, (tile, label) in zip(ax_row, tiles, strict=True):
+            ax.imshow(tile.clamp(0, 1).permute(1, 2, 0).numpy())
+            ax.set_title(label, fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(
+        "meaningful perturbations (deletion mask, area set by λ₁) vs extremal perturbations "
+        "(preserve mask, area requested)",
+        fontsize=8,
+    )
+    _save(fig, path)

@@ -146,5 +146,39 @@ def objects_section(run_dir: Path, result: dict[str, Any], assets: AssetFolder) 
     )
 
 
+def compare_section(run_dir: Path, result: dict[str, Any], assets: AssetFolder) -> str:
+    """Meaningful vs extremal perturbations: per setting the areas' spread, the figure."""
+    summary = result.get("summary") or {}
+    settings = dict.fromkeys(k.rsplit("/", 1)[0] for k in summary)
+    rows = []
+    for setting in settings:
+        method, knob = setting.split("/", 1)
+        extra = summary.get(f"{setting}/deletes_nothing", summary.get(f"{setting}/area_error_mean"))
+        rows.append(
+            [
+                esc(method),
+                esc(knob),
+                number(summary[f"{setting}/area_mean"]),
+                f"{number(summary[f'{setting}/area_min'])} – {number(summary[f'{setting}/area_max'])}",
+                number(extra),
+            ]
+        )
+    return "\n".join(
+        [
+            "<h2>Meaningful vs extremal perturbations</h2>",
+            "<p>Meaningful perturbations delete an area that follows from the penalty λ₁ (and "
+            "from the image and the model); extremal perturbations keep the area asked for. "
+            "Last column: meaningful, the share of masks deleting nothing; extremal, the mean "
+            "distance to the requested area.</p>",
+            _table(["method", "setting", "mean area", "least – largest", "nothing / error"], rows),
+            _picture(run_dir, assets, "compare.png", "meaningful vs extremal perturbations", 900),
+        ]
+    )
+
+
 #: The report section of each analysis (by the name in ``analysis.json``).
-SECTIONS = {"area-curve": area_curve_section, "objects": objects_section}
+SECTIONS = {
+    "area-curve": area_curve_section,
+    "objects": objects_section,
+    "compare": compare_section,
+}

@@ -72,6 +72,38 @@ def test_area_curve_command_writes_tables_figures_wandb_and_a_report(
 
 
 @pytest.mark.slow
+def test_compare_command_sets_both_methods_side_by_side(tmp_path, offline_wandb, capsys):
+    """Meaningful perturbations' deleted area follows λ₁ (a hundred times the penalty deletes
+    less), extremal perturbations keep the area asked for: one row per pair and setting, the
+    figure, the W&B table and the report's section."""
+    out = tmp_path / "compare"
+    mp = "analysis.mp_options={max_iter: 25, grid: 8, blur_sigma: 4.0, l1_coeffs: [1e-5, 1e-3]}"
+    args = [a for a in TINY if not a.startswith(("max_iter=", "areas="))] + ["max_iter=30", mp]
+    args += ["analysis.compare_areas=[0.2]", f"output_dir={out}"]
+    assert main(["analyze", "compare", *args]) == 0
+    assert "meaningful perturbations: l1=1e-05 deletes" in capsys.readouterr().out
+    rows = _csv(out / "compare.csv")
+    assert [(r["method"], r["setting"]) for r in rows[:3]] == [
+        ("extremal", "area=0.2"),
+        ("meaningful", "l1=1e-05"),
+        ("meaningful", "l1=0.001"),
+    ]
+    assert len(rows) == 2 * 3
+    summary = json.loads((out / "compare.json").read_text())["summary"]
+    weak, strong = (summary[f"meaningful/l1={c}/area_mean"] for c in ("1e-05", "0.001"))
+    assert weak > strong  # the deleted area is the penalty's outcome, not a setting
+    assert 0 <= summary["extremal/area=0.2/area_error_mean"] <= 1
+    assert _png_size(out / "compare.png")[0] > 500
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    assert any(
+        "compare/table" in str(key) for row in read_wandb_run(run_dir)["history"] for key in row
+    )
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Meaningful vs extremal perturbations" in page and "compare.png" in page
+
+
+@pytest.mark.slow
 def test_objects_command_writes_contributions_coverage_and_figure(tmp_path, offline_wandb):
     out = tmp_path / "objects"
     args = ["data.multi_object=true", "data.targets=labels", "logger=none"]
@@ -97,7 +129,7 @@ def test_objects_command_writes_contributions_coverage_and_figure(tmp_path, offl
     "argv, message",
     [
         (["analyze", "area-curv"], "unknown analysis 'area-curv'; did you mean 'area-curve'? "
-         "(analyses: area-curve, objects)"),
+         "(analyses: area-curve, objects, compare)"),
         (["analyze"], "analyze needs an analysis: lightning-extremal analyze ANALYSIS"),
         (["analyze", "area-curve", "areas=[0.1,1.5]"],
          "analysis.areas must be fractions in (0, 1]; got 1.5 in [0.1, 1.5]"),
@@ -111,6 +143,10 @@ def test_objects_command_writes_contributions_coverage_and_figure(tmp_path, offl
          "analyze area-curve explains input masks; got method.kind='channel' (allowed: input)"),
         (["analyze", "objects", "trainer.devices=2", "trainer.strategy=ddp"],
          "analyze objects runs in one process; got 2"),
+        (["analyze", "compare", "analysis.mp_options={max_iters: 3}"],
+         "unknown analysis.mp_options field(s) ['max_iters']"),
+        (["analyze", "compare", "analysis.compare_areas=[0.1,2]"],
+         "analysis.compare_areas must be fractions in (0, 1]; got 2"),
         (["analyze", "area-curve", "--overwrit"],
          "analyze: unknown option '--overwrit'; did you mean '--overwrite'?"),
     ],
