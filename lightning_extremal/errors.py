@@ -17,3 +17,14 @@ class UnexplainableModelError(UsageError):
     def __init__(self, message: str, images: list[int], step: int) -> None:
         super().__init__(message)
         self.images, self.step = list(images), step
+
+
+def non_finite_scores(images: list[int], step: int) -> UnexplainableModelError:
+    """The error of scores that are NaN or infinite at ``step`` for ``images`` of the batch."""
+    return UnexplainableModelError(
+        f"the classifier's scores are not finite (NaN or inf) at step {step} for image(s) "
+        f"{images} of the batch: the model cannot be explained (check its weights and its "
+        "input range)",
+        images,
+        step,
+    )

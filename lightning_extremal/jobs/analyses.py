@@ -9,7 +9,6 @@ import datetime
 import io
 import json
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -73,16 +72,7 @@ def claim_analysis_folder(out: Path, name: str, overwrite: bool) -> None:
             f"not {name!r}: rerun with --overwrite to clear it, or choose another output_dir="
         )
     if overwrite or (held and held != name):
-        removed = clear_results(out)
-        for entry in (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS):
-            path = out / entry
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-            else:
-                continue
-            removed.append(entry)
+        removed = clear_results(out, (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS))
         if removed:
             print(f"lightning-extremal: cleared {out} ({', '.join(removed)})", flush=True)
 

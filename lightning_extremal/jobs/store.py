@@ -72,11 +72,11 @@ class FolderLock:
             self.fd = None
 
 
-def clear_results(root: Path) -> list[str]:
-    """Remove what jobs write in ``root`` (:data:`RESULT_FILES`, :data:`RESULT_FOLDERS`),
-    leaving anything else; the names removed."""
+def clear_results(root: Path, also: tuple[str, ...] = ()) -> list[str]:
+    """Remove what jobs write in ``root`` (:data:`RESULT_FILES`, :data:`RESULT_FOLDERS`, and
+    the files or folders named in ``also``), leaving anything else; the names removed."""
     removed = []
-    for name in (*RESULT_FILES, *RESULT_FOLDERS):
+    for name in (*RESULT_FILES, *RESULT_FOLDERS, *also):
         path = Path(root) / name
         if path.is_dir():
             shutil.rmtree(path)

@@ -12,7 +12,7 @@ from torch import nn
 from ..config import MethodConfig
 from ..engine.distributed import gather_objects
 from ..engine.frozen_module import FrozenClassifierModule
-from ..errors import UnexplainableModelError
+from ..errors import UnexplainableModelError, non_finite_scores
 from ..ops.area import achieved_area, area_loss, converged, lambda_schedule
 from ..ops.rewards import RewardFn, get_reward, mean_reward
 
@@ -313,13 +313,7 @@ class MaskGameModule(FrozenClassifierModule):
         if not count:
             return
         images = sorted(set(self.local_images(part)[bad].tolist()))
-        raise UnexplainableModelError(
-            f"the classifier's scores are not finite (NaN or inf) at step {step} for image(s) "
-            f"{images} of the batch: the model cannot be explained (check its weights and "
-            "its input range)",
-            images,
-            step,
-        )
+        raise non_finite_scores(images, step)
 
     def on_train_end(self) -> None:
         """Under DDP each rank filled its share of the history: gather the whole of it."""

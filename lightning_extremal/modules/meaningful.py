@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import MeaningfulConfig
 from ..engine.frozen_module import FrozenClassifierModule
-from ..errors import UnexplainableModelError
+from ..errors import non_finite_scores
 from ..ops.meaningful import (
     blur_blend,
     deleted_area,
@@ -144,13 +144,7 @@ class MeaningfulPerturbationModule(FrozenClassifierModule):
         if not bad.any():
             return
         images = sorted(set(self.mask_image[bad].tolist()))
-        raise UnexplainableModelError(
-            f"the classifier's scores are not finite (NaN or inf) at step {step} for image(s) "
-            f"{images} of the batch: the model cannot be explained (check its weights and "
-            "its input range)",
-            images,
-            step,
-        )
+        raise non_finite_scores(images, step)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         with torch.no_grad():
