@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from .sinks import FailSoft
+from .sinks import FailSoft, held_masks
 
 #: Read the early-stop counter on the host every this many steps (each read is a host sync).
 CHECK_EVERY = 10
@@ -76,13 +76,16 @@ class ConvergenceMonitor(Callback):
         if not self._needed(trainer, step):
             return
         with torch.no_grad():
-            masks = pl_module.masks().detach().float()
+            # a rank's own masks (all of them in one process); the ranks agree on stopping
+            masks = pl_module.masks(held_masks(pl_module)).detach().float()
         if self._previous is not None and self._previous_step == step - 1:
             change = (masks - self._previous).abs().flatten(1).mean(1)  # (B,)
             self._record(trainer, pl_module, change, step)
         self._previous, self._previous_step = masks, step
 
     def _record(self, trainer, pl_module, change: torch.Tensor, step: int) -> None:
+        if not change.numel():  # a rank without masks (a chunk smaller than the world)
+            change = torch.zeros(pl_module.num_areas, device=change.device)
         metrics: dict[str, Any] = {"mask_change/max": change.max()}
         for k, a in enumerate(pl_module.hparams["areas"]):
             metrics[f"area_{a:g}/mask_change"] = change[k :: pl_module.num_areas].mean()
