@@ -193,9 +193,4 @@ def save_comparison_figure(path: Path, pairs: list[dict[str, Any]], areas, coeff
             ax.set_title(label, fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle(
-        "meaningful perturbations (deletion mask, area set by λ₁) vs extremal perturbations "
-        "(preserve mask, area requested)",
-        fontsize=8,
-    )
-    _save(fig, path)
+    _save(fig, path)  # no title: the columns say what each mask is and its area

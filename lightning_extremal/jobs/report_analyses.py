@@ -27,7 +27,7 @@ def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> 
     body = [
         f"<h1>Analysis {esc(name)} — {esc(where.name)}</h1>",
         f'<p class="meta">model {esc(model)} · data {esc(data)} · areas '
-        f"{esc((marker.get('analysis_config') or {}).get('areas', '?'))} · {esc(where)}</p>",
+        f"{esc(_areas_of(name, marker.get('analysis_config') or {}))} · {esc(where)}</p>",
     ]
     section = SECTIONS.get(name)
     body.append(
@@ -36,6 +36,11 @@ def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> 
     atomic_write_text(page_html(f"lightning-extremal analysis: {where.name}", body), out)
     assets.remove_stale()
     return out
+
+
+def _areas_of(name: str | None, analysis: dict[str, Any]) -> Any:
+    """The areas an analysis used: ``compare`` asks for ``compare_areas``, the others grid."""
+    return analysis.get("compare_areas" if name == "compare" else "areas", "?")
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
