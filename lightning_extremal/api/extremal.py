@@ -24,7 +24,7 @@ from ..ops.area import lambda_schedule
 from ..ops.frozen import frozen
 from ..ops.layers import get_layer
 from ..ops.rewards import RewardFn
-from .memory import check_memory, device_count, estimate_memory, run_device
+from .memory import check_memory, estimate_memory, run_device
 
 #: What a mask of :func:`extremal_perturbation` covers (``kind=``, as ``method.kind``): the
 #: input image, the channels of ``layer`` or its spatial grid.
@@ -215,7 +215,7 @@ def _optimise(
     used, local_index = torch.unique(image_index, return_inverse=True)
     masks = len(targets) * len(config.areas)
     if run["memory_check"] and config.kind == "input" and masks:
-        masks = masks if block else math.ceil(masks / device_count(run))
+        masks = masks if block else math.ceil(masks / process_rank(run)[1])
         estimate = estimate_memory(model, images[used], masks, config, run["compile"])
         check_memory(estimate, run_device(run), tuple(images.shape[-2:]))
     reward_fn = None if isinstance(reward, str) else reward

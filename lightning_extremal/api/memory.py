@@ -179,11 +179,3 @@ def run_device(run: dict) -> torch.device:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def device_count(run: dict) -> int:
-    """Processes the masks are shared among (``devices`` under a DDP strategy, else 1)."""
-    devices = run["devices"]
-    if str(run["strategy"]).startswith("ddp") and isinstance(devices, int) and devices > 1:
-        return devices
-    return 1
