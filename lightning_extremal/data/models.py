@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pickle
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from torch import nn
 
 from ..config import ModelConfig, did_you_mean
 from ..errors import UsageError
-from ..ops.digest import tensor_digest
+from ..ops.digest import file_digest, tensor_digest
+from ..ops.frozen import frozen
 from .demo import load_demo_classifier
 from .synthetic import CLASSES
 
@@ -36,6 +38,53 @@ def weights_digest(model: nn.Module) -> str:
     state = model.state_dict()
     names = "\n".join(state).encode()
     return tensor_digest(torch.frombuffer(bytearray(names), dtype=torch.uint8), *state.values())
+
+
+#: Seed of the probe images a model's fingerprint is computed on.
+PROBE_SEED = 0
+#: Classes of each probe image whose scores enter the fingerprint (the highest), and the
+#: significant digits kept: enough to tell changed code apart, few enough that two processes
+#: (or runs) of the same model agree despite float rounding.
+PROBE_CLASSES = 10
+PROBE_DIGITS = 3
+
+
+def model_fingerprint(model: nn.Module, name: str, shape: tuple[int, ...]) -> str:
+    """What a model computes, as a short hash: its weights (:func:`weights_digest`), the
+    source of its code where a file holds it (``pkg.module:attr``: the module's file; a model
+    file: its bytes) and its scores on two seeded random C×H×W images (the top
+    :data:`PROBE_CLASSES` classes, :data:`PROBE_DIGITS` significant digits) — so changed
+    code or preprocessing with the same weights is never taken for the old model."""
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    probe = torch.rand(2, *shape, generator=generator)
+    try:
+        with frozen(model), torch.no_grad():
+            scores = model(probe.to(_device(model))).float().flatten(1).cpu()
+    except Exception as error:  # the user's forward: one line naming it
+        raise UsageError(
+            f"model {name!r} failed on a batch of 2×{'×'.join(map(str, shape))} images: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    top = scores.topk(min(PROBE_CLASSES, scores.shape[1]), dim=1)
+    values = [float(f"{v:.{PROBE_DIGITS}g}") for v in top.values.flatten().tolist()]
+    parts = [weights_digest(model), _source_digest(name), top.indices.tolist(), values]
+    return tensor_digest(torch.frombuffer(bytearray(repr(parts).encode()), dtype=torch.uint8))
+
+
+def _device(model: nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _source_digest(name: str) -> str | None:
+    """The digest of the file holding a model's code or bytes, if any."""
+    if Path(name).is_file():
+        return file_digest(name)
+    if ":" in name:
+        spec = importlib.util.find_spec(name.partition(":")[0])
+        if spec is not None and spec.origin and Path(spec.origin).is_file():
+            return file_digest(spec.origin)
+    return None
 
 
 class Normalized(nn.Sequential):

@@ -7,7 +7,9 @@ a chunk needs them, so a dataset of any size streams through a run in bounded me
 from __future__ import annotations
 
 import glob
+import os
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +95,25 @@ def list_image_files(source: str) -> list[Path]:
     return files
 
 
+def unique_ids(files: list[Path]) -> list[str]:
+    """An id per file: its stem, or where stems clash (``a.png``, ``a.jpg``) its name, or
+    where names clash too (a glob over folders) its path below the files' common folder."""
+    stems = Counter(path.stem for path in files)
+    names = Counter(path.name for path in files)
+    common = Path(os.path.commonpath([path.parent for path in files])) if files else Path()
+    ids = [
+        path.stem
+        if stems[path.stem] == 1
+        else path.name
+        if names[path.name] == 1
+        else path.relative_to(common).as_posix()
+        for path in files
+    ]
+    if len(set(ids)) < len(ids):  # e.g. ``a.png`` beside ``a.png.jpg``
+        return [path.relative_to(common).as_posix() for path in files]
+    return ids
+
+
 def folder_source(source: str, size: int | None, crop: bool) -> ImageSource:
     """Files of a folder or glob; sizes read from the headers, pixels decoded on demand."""
     files, shapes, skipped = [], [], []
@@ -108,7 +129,7 @@ def folder_source(source: str, size: int | None, crop: bool) -> ImageSource:
     if not files:
         raise ValueError(f"none of the images at {source!r} could be read: {skipped}")
     return ImageSource(
-        ids=[p.stem for p in files],
+        ids=unique_ids(files),
         shapes=shapes,
         loader=lambda i: resize_image(read_image(files[i]), size, crop),
         skipped=skipped,

@@ -17,10 +17,28 @@ from typing import Any
 from ..config import AnalysisConfig, RunConfig
 from ..engine.distributed import process_rank
 from ..errors import UsageError
-from .chunks import Job, chunk_indices, load_batch, open_job, targets_for
+from .chunks import (
+    Job,
+    chunk_indices,
+    file_clock,
+    files_since,
+    load_batch,
+    open_job,
+    say_cleared,
+    targets_for,
+)
 from .loggers import log_table_run
 from .run import check_config
-from .store import FolderLock, atomic_write_text, clear_results
+from .store import (
+    LEDGER_KEY,
+    LOGGER_FOLDERS,
+    FolderLock,
+    Ledger,
+    atomic_write_text,
+    read_json,
+    refuse_foreign,
+    visible_entries,
+)
 
 #: The file naming a folder's analysis (and its configuration); the report looks for it.
 MARKER = "analysis.json"
@@ -37,7 +55,7 @@ ANALYSIS_FILES = (
     "compare.json",
     "compare.png",
 )
-ANALYSIS_FOLDERS = ("curves",)
+ANALYSIS_FOLDERS = ("curves", "comparisons")
 
 
 @dataclass
@@ -62,29 +80,39 @@ def analysis_dir(cfg: RunConfig, name: str) -> Path:
     return Path("outputs") / f"analyze-{name}-{stamp}"
 
 
-def claim_analysis_folder(out: Path, name: str, overwrite: bool) -> None:
-    """Refuse a folder holding another analysis or a run's results (unless ``overwrite``,
-    which clears what jobs wrote there); the same analysis' files are replaced."""
+def claim_analysis_folder(job: Job, name: str, overwrite: bool) -> Ledger:
+    """Refuse a folder holding another analysis or a run's results, or other files and no
+    job's (unless ``overwrite``, which deletes only what jobs wrote there: the ledgers of its
+    ``analysis.json`` and ``manifest.json``); the same analysis' files are replaced. Files of
+    others where the analysis writes are refused, never overwritten. The folder's ledger."""
+    out = job.out
     held = _folder_holds(out)
+    ledger = Ledger.read(out, MARKER, "manifest.json")
+    if held is None and visible_entries(out) and not overwrite:
+        raise UsageError(
+            f"{out} is not empty and holds no lightning-extremal results: choose a new or "
+            "empty output_dir=, or rerun with --overwrite to write beside those files (they "
+            "are kept)"
+        )
     if held and held != name and not overwrite:
         raise UsageError(
             f"{out} holds {held if held == 'a run' else f'the {held!r} analysis'}'s results, "
             f"not {name!r}: rerun with --overwrite to clear it, or choose another output_dir="
         )
     if overwrite or (held and held != name):
-        removed = clear_results(out, (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS))
-        if removed:
-            print(f"lightning-extremal: cleared {out} ({', '.join(removed)})", flush=True)
+        say_cleared(out, ledger.clear())
+    writes = [n for n in (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS) if n not in ledger.documents]
+    refuse_foreign(out, ledger.foreign(writes), f"analyze {name}")
+    job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
+    return ledger
 
 
 def _folder_holds(out: Path) -> str | None:
     """The analysis a folder holds (its marker's name), ``"a run"``, or None."""
     marker = out / MARKER
     if marker.is_file():
-        try:
-            return str(json.loads(marker.read_text()).get("analysis"))
-        except (OSError, ValueError):
-            return "an unreadable analysis.json"
+        document = read_json(marker)
+        return str(document.get("analysis")) if document else "an unreadable analysis.json"
     if (out / "manifest.json").is_file() or any((out / "chunks").glob("*.pt")):
         return "a run"
     return None
@@ -115,31 +143,32 @@ def run_analysis(
     cfg = replace(cfg, output_dir=str(out))
     job = open_job(cfg)  # a bad model or data fails before the folder is touched
     with FolderLock(out):
-        claim_analysis_folder(out, name, overwrite)
+        ledger = claim_analysis_folder(job, name, overwrite)
         print(f"lightning-extremal: analysis {name} into {out.resolve()}", flush=True)
+        since = file_clock(out)
         output = compute(job, analysis)
-        write_outputs(job, name, analysis, output)
+        write_outputs(job, name, analysis, output, ledger, since)
     print(f"lightning-extremal: results in {out.resolve()}", flush=True)
     for line in output.verdict:
         print(f"  {line}", flush=True)
     return out
 
 
-def write_outputs(job: Job, name: str, analysis: AnalysisConfig, output: AnalysisOutput) -> None:
-    """The tables (CSV), the JSON document, ``analysis.json`` and the W&B table run."""
+def write_outputs(
+    job: Job,
+    name: str,
+    analysis: AnalysisConfig,
+    output: AnalysisOutput,
+    ledger: Ledger,
+    since: int,
+) -> None:
+    """The tables (CSV), the JSON document, the W&B table run and, last, ``analysis.json``
+    listing every file the analysis wrote (its ledger)."""
     out = job.out
     for file, rows in output.tables.items():
         atomic_write_text(csv_text(rows), out / file)
     document = {"analysis": name, **output.document, "summary": output.summary}
     atomic_write_text(json.dumps(json_safe(document), indent=1), out / f"{output.stem}.json")
-    marker = {
-        "analysis": name,
-        "result": f"{output.stem}.json",
-        "config": asdict(job.cfg),
-        "analysis_config": asdict(analysis),
-        "summary": output.summary,
-    }
-    atomic_write_text(json.dumps(json_safe(marker), indent=1, default=str), out / MARKER)
     tables = {k: rows for k, rows in output.wandb_tables.items() if rows}
     if job.cfg.logger.name == "wandb" and tables:
         model = Path(job.cfg.model.name.rsplit(":", 1)[-1]).name
@@ -157,6 +186,17 @@ def write_outputs(job: Job, name: str, analysis: AnalysisConfig, output: Analysi
         )
         if run_dir:
             print(f"  upload later: wandb sync {run_dir}", flush=True)
+    marker = {
+        "analysis": name,
+        "result": f"{output.stem}.json",
+        "config": asdict(job.cfg),
+        "analysis_config": asdict(analysis),
+        "summary": output.summary,
+    }
+    ledger.record(*files_since(job, since, (*ANALYSIS_FILES, *ANALYSIS_FOLDERS, *LOGGER_FOLDERS)))
+    ledger.record(f"{output.stem}.json")
+    marker[LEDGER_KEY] = dict(sorted(ledger.files.items()))
+    atomic_write_text(json.dumps(json_safe(marker), indent=1, default=str), out / MARKER)
 
 
 def _finite(value: Any) -> bool:

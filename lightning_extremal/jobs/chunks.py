@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,20 +15,33 @@ import torch
 
 from ..config import RunConfig
 from ..data.ground_truth import load_ground_truth
-from ..data.models import LoadedModel, load_model, weights_digest
+from ..data.models import LoadedModel, load_model, model_fingerprint
 from ..data.sources import ImageSource, open_source
 from ..engine.classifier import predicted_classes
 from ..engine.distributed import process_rank, rank_block, shards_images
 from ..errors import UsageError
 from ..ops.digest import tensor_digest
-from .store import ResultsStore, atomic_write_text, clear_results, content_key
+from .store import (
+    LEDGER_KEY,
+    LOGGER_FOLDERS,
+    RESULT_FILES,
+    RESULT_FOLDERS,
+    Ledger,
+    ResultsStore,
+    atomic_write_text,
+    content_key,
+    read_json,
+    refuse_foreign,
+    visible_entries,
+)
 
 #: Version of the chunk records of runs: files written in an older format (other fields, other
-#: quality scoring; 3 added ``converged``; 4 keys of image and weight content, ``files``) are
+#: quality scoring; 3 added ``converged``; 4 keys of image and weight content, ``files``; 5 the model's
+#: fingerprint) are
 #: computed again, never mixed into a resumed run.
-RECORD_FORMAT = 4
-#: Folders of a run's output folder that no chunk lists: the store's files and the loggers'.
-UNTRACKED = ("chunks", "wandb", "csv", "tensorboard")
+RECORD_FORMAT = 5
+#: Folders where a run's chunks write figures (each chunk lists the files it wrote there).
+FIGURE_FOLDERS = tuple(name for name in RESULT_FOLDERS if name != "chunks")
 
 
 @dataclass
@@ -47,7 +59,8 @@ class Job:
     wandb_dirs: list[str] = field(default_factory=list)
     #: What summary.json holds, once written.
     summary: dict[str, Any] = field(default_factory=dict)
-    #: Hash of the model's weights (part of every chunk key; computed once per job).
+    #: What the model computes: weights, code and probe scores (part of every chunk key;
+    #: computed once per job, :func:`~..data.models.model_fingerprint`).
     model_digest: str = ""
     #: A short id of this job (a new one per invocation), in its W&B run names.
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
@@ -59,6 +72,9 @@ class Job:
     sharded: bool = False
     #: The run clears the folder's results (``--overwrite``): every chunk is computed.
     fresh: bool = False
+    #: Files of others found where the job writes when it claimed the folder (in loggers'
+    #: folders): never listed as the job's, never touched.
+    foreign: set[str] = field(default_factory=set)
 
     @property
     def writes(self) -> bool:
@@ -84,6 +100,18 @@ class Job:
     def write_summary(self, summary: dict[str, Any]) -> None:
         self.summary = summary
         atomic_write_text(json.dumps(summary, indent=2), self.out / "summary.json")
+        self.store.ledger.record("summary.json")
+        self.store.write_manifest()
+
+    def input_order(self) -> dict[str, int]:
+        """Image id → position in the input: results are written in this order."""
+        return {image_id: i for i, image_id in enumerate(self.images.ids)}
+
+    def result_rows(self) -> list[dict[str, Any]]:
+        """The summary rows of every listed chunk, in the input order of their images."""
+        order = self.input_order()
+        rows = [row for entry in self.store.entries.values() for row in entry["rows"]]
+        return sorted(rows, key=lambda row: order.get(row.get("image"), 0))
 
 
 def output_dir(cfg: RunConfig) -> Path:
@@ -116,16 +144,29 @@ def open_job(cfg: RunConfig) -> Job:
         truths = load_ground_truth(data.ground_truth, images.ids, size, data.crop)
     out = Path(cfg.output_dir) if cfg.output_dir else output_dir(cfg)
     job = Job(cfg, loaded, images, out, ResultsStore(out), truths)
-    job.model_digest = weights_digest(loaded.model)
+    job.model_digest = model_fingerprint(loaded.model, cfg.model.name, tuple(images.shapes[0]))
     job.rank, job.world = process_rank(asdict(cfg.trainer))
     job.sharded = shards_images(asdict(cfg.trainer))
     return job
 
 
-def claim_folder(cfg: RunConfig, out: Path, overwrite: bool) -> None:
-    """Make ``out`` this configuration's folder: one that holds results of another
-    configuration is refused (or cleared with ``overwrite``), never mixed into."""
-    holds_results = any((out / "chunks").glob("*.pt"))  # a failed start leaves none
+def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:
+    """Make ``job.out`` this configuration's folder, touching only files jobs wrote there (the
+    :class:`~.store.Ledger` of its manifest): a non-empty folder without a manifest, or one
+    holding another configuration's results, is refused unless ``overwrite``, which deletes
+    only the listed files and says what it keeps; files of others where the run writes are
+    always refused, never overwritten."""
+    out = job.out
+    ours = LEDGER_KEY in (read_json(out / "manifest.json") or {})
+    ledger = Ledger.read(out, "manifest.json")
+    others = visible_entries(out)
+    if not ours and others and not overwrite:
+        raise UsageError(
+            f"{out} is not empty ({', '.join(others[:3])}{', …' if len(others) > 3 else ''}) "
+            "and holds no lightning-extremal run: choose a new or empty output_dir=, or rerun "
+            "with --overwrite to write beside those files (they are kept)"
+        )
+    holds_results = any(name.startswith("chunks/") for name in ledger.files)
     changed = changed_settings(out / "config.json", cfg) if holds_results else []
     if changed and not overwrite:
         raise UsageError(
@@ -134,11 +175,26 @@ def claim_folder(cfg: RunConfig, out: Path, overwrite: bool) -> None:
             "choose another output_dir="
         )
     if changed or overwrite:
-        removed = clear_results(out)
-        if removed:
-            print(f"lightning-extremal: cleared {out} ({', '.join(removed)})", flush=True)
+        say_cleared(out, ledger.clear())
+    writes = [n for n in RESULT_FILES + RESULT_FOLDERS if not (ours and n == "manifest.json")]
+    refuse_foreign(out, ledger.foreign(writes), "a run")
+    job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
+    job.store.ledger = ledger
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     write_config(cfg, out)
+    ledger.record("config.json")
+    job.store.write_manifest()
+
+
+def say_cleared(out: Path, removed: list[str]) -> None:
+    """Say what ``--overwrite`` deleted, and that everything else in the folder is kept."""
+    kept = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+    kept -= (out / "manifest.json").is_file()
+    print(
+        f"lightning-extremal: cleared {out}: removed {len(removed)} file(s) earlier jobs wrote"
+        f"{f', kept {kept} other file(s)' if kept else ''}",
+        flush=True,
+    )
 
 
 def result_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +244,8 @@ def chunk_indices(images: ImageSource, batch_size: int) -> list[list[int]]:
 
 def chunk_key(job: Job, index: list[int], **extra: Any) -> str:
     """Key of what a chunk's results depend on: method, model, data, seed, precision, the
-    images' ids and content, the model's weights, the folder ground truth, and ``extra``
+    images' ids and content, the model's fingerprint (weights, code, probe scores), the folder
+    ground truth, and ``extra``
     settings of the job kind (e.g. the inversion of layer runs)."""
     cfg, images = job.cfg, job.images
     trainer = {"seed": cfg.trainer.seed, "precision": cfg.trainer.precision}
@@ -198,7 +255,7 @@ def chunk_key(job: Job, index: list[int], **extra: Any) -> str:
             "format": RECORD_FORMAT,
             "method": asdict(cfg.method),
             "model": asdict(cfg.model),
-            "weights": job.model_digest,
+            "model_fingerprint": job.model_digest,
             "data": asdict(cfg.data),
             "trainer": trainer,
             "ids": [images.ids[i] for i in index],
@@ -255,9 +312,14 @@ def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **ext
     for number, key, index in plan_chunks(job, **extra):
         since = file_clock(job.out) if job.writes else 0
         record = compute(number, index)
+        if (
+            job.writes
+        ):  # the loggers' files of the chunk, even when none of its images could be read
+            job.store.ledger.record(*files_since(job, since, LOGGER_FOLDERS))
         if record is None:
             continue
-        record.update(key=key, files=files_since(job.out, since))
+        record.update(key=key, files=files_since(job, since))
+        job.store.ledger.record(*record["files"])
         name = f"chunk-{number:05d}"
         job.store.save(name, record, ids=record["ids"], rows=record["rows"], files=record["files"])
     if job.writes:
@@ -265,15 +327,16 @@ def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **ext
         job.store.header["complete"] = True
 
 
-def tracked_files(out: Path) -> dict[str, int]:
-    """Files the chunks of a run write (figures), relative path → modification time (ns);
-    not the folder's top-level files, the store's chunks or the loggers' folders."""
+def written_files(job: Job, folders: tuple[str, ...]) -> dict[str, int]:
+    """Files in (or named by) ``folders`` of the job's folder that are not others' (those there when the
+    job claimed it, unlisted), relative path → modification time (ns)."""
     found = {}
-    for entry in out.iterdir() if out.is_dir() else ():
-        if entry.is_dir() and entry.name not in UNTRACKED and not entry.name.startswith("."):
-            for path in entry.rglob("*"):
-                if path.is_file():
-                    found[path.relative_to(out).as_posix()] = path.stat().st_mtime_ns
+    for folder in folders:
+        top = job.out / folder
+        for path in top.rglob("*") if top.is_dir() else [top] if top.is_file() else ():
+            name = path.relative_to(job.out).as_posix()
+            if path.is_file() and name not in job.foreign:
+                found[name] = path.stat().st_mtime_ns
     return found
 
 
@@ -287,24 +350,19 @@ def file_clock(out: Path) -> int:
     return now
 
 
-def files_since(out: Path, since_ns: int) -> list[str]:
-    return sorted(name for name, mtime in tracked_files(out).items() if mtime >= since_ns)
+def files_since(job: Job, since_ns: int, folders: tuple[str, ...] = FIGURE_FOLDERS) -> list[str]:
+    return sorted(name for name, mtime in written_files(job, folders).items() if mtime >= since_ns)
 
 
 def prune_stale_files(job: Job) -> None:
-    """Remove chunk files and figures that the manifest does not list (e.g. of images no
-    longer in the folder), so the folder holds what the manifest says."""
+    """Remove the figures and chunk files of earlier runs that the manifest no longer lists
+    (e.g. of images no longer in the folder) — only files the ledger says jobs wrote."""
     entries = job.store.entries.values()
     listed = {f for entry in entries for f in entry.get("files", ())}
-    stale = [name for name in tracked_files(job.out) if name not in listed]
-    chunk_files = {entry["file"] for entry in entries}
-    stale += [
-        path.relative_to(job.out).as_posix()
-        for path in (job.out / "chunks").glob("chunk-*.pt")
-        if path.relative_to(job.out).as_posix() not in chunk_files
-    ]
-    for name in stale:
-        os.unlink(job.out / name)
+    listed |= {entry["file"] for entry in entries}
+    ledger = job.store.ledger
+    ours = [name for name in ledger.files if name.split("/", 1)[0] in RESULT_FOLDERS]
+    stale = ledger.remove(name for name in ours if name not in listed)
     if stale:
         print(f"lightning-extremal: removed {len(stale)} stale file(s) of earlier runs", flush=True)
 

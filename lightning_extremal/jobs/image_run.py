@@ -150,11 +150,10 @@ def write_overlays(job: Job, record: dict[str, Any]) -> None:
 
 def write_summary(job: Job) -> None:
     """summary.json from the manifest's rows; masks.pt merged from the chunk files."""
-    entries = job.store.entries.values()
-    rows = [row for entry in entries for row in entry["rows"]]
+    rows = job.result_rows()
     areas = torch.tensor(job.cfg.method.areas, dtype=torch.float64)
     job.store.write_manifest()
-    job.store.merge_masks(areas=areas, classes=job.loaded.classes)
+    job.store.merge_masks(job.input_order(), areas=areas, classes=job.loaded.classes)
     pair_rows = {(r["image"], r["target"]): r for r in rows if "pointing_hit" in r}
     quality = summarize_quality(
         [r["iou"] for r in pair_rows.values()], [r["pointing_hit"] for r in pair_rows.values()]

@@ -159,10 +159,12 @@ def invert_chunk(job: Job, batch: torch.Tensor, ids: list[str]) -> dict:
 def write_summary(job: Job, layer: str, layout: LayerLayout | None) -> None:
     """summary.json from the manifest's rows; masks.pt merged from the chunk files."""
     kind = job.cfg.method.kind
-    rows = [row for entry in job.store.entries.values() for row in entry["rows"]]
+    rows = job.result_rows()
     areas = torch.tensor(job.cfg.method.areas, dtype=torch.float64)
     job.store.write_manifest()
-    job.store.merge_masks(areas=areas, classes=job.loaded.classes, layer=layer, kind=kind)
+    job.store.merge_masks(
+        job.input_order(), areas=areas, classes=job.loaded.classes, layer=layer, kind=kind
+    )
     job.write_summary(
         {
             "kind": kind,

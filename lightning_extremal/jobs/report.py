@@ -32,7 +32,6 @@ from .report_figures import (
     histograms_png,
 )
 from .report_page import esc, figure, index_table, number, page_html, page_links
-from .store import atomic_write_text
 from .verdict import convergence_line, mask_label
 
 #: Pairs per page: report.html has the first ones (after the summary), report-2.html the next.
@@ -127,26 +126,18 @@ def write_report(
         pairs_per_page,
         curves,
     )
+    report.assets.claim(*paths)
     with curves:
         for number_, path in enumerate(paths):
             shown = [pair for pair in pairs if pair.page == number_]
-            atomic_write_text(_page(report, number_, shown, pairs, records), path)
+            report.assets.write_page(_page(report, number_, shown, pairs, records), path)
     report.assets.remove_stale()
-    _remove_stale_pages(out, len(paths))
     return out
 
 
 def page_paths(out: Path, count: int) -> list[Path]:
     """``out`` then ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, … (``count`` pages, at least 1)."""
     return [out] + [out.with_name(f"{out.stem}-{k}{out.suffix}") for k in range(2, count + 1)]
-
-
-def _remove_stale_pages(out: Path, count: int) -> None:
-    """Pages past ``count`` left by an earlier report of a bigger run."""
-    k = count + 1
-    while (stale := out.with_name(f"{out.stem}-{k}{out.suffix}")).is_file():
-        stale.unlink()
-        k += 1
 
 
 def _pairs(records: list[dict[str, Any]], classes: list[str] | None) -> list[Pair]:

@@ -10,7 +10,6 @@ from typing import Any
 
 from .report_assets import AssetFolder
 from .report_page import esc, figure, number, page_html
-from .store import atomic_write_text
 
 
 def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> Path:
@@ -29,11 +28,12 @@ def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> 
         f'<p class="meta">model {esc(model)} · data {esc(data)} · areas '
         f"{esc(_areas_of(name, marker.get('analysis_config') or {}))} · {esc(where)}</p>",
     ]
+    assets.claim(out)
     section = SECTIONS.get(name)
     body.append(
         section(run_dir, result, assets) if section else f"<p>Unknown analysis {esc(name)}.</p>"
     )
-    atomic_write_text(page_html(f"lightning-extremal analysis: {where.name}", body), out)
+    assets.write_page(page_html(f"lightning-extremal analysis: {where.name}", body), out)
     assets.remove_stale()
     return out
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from .store import LEDGER_KEY, Ledger, atomic_write_text, refuse_foreign
 
 #: Pictures are shown about this many pixels on their longest side: small images are scaled
 #: up by a whole factor, nearest-neighbour, so their pixels stay sharp.
@@ -19,8 +22,8 @@ DISPLAY_PIXELS = 256
 THUMBNAIL_PIXELS = 256
 #: Smallest thumbnail side the budget may shrink to.
 MIN_THUMBNAIL_PIXELS = 16
-#: What :meth:`AssetFolder.remove_stale` may delete.
-PICTURE_SUFFIXES = (".png", ".gif", ".jpg")
+#: The list of the files a report wrote (in its picture folder).
+LEDGER_FILE = "written.json"
 #: JPEG quality of photo-like thumbnails (PNG is kept when it is smaller).
 JPEG_QUALITY = 80
 
@@ -92,31 +95,62 @@ def thumbnail_uri(image: torch.Tensor, max_uri_bytes: int) -> str:
 @dataclass
 class AssetFolder:
     """The folder of full-size pictures beside the pages: ``write`` puts a file there and
-    returns its path relative to the pages; ``written`` counts what this report wrote."""
+    returns its path relative to the pages; ``written`` counts what this report wrote.
+
+    Every file of the report (pictures and pages) is listed with its content in the folder's
+    :data:`LEDGER_FILE`; a file in the way that the report did not write (or that was changed
+    since) is refused, never overwritten, and only listed files are ever removed."""
 
     folder: Path
     written: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger.read(self.folder.parent, self.ledger_name)
 
     @property
     def prefix(self) -> str:
         return self.folder.name
 
+    @property
+    def ledger_name(self) -> str:
+        return f"{self.folder.name}/{LEDGER_FILE}"
+
+    def claim(self, *paths: Path) -> None:
+        """Refuse paths where a file the report did not write lies."""
+        root = self.folder.parent
+        names = [Path(path).resolve().relative_to(root.resolve()).as_posix() for path in paths]
+        refuse_foreign(
+            root,
+            [n for n in names if (root / n).exists() and not self.ledger.owns(n)],
+            "the report",
+        )
+
     def write(self, name: str, data: bytes) -> str:
+        self.claim(self.folder / name)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / name).write_bytes(data)
         self.written.append(self.folder / name)
         return f"{self.prefix}/{name}"
 
     def copy(self, source: Path, name: str) -> str:
+        self.claim(self.folder / name)
         self.folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, self.folder / name)
         self.written.append(self.folder / name)
         return f"{self.prefix}/{name}"
 
+    def write_page(self, text: str, path: Path) -> None:
+        """A page of the report (``claim`` it first, before any work)."""
+        atomic_write_text(text, path)
+        self.written.append(path)
+
     def remove_stale(self) -> None:
-        """Delete pictures in the folder that this report did not write (an earlier report's
-        of other pairs); nothing else there is touched."""
-        keep = set(self.written)
-        for path in self.folder.glob("*") if self.folder.is_dir() else []:
-            if path.suffix in PICTURE_SUFFIXES and path.is_file() and path not in keep:
-                path.unlink()
+        """Delete the files an earlier report listed that this one did not write (pictures of
+        other pairs, pages past the last), then list this report's files; nothing else in
+        the folder is touched."""
+        root = self.folder.parent
+        keep = {Path(p).resolve().relative_to(root.resolve()).as_posix() for p in self.written}
+        self.ledger.remove([name for name in self.ledger.files if name not in keep])
+        self.ledger.record(*sorted(keep))
+        text = json.dumps({LEDGER_KEY: dict(sorted(self.ledger.files.items()))}, indent=1)
+        atomic_write_text(text, root / self.ledger_name)

@@ -48,7 +48,7 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     job.fresh = overwrite
     with FolderLock(job.out) if job.writes else nullcontext():
         if job.writes:
-            claim_folder(cfg, job.out, overwrite)
+            claim_folder(cfg, job, overwrite)
         if cfg.method.kind == "input":
             run_image_job(job)
         else:  # channel | layer-spatial | invert | diff

@@ -30,12 +30,14 @@ def hook_counts(model: torch.nn.Module) -> dict[str, int]:
 def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Put ``model`` in eval mode without parameter gradients; restore everything on exit.
 
-    Restored, also when the body raises: each submodule's ``training`` flag, each
-    parameter's ``requires_grad`` and memory format (a run may switch the classifier to
-    channels-last), and the device of the parameters (Lightning moves the module to the
+    Restored, also when the body raises or is interrupted: each submodule's ``training``
+    flag, each parameter's ``requires_grad`` and memory format (a run may switch the
+    classifier to channels-last), each parameter's and buffer's dtype (``precision="64-true"``
+    casts the module), and the device of the parameters (Lightning moves the module to the
     accelerator and back to the CPU at teardown). Hooks added inside the body are removed.
     """
     modes = {m: m.training for m in model.modules()}
+    dtypes = _dtypes(model)
     grads = {p: p.requires_grad for p in model.parameters()}
     formats = {p: _memory_format(p) for p in model.parameters() if p.dim() == 4}
     first = next(iter(model.parameters()), None)
@@ -64,6 +66,28 @@ def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
                 del current[key]
         if device is not None and first.device != device:
             model.to(device)
+        _restore_dtypes(model, dtypes)
+
+
+def _dtypes(model: torch.nn.Module) -> dict[tuple[torch.nn.Module, str, str], torch.dtype]:
+    """The dtype of every parameter and buffer, by (module, "_parameters"/"_buffers", name)."""
+    return {
+        (module, kind, name): tensor.dtype
+        for module in model.modules()
+        for kind in ("_parameters", "_buffers")
+        for name, tensor in getattr(module, kind).items()
+        if tensor is not None
+    }
+
+
+def _restore_dtypes(model: torch.nn.Module, dtypes: dict) -> None:
+    for (module, kind, name), dtype in dtypes.items():
+        tensor = getattr(module, kind).get(name)
+        if tensor is not None and tensor.dtype != dtype:
+            if kind == "_parameters":
+                tensor.data = tensor.data.to(dtype)
+            else:
+                module._buffers[name] = tensor.to(dtype)
 
 
 def _memory_format(tensor: torch.Tensor) -> torch.memory_format:

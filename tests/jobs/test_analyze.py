@@ -168,20 +168,32 @@ def test_objects_refuses_data_without_ground_truth(tmp_path, capsys, offline_wan
 
 
 def test_a_folder_holding_another_analysis_is_refused_unless_overwrite(tmp_path, capsys):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "analysis.json").write_text(json.dumps({"analysis": "objects"}))
-    (out / "objects.csv").write_text("x\n")
+    """``--overwrite`` deletes what the analysis listed as written, and nothing else."""
+    from types import SimpleNamespace
+
     from lightning_extremal.errors import UsageError
     from lightning_extremal.jobs.analyses import claim_analysis_folder
+    from lightning_extremal.ops.digest import file_digest
 
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "objects.csv").write_text("x\n")
+    (out / "notes.txt").write_text("mine")
+    listed = {"objects.csv": file_digest(out / "objects.csv")}
+    (out / "analysis.json").write_text(json.dumps({"analysis": "objects", "written": listed}))
+    job = SimpleNamespace(out=out, foreign=set())
     with pytest.raises(UsageError, match="holds the 'objects' analysis's results.*--overwrite"):
-        claim_analysis_folder(out, "area-curve", overwrite=False)
-    claim_analysis_folder(out, "area-curve", overwrite=True)
+        claim_analysis_folder(job, "area-curve", overwrite=False)
+    claim_analysis_folder(job, "area-curve", overwrite=True)
     assert not (out / "objects.csv").exists() and not (out / "analysis.json").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert "removed 2 file(s) earlier jobs wrote, kept 1 other file(s)" in capsys.readouterr().out
     (out / "manifest.json").write_text("{}")
     with pytest.raises(UsageError, match="holds a run's results"):
-        claim_analysis_folder(out, "objects", overwrite=False)
+        claim_analysis_folder(job, "objects", overwrite=False)
+    (out / "manifest.json").unlink()
+    with pytest.raises(UsageError, match="is not empty and holds no lightning-extremal results"):
+        claim_analysis_folder(job, "objects", overwrite=False)
 
 
 def test_analyze_help_is_quick_and_names_the_analyses_and_keys(capsys):

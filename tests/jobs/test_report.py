@@ -137,10 +137,10 @@ def test_rewriting_with_fewer_pages_removes_stale_pages(csv_job, tmp_path):
     out = tmp_path / "one.html"
     write_report(csv_job, out, pairs_per_page=1)
     assert (tmp_path / "one-2.html").is_file()
-    (tmp_path / "one_files" / "gone.png").write_bytes(b"")
+    (tmp_path / "one_files" / "mine.png").write_bytes(b"")  # not the report's: kept
     assert write_report(csv_job, out) == out
     assert not (tmp_path / "one-2.html").exists()
-    assert not (tmp_path / "one_files" / "gone.png").exists()
+    assert (tmp_path / "one_files" / "mine.png").exists()
     assert out.read_text().count('<section class="pair"') == NUM_IMAGES
     assert_files_exist(out)
 

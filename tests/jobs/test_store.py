@@ -123,7 +123,11 @@ def test_store_lists_skipped_chunks_without_rewriting_the_manifest_each_time(tmp
     assert files == ["chunks/chunk-00000.pt", "chunks/chunk-00001.pt"]
 
 
-def test_store_merges_masks_in_manifest_order_up_to_the_limit(tmp_path, monkeypatch, capsys):
+def test_store_merges_masks_in_chunk_or_input_order_up_to_the_limit(
+    tmp_path, monkeypatch, capsys
+):
+    """Chunks saved out of order (a resume recomputing chunk 0 last) merge in chunk order, or
+    in the input order of their ids when given."""
     from lightning_extremal.jobs import store as store_module
 
     store = store_module.ResultsStore(tmp_path)
@@ -132,9 +136,11 @@ def test_store_merges_masks_in_manifest_order_up_to_the_limit(tmp_path, monkeypa
     store.add("chunk-00002", "k2", ids=["d"])  # listed, but holds no masks (e.g. inversions)
     store_module.atomic_save({"key": "k2", "ids": ["d"], "rows": []}, store.path("chunk-00002"))
     merged = torch.load(store.merge_masks(layer="x"), weights_only=False)
-    assert merged["ids"] == ["b", "c", "a"] and merged["layer"] == "x"
-    assert merged["masks"][:, 0, 0, 0].tolist() == [1.0, 1.0, 0.0]
-    assert merged["targets"].tolist() == [0, 1, 0]
+    assert merged["ids"] == ["a", "b", "c"] and merged["layer"] == "x"
+    assert merged["masks"][:, 0, 0, 0].tolist() == [0.0, 1.0, 1.0]
+    assert merged["targets"].tolist() == [0, 0, 1]
+    merged = torch.load(store.merge_masks({"c": 0, "a": 1, "b": 2}), weights_only=False)
+    assert merged["ids"] == ["c", "a", "b"] and merged["targets"].tolist() == [1, 0, 0]
     monkeypatch.setattr(store_module, "MERGE_LIMIT", 2)
     (tmp_path / "masks.pt").unlink()
     assert store.merge_masks() is None and not (tmp_path / "masks.pt").exists()
