@@ -99,10 +99,10 @@ def claim_analysis_folder(job: Job, name: str, overwrite: bool) -> Ledger:
             f"{out} holds {held if held == 'a run' else f'the {held!r} analysis'}'s results, "
             f"not {name!r}: rerun with --overwrite to clear it, or choose another output_dir="
         )
-    if overwrite or (held and held != name):
-        say_cleared(out, ledger.clear())
     writes = [n for n in (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS) if n not in ledger.documents]
     refuse_foreign(out, ledger.foreign(writes), f"analyze {name}")
+    if overwrite or (held and held != name):
+        say_cleared(out, ledger.clear())
     job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
     return ledger
 

@@ -157,15 +157,8 @@ def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:
     only the listed files and says what it keeps; files of others where the run writes are
     always refused, never overwritten."""
     out = job.out
-    ours = LEDGER_KEY in (read_json(out / "manifest.json") or {})
+    ours = refuse_unclaimed(out, overwrite)
     ledger = Ledger.read(out, "manifest.json")
-    others = visible_entries(out)
-    if not ours and others and not overwrite:
-        raise UsageError(
-            f"{out} is not empty ({', '.join(others[:3])}{', …' if len(others) > 3 else ''}) "
-            "and holds no lightning-extremal run: choose a new or empty output_dir=, or rerun "
-            "with --overwrite to write beside those files (they are kept)"
-        )
     holds_results = any(name.startswith("chunks/") for name in ledger.files)
     changed = changed_settings(out / "config.json", cfg) if holds_results else []
     if changed and not overwrite:
@@ -174,16 +167,31 @@ def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:
             f"{'; …' if len(changed) > 3 else ''}): rerun with --overwrite to clear it, or "
             "choose another output_dir="
         )
-    if changed or overwrite:
-        say_cleared(out, ledger.clear())
     writes = [n for n in RESULT_FILES + RESULT_FOLDERS if not (ours and n == "manifest.json")]
     refuse_foreign(out, ledger.foreign(writes), "a run")
+    if changed or overwrite:
+        say_cleared(out, ledger.clear())
     job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
     job.store.ledger = ledger
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     write_config(cfg, out)
     ledger.record("config.json")
     job.store.write_manifest()
+
+
+def refuse_unclaimed(out: Path, overwrite: bool) -> bool:
+    """Refuse a non-empty folder that holds no run (no manifest listing what jobs wrote)
+    unless ``overwrite``; whether it holds one. Checked before the folder is locked too, so a
+    refused folder is left as it was."""
+    ours = LEDGER_KEY in (read_json(out / "manifest.json") or {})
+    others = visible_entries(out)
+    if not ours and others and not overwrite:
+        raise UsageError(
+            f"{out} is not empty ({', '.join(others[:3])}{', …' if len(others) > 3 else ''}) "
+            "and holds no lightning-extremal run: choose a new or empty output_dir=, or rerun "
+            "with --overwrite to write beside those files (they are kept)"
+        )
+    return ours
 
 
 def say_cleared(out: Path, removed: list[str]) -> None:

@@ -23,7 +23,7 @@ from ..config import (
 )
 from ..engine.distributed import process_rank
 from ..errors import UsageError
-from .chunks import claim_folder, open_job, output_dir
+from .chunks import claim_folder, open_job, output_dir, refuse_unclaimed
 from .image_run import run_image_job
 from .layer_run import run_layer_job
 from .store import FolderLock
@@ -46,6 +46,10 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     cfg = replace(cfg, output_dir=str(output_dir(cfg)))  # config.json names the real folder
     job = open_job(cfg)  # a bad model or data fails before the folder is touched
     job.fresh = overwrite
+    if job.writes:
+        refuse_unclaimed(
+            job.out, overwrite
+        )  # again under the lock; a refused folder stays as it was
     with FolderLock(job.out) if job.writes else nullcontext():
         if job.writes:
             claim_folder(cfg, job, overwrite)

@@ -123,9 +123,7 @@ def test_store_lists_skipped_chunks_without_rewriting_the_manifest_each_time(tmp
     assert files == ["chunks/chunk-00000.pt", "chunks/chunk-00001.pt"]
 
 
-def test_store_merges_masks_in_chunk_or_input_order_up_to_the_limit(
-    tmp_path, monkeypatch, capsys
-):
+def test_store_merges_masks_in_chunk_or_input_order_up_to_the_limit(tmp_path, monkeypatch, capsys):
     """Chunks saved out of order (a resume recomputing chunk 0 last) merge in chunk order, or
     in the input order of their ids when given."""
     from lightning_extremal.jobs import store as store_module
