@@ -109,7 +109,8 @@ given, then the key=value overrides, so an explicit value wins over a preset.
 
 options:
   --cfg        print the composed configuration (YAML: what config.json records) and exit
-  --overwrite  clear an output folder that holds another configuration's results (otherwise the run refuses)
+  --overwrite  clear an output folder that holds another configuration's results, or write beside files
+               of yours (otherwise the run refuses); deletes only files jobs listed as written
   --debug      show the traceback of an error instead of one line
   -h, --help   this help
 
