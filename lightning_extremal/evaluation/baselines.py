@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from ..api import extremal_perturbation, meaningful_perturbation
 from ..ops.frozen import frozen
+from ..ops.layers import called_once, trace_calls
 
 #: Areas of the extremal-perturbation benchmark on VOC (and the synthetic set): the reference's.
 VOC_AREAS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
@@ -49,43 +50,6 @@ class LayerChoice:
     saliency: str  # where MWP/cMWP read the excitation (VGG16: pool4; ResNet50: layer3)
     contrast: str  # where cMWP subtracts the dual signal (VGG16: relu7; ResNet50: avgpool)
     classifier: str  # the last linear/conv layer, negated for cMWP's dual unit
-
-
-@dataclass
-class _Call:
-    name: str
-    module: nn.Module
-    shape: tuple[int, ...] | None
-
-
-def _trace(model: nn.Module, images: torch.Tensor) -> list[_Call]:
-    """Leaf modules in the order their forward returned, with their output shapes (1 image)."""
-    calls: list[_Call] = []
-    handles = []
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
-            continue
-
-        def hook(mod, args, out, name=name):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-            calls.append(_Call(name, mod, shape))
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls
-
-
-def _called_once(name: str, calls: list[_Call], modules: dict[str, nn.Module]) -> str:
-    """``name``, or its closest ancestor when the module runs several times (a shared ReLU)."""
-    if sum(c.name == name for c in calls) <= 1:
-        return name
-    parts = name.split(".")
-    return ".".join(parts[:-1]) if len(parts) > 1 and ".".join(parts[:-1]) in modules else name
 
 
 def _known_layers(model: nn.Module) -> LayerChoice | None:
@@ -140,7 +104,7 @@ def resolve_layers(model: nn.Module, images: torch.Tensor, **names: str | None) 
 
 
 def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> LayerChoice:
-    calls = _trace(model, images)
+    calls = trace_calls(model, images, leaves_only=True)
     conv_at = [i for i, c in enumerate(calls) if isinstance(c.module, nn.Conv2d)]
     if not conv_at:
         raise ValueError(
@@ -167,9 +131,9 @@ def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> Layer
     while contrast > 0 and isinstance(calls[contrast].module, skip):
         contrast -= 1
     return LayerChoice(
-        grad_cam=_called_once(calls[cam].name, calls, modules),
-        saliency=_called_once(saliency, calls, modules),
-        contrast=_called_once(calls[max(contrast, 0)].name, calls, modules),
+        grad_cam=called_once(calls[cam].name, calls, modules),
+        saliency=called_once(saliency, calls, modules),
+        contrast=called_once(calls[max(contrast, 0)].name, calls, modules),
         classifier=calls[classifier].name,
     )
 
