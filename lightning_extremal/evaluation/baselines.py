@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import types
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,8 +87,9 @@ def resolve_layers(model: nn.Module, images: torch.Tensor, **names: str | None) 
     last ``Conv2d`` that keeps its output shape (its BN/ReLU); MWP's saliency layer = the first
     ``ReLU`` whose output has the Grad-CAM map's spatial size (one block below the top, like
     pool4 in VGG16); classifier = the last ``Linear``/``Conv2d`` that runs; contrast = the leaf
-    that runs just before the classifier, skipping dropout/flatten/identity. A module that runs
-    several times (a shared ReLU) is replaced by its parent.
+    that runs just before the classifier, skipping dropout/flatten/identity. Grad-CAM's layer
+    is never a module that runs several times (a shared activation: the call before it);
+    for the others such a module is replaced by its parent.
     """
     modules = dict(model.named_modules())
     for key, value in names.items():
@@ -104,7 +106,14 @@ def resolve_layers(model: nn.Module, images: torch.Tensor, **names: str | None) 
 
 
 def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> LayerChoice:
-    calls = trace_calls(model, images, leaves_only=True)
+    # Leaves, and convolutions with children (EfficientNet-Lite's same-padding Conv2d holds
+    # its padding module).
+    calls = [
+        c
+        for c in trace_calls(model, images)
+        if isinstance(c.module, nn.Conv2d) or next(c.module.children(), None) is None
+    ]
+    counts = Counter(c.name for c in calls)
     conv_at = [i for i, c in enumerate(calls) if isinstance(c.module, nn.Conv2d)]
     if not conv_at:
         raise ValueError(
@@ -115,6 +124,8 @@ def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> Layer
     cam = top
     while cam + 1 < len(calls) and calls[cam + 1].shape == calls[top].shape:
         cam += 1
+    while cam > top and counts[calls[cam].name] > 1:  # a shared activation: the call before it
+        cam -= 1
     spatial = calls[cam].shape[-2:] if calls[cam].shape else None
     saliency = next(
         (
