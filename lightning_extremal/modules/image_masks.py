@@ -144,7 +144,9 @@ class ExtremalPerturbationModule(MaskGameModule):
         say_once(logging.INFO, f"warm start: Grad-CAM at layer {layer!r}")
         use = use.cpu()
         if not use.any():
-            log.warning(f"warm start: every Grad-CAM map at layer {layer!r} is empty: uniform masks")
+            log.warning(
+                f"warm start: every Grad-CAM map at layer {layer!r} is empty: uniform masks"
+            )
             return
         with torch.no_grad():
             achieved = achieved_area(self.masks(part)).cpu().double()

@@ -157,7 +157,9 @@ class LayerCall:
 
 
 @torch.no_grad()
-def trace_calls(model: nn.Module, images: torch.Tensor, leaves_only: bool = False) -> list[LayerCall]:
+def trace_calls(
+    model: nn.Module, images: torch.Tensor, leaves_only: bool = False
+) -> list[LayerCall]:
     """The named modules of ``model`` (only those without children if ``leaves_only``) in
     the order their forward returned, for one image of ``images`` — a module that runs
     several times (a shared activation module) appears once per call. The model runs in eval
