@@ -63,15 +63,25 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
 
 
 def _import_model(path: str) -> nn.Module:
+    """The model of ``pkg.module:attr``: the attribute itself, or what calling it returns.
+    Whatever the import or the factory raises is one line naming ``path`` and the error."""
     module_name, _, attr = path.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot import model {path!r}: {error}") from error
-    model = obj() if not isinstance(obj, nn.Module) and callable(obj) else obj
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{path!r} gave a {type(model).__name__}, not a torch.nn.Module")
-    return model
+    except Exception as error:  # ImportError, AttributeError, or the module's own code
+        raise UsageError(
+            f"cannot import model {path!r}: {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(obj, nn.Module) and callable(obj):
+        try:
+            obj = obj()
+        except Exception as error:
+            raise UsageError(
+                f"model {path!r}: its factory raised {type(error).__name__}: {error}"
+            ) from error
+    if not isinstance(obj, nn.Module):
+        raise TypeError(f"{path!r} gave a {type(obj).__name__}, not a torch.nn.Module")
+    return obj
 
 
 def _model_from_file(path: Path) -> nn.Module:

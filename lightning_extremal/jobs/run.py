@@ -9,6 +9,7 @@ again without it. Each case is a warning; masks.pt and summary.json are always w
 
 from __future__ import annotations
 
+import signal
 from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,7 +23,8 @@ from ..config import (
     validate_run_options,
 )
 from ..engine.distributed import process_rank
-from ..errors import UsageError
+from ..engine.stopping import stop_on_signals
+from ..errors import Interrupted, ModelFailed, UsageError
 from .chunks import claim_folder, open_job, output_dir
 from .image_run import run_image_job
 from .layer_run import run_layer_job
@@ -44,15 +46,20 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     """
     check_config(cfg)
     cfg = replace(cfg, output_dir=str(output_dir(cfg)))  # config.json names the real folder
-    job = open_job(cfg)  # a bad model or data fails before the folder is touched
-    job.fresh = overwrite
-    with FolderLock(job.out) if job.writes else nullcontext():
-        if job.writes:
-            claim_folder(cfg, job.out, overwrite)
-        if cfg.method.kind == "input":
-            run_image_job(job)
-        else:  # channel | layer-spatial | invert | diff
-            run_layer_job(job)
+    try:
+        job = open_job(cfg)  # a bad model or data fails before the folder is touched
+        job.fresh = overwrite
+        with stop_on_signals(), FolderLock(job.out) if job.writes else nullcontext():
+            if job.writes:
+                claim_folder(cfg, job.out, overwrite)
+            if cfg.method.kind == "input":
+                run_image_job(job)
+            else:  # channel | layer-spatial | invert | diff
+                run_layer_job(job)
+    except ModelFailed as error:  # name the model as configured, not by its class
+        raise error.named(cfg.model.name) from error.cause
+    except Interrupted as stop:
+        raise interrupted(stop, job) from None
     if not job.writes:
         return job.out
     for run_dir in job.wandb_dirs:
@@ -60,6 +67,17 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     print(f"lightning-extremal: results in {job.out.resolve()}", flush=True)
     print_verdict(job.summary, job.out)
     return job.out
+
+
+def interrupted(stop: Interrupted, job) -> Interrupted:
+    """The one-line message of a job stopped by a signal: what is kept and how to resume."""
+    name = signal.Signals(stop.signum).name
+    done, total = len(job.store.entries), job.store.header.get("chunks_total", "?")
+    return Interrupted(
+        stop.signum,
+        f"stopped by {name} at a step boundary: {done} of {total} chunks finished are kept in "
+        f"{job.out} (manifest.json); rerun the same command to resume",
+    )
 
 
 def check_config(cfg: RunConfig) -> None:
