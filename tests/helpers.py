@@ -501,3 +501,22 @@ def run_job_on_one_thread(args: list[str]) -> Path:
         return run_job(compose(args))
     finally:
         torch.set_num_threads(threads)
+
+
+def failing_factory() -> nn.Module:
+    """A model factory that raises (``model=tests.helpers:failing_factory``)."""
+    raise RuntimeError("no weights at /models/missing.pt")
+
+
+class FixedSizeNet(TinyConvNet):
+    """:class:`TinyConvNet` that, like torchvision's ViT, takes one input size only (64 px):
+    ``model=tests.helpers:FixedSizeNet`` at another ``data.size`` fails in its forward."""
+
+    SIDE = 64
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._assert(
+            x.shape[-1] == self.SIDE,
+            f"Wrong image width! Expected {self.SIDE} but got {x.shape[-1]}!",
+        )
+        return super().forward(x)

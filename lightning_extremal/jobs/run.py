@@ -17,10 +17,10 @@ from pathlib import Path
 from ..config import (
     RunConfig,
     validate_data,
+    validate_inversion,
     validate_logger,
     validate_method,
-    validate_processes,
-    validate_run_options,
+    validate_trainer,
 )
 from ..engine.distributed import process_rank
 from ..engine.stopping import stop_on_signals
@@ -84,11 +84,10 @@ def check_config(cfg: RunConfig) -> None:
     """Every check that needs no model or image: bad values fail before any work starts."""
     validate_method(cfg.method)
     validate_logger(cfg.logger)
-    validate_run_options(cfg.trainer.precision, cfg.trainer.compile, cfg.trainer.channels_last)
+    validate_trainer(cfg.trainer)
     validate_data(cfg.data)
-    t = cfg.trainer
-    validate_processes(t.num_nodes, t.collective_timeout)
-    _, world = process_rank(asdict(t))
+    validate_inversion(cfg.inversion)
+    _, world = process_rank(asdict(cfg.trainer))
     if world > 1 and cfg.method.kind != "input":
         raise UsageError(
             f"method.kind={cfg.method.kind} runs in one process; several processes "
