@@ -71,7 +71,7 @@ class MethodConfig:
     blur_padding: str = "reflect"  # reflect (no dark borders) | zeros (the reference's)
     smoothing: str = "maxconv"  # maxconv (paper) | gaussian (the paper's alternative)
     step: int = 7  # mask parameter grid stride, px: reference value
-    sigma: float = 21.0  # mask smoothing σ, px (maxconv: ≥ step/2): reference value
+    sigma: float = 21.0  # mask smoothing σ, px: reference value
     area_margin: int | None = None  # px of mask beyond the image that the area ranks; None = ⌈σ⌉
     coldness: float = 20.0  # smooth-max β, finite (larger: harder max): reference value
     jitter: bool = True  # flip the perturbed batch on even steps: reference behaviour
