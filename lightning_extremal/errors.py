@@ -28,3 +28,36 @@ def non_finite_scores(images: list[int], step: int) -> UnexplainableModelError:
         images,
         step,
     )
+
+
+class ModelFailed(UsageError):
+    """The classifier raised in its forward pass (``cause``, e.g. a model built for 128 px
+    given 224 px images): one line naming the model, the batch shape and the original
+    exception; ``--debug`` shows its traceback."""
+
+    def __init__(self, model: str, shape: tuple[int, ...], cause: BaseException) -> None:
+        self.model, self.shape, self.cause = model, tuple(shape), cause
+        batch = "×".join(str(n) for n in self.shape)
+        super().__init__(
+            f"{model} failed on a batch of shape {batch}: {type(cause).__name__}: {cause}"
+        )
+
+    def named(self, name: str) -> ModelFailed:
+        """The same failure, naming the model as the user configured it (``model=…``)."""
+        return ModelFailed(f"model {name!r}", self.shape, self.cause)
+
+
+class Interrupted(BaseException):
+    """A job stopped at a step boundary by SIGINT or SIGTERM (``signum``): the interrupted
+    chunk is not kept, the finished ones are, and rerunning the command resumes. A
+    ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` (a
+    fail-soft logger, a retry) takes it for a failure to recover from."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        self.signum = signum
+        super().__init__(message or f"stopped by signal {signum}")
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status of a process ended by this signal: 128 + its number."""
+        return 128 + self.signum

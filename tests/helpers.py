@@ -536,3 +536,22 @@ def real_extra_installed() -> bool:
 needs_real_extra = pytest.mark.skipif(
     not real_extra_installed(), reason="needs the real extra: pip install '.[real]'"
 )
+
+
+def failing_factory() -> nn.Module:
+    """A model factory that raises (``model=tests.helpers:failing_factory``)."""
+    raise RuntimeError("no weights at /models/missing.pt")
+
+
+class FixedSizeNet(TinyConvNet):
+    """:class:`TinyConvNet` that, like torchvision's ViT, takes one input size only (64 px):
+    ``model=tests.helpers:FixedSizeNet`` at another ``data.size`` fails in its forward."""
+
+    SIDE = 64
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._assert(
+            x.shape[-1] == self.SIDE,
+            f"Wrong image width! Expected {self.SIDE} but got {x.shape[-1]}!",
+        )
+        return super().forward(x)

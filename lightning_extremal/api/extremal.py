@@ -24,7 +24,7 @@ from ..ops.area import lambda_schedule
 from ..ops.frozen import frozen
 from ..ops.layers import get_layer
 from ..ops.rewards import RewardFn
-from .memory import check_memory, estimate_memory, run_device
+from .memory import check_chunk_memory
 
 #: What a mask of :func:`extremal_perturbation` covers (``kind=``, as ``method.kind``): the
 #: input image, the channels of ``layer`` or its spatial grid.
@@ -216,8 +216,7 @@ def _optimise(
     masks = len(targets) * len(config.areas)
     if run["memory_check"] and config.kind == "input" and masks:
         masks = masks if block else math.ceil(masks / process_rank(run)[1])
-        estimate = estimate_memory(model, images[used], masks, config, run["compile"])
-        check_memory(estimate, run_device(run), tuple(images.shape[-2:]))
+        check_chunk_memory(model, images[used], masks, config, run)
     reward_fn = None if isinstance(reward, str) else reward
     args = (model, images[used], targets, local_index, config.areas, config, reward_fn)
     if config.kind == "channel":

@@ -4,6 +4,7 @@ masks, refused with the fix when it exceeds what the machine has available."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,20 +51,37 @@ def activation_bytes(model: torch.nn.Module, image: torch.Tensor) -> tuple[int, 
     batch (weights its layers save) and per image (activations), for one C×H×W image. Both
     come from passes of one and two images; per-image bytes are measured at
     :data:`PROBE_SIDES` and extrapolated linearly in pixels (at the real size for small
-    images, or when the model takes no other size, e.g. ViT)."""
+    images, or when the model refuses the reduced sizes, e.g. ViT or a minimum side). A model
+    that refuses the real size too raises :class:`ProbeFailed`."""
     height, width = image.shape[-2:]
     scale = [side / max(height, width) for side in PROBE_SIDES]
     if scale[-1] >= 1:
-        return _shared_and_per_image(model, image)
+        return _probe(model, image)
     try:
         sizes = [(max(1, round(height * s)), max(1, round(width * s))) for s in scale]
         probes = [F.interpolate(image[None], size=size, mode="bilinear")[0] for size in sizes]
-        (shared, low), (_, high) = [_shared_and_per_image(model, p) for p in probes]
-    except RuntimeError:  # the model takes one input size only
-        return _shared_and_per_image(model, image)
+        (shared, low), (_, high) = [_probe(model, p) for p in probes]
+    except ProbeFailed:  # the model takes one input size only, or a minimum side
+        return _probe(model, image)
     (h_low, w_low), (h_high, w_high) = sizes
     per_pixel = max(0.0, (high - low) / (h_high * w_high - h_low * w_low))
     return shared, int(high + per_pixel * (height * width - h_high * w_high))
+
+
+class ProbeFailed(Exception):
+    """The classifier refused a probe image (any exception of its forward, as ``cause``)."""
+
+
+def _probe(model: torch.nn.Module, image: torch.Tensor) -> tuple[int, int]:
+    """:func:`_shared_and_per_image`, with any failure of the model's forward (a model's own
+    checks raise anything: ``AssertionError``, ``ValueError``, ``RuntimeError``…) as
+    :class:`ProbeFailed`."""
+    try:
+        return _shared_and_per_image(model, image)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:
+        raise ProbeFailed(f"{type(error).__name__}: {error}") from error
 
 
 def _shared_and_per_image(model: torch.nn.Module, image: torch.Tensor) -> tuple[int, int]:
@@ -99,26 +117,63 @@ def estimate_memory(
     compile_option: bool | str,
 ) -> MemoryEstimate:
     """Peak memory of optimising ``num_masks`` input masks over ``images`` (N×C×H×W) at once:
-    the pyramids, and per mask the smooth max (its taps when it runs eagerly), the mask
-    copies, the perturbed inputs and the classifier's activations (measured)."""
+    the pyramids, and per mask the smooth max (its taps when it runs eagerly, over the whole
+    parameter grid: :func:`grid_pixels`), the mask copies, the perturbed inputs and the
+    classifier's activations (measured; :class:`ProbeFailed` where the model refuses)."""
     n, channels, height, width = images.shape
     margin = math.ceil(config.sigma) if config.area_margin is None else config.area_margin
     padded = (height + 2 * margin) * (width + 2 * margin)
+    grid = grid_pixels(height, width, config.step, margin)
     taps = (2 * maxconv_radius(config.step, config.sigma) + 1) ** 2
     compiled = compiled_smooth_max_available(config.coldness) and (
         compile_option is True
         or (compile_option == "auto" and compile_pays_off(taps * padded * config.max_iter))
     )
     if config.smoothing == "gaussian" or compiled:
-        smooth = 0
+        smooth = grid * 4  # the mask over the whole grid, before it is cropped
     else:
-        smooth = taps * EAGER_TAP_COPIES * padded * 4
+        smooth = (taps * EAGER_TAP_COPIES + 1) * grid * 4
     kept = 2 if config.variant == "dual" else 1
     pixels = channels * height * width
     shared, per_image = activation_bytes(model, images[0].float())
     per_mask = smooth + MASK_COPIES * padded * 4 + kept * (INPUT_COPIES * pixels * 4 + per_image)
-    fixed = FIT_OVERHEAD + shared + n * config.num_levels * pixels * 4
+    kernel = taps * config.step**2 * 4  # the smooth max's weights, (2r+1)²×step×step
+    fixed = FIT_OVERHEAD + shared + kernel + n * config.num_levels * pixels * 4
     return MemoryEstimate(fixed, per_mask, num_masks)
+
+
+def grid_pixels(height: int, width: int, step: int, margin: int) -> int:
+    """Pixels of the mask the smooth max computes before cropping it to the image and its
+    margin: the parameter grid (``⌈H/step⌉`` cells, plus ``⌈margin/step⌉`` each side) ×
+    ``step`` px a cell. A large ``step`` makes it much larger than the image (step 200 on a
+    512 px image: 1000² px), which the taps are computed over."""
+    extra = 2 * math.ceil(margin / step)
+    rows, cols = math.ceil(height / step) + extra, math.ceil(width / step) + extra
+    return rows * step * cols * step
+
+
+def check_chunk_memory(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    num_masks: int,
+    config: MethodConfig,
+    run: dict,
+) -> None:
+    """:func:`estimate_memory` then :func:`check_memory` for one fit's chunk. A model that
+    refuses the probe passes (e.g. it takes one batch size only) is not refused: the check is
+    skipped with a one-line warning saying why."""
+    try:
+        estimate = estimate_memory(model, images, num_masks, config, run["compile"])
+    except ProbeFailed as error:
+        warnings.warn(
+            f"memory check skipped: the model refused the probe passes that measure its "
+            f"activations ({error}); trainer.memory_check=false (memory_check=False) skips it "
+            "silently",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
+    check_memory(estimate, run_device(run), tuple(images.shape[-2:]))
 
 
 def available_memory(device: torch.device) -> int | None:

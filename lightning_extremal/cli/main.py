@@ -2,7 +2,8 @@
 
 A bad argument or a refused request (``ValueError``, :class:`~lightning_extremal.errors.UsageError`
 among them, ``TypeError``, a missing file) is one line on stderr and exit status 2; ``--debug``
-shows its traceback instead. Any other exception is a bug: its traceback, exit status 1.
+shows its traceback instead. A job stopped by SIGINT/SIGTERM says what it kept in one line and
+exits 130/143 (128 + the signal). Any other exception is a bug: its traceback, exit status 1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 
 from ..config import did_you_mean
+from ..errors import Interrupted
 from .analyze import analyze_command, analyze_help
 from .commands import benchmark_command, report_command, run_command, sweep_command
 from .help import USAGE, command_help
@@ -85,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return error_exit(str(error) or type(error).__name__)
+    except Interrupted as stop:  # SIGINT/SIGTERM: the job stopped cleanly and can resume
+        if debug:
+            raise
+        error_exit(str(stop))
+        return stop.exit_status
     except BrokenPipeError:  # output piped into `head` & co., which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

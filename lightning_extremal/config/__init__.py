@@ -64,6 +64,8 @@ from .validation import (
     validate_method,
     validate_processes,
     validate_run_options,
+    validate_seed,
+    validate_trainer,
 )
 from .yaml_files import load_config_text, read_yaml_mapping
 
@@ -130,4 +132,6 @@ __all__ = [
     "validate_method",
     "validate_processes",
     "validate_run_options",
+    "validate_seed",
+    "validate_trainer",
 ]

@@ -73,7 +73,7 @@ class MethodConfig:
     step: int = 7  # mask parameter grid stride, px: reference value
     sigma: float = 21.0  # mask smoothing σ, px: reference value
     area_margin: int | None = None  # px of mask beyond the image that the area ranks; None = ⌈σ⌉
-    coldness: float = 20.0  # smooth-max β (inf = hard max): reference value
+    coldness: float = 20.0  # smooth-max β, finite (larger: harder max): reference value
     jitter: bool = True  # flip the perturbed batch on even steps: reference behaviour
     max_iter: int = 200  # optimisation steps (reference: 800)
     optimizer: str = "adam"  # adam | sgd (reference)

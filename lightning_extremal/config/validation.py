@@ -39,6 +39,7 @@ from .schema import (
     LoggerConfig,
     MeaningfulConfig,
     MethodConfig,
+    TrainerConfig,
 )
 
 
@@ -47,11 +48,35 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool, not NaN or ±inf)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _positive(name: str, value: Any, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        what = "a positive integer" if integer else "a positive number"
-        raise ValueError(f"{name} must be {what}; got {value!r}")
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    elif not _is_number(value) or not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+
+
+def _in_range(name: str, value: Any, low: float, high: float, high_open: bool = False) -> None:
+    """``low ≤ value ≤ high`` (``< high`` with ``high_open``), a finite number."""
+    if not _is_number(value) or not low <= value <= high or (high_open and value == high):
+        interval = f"[{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number in {interval}; got {value!r}")
+
+
+def _integer_at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer ≥ {low}; got {value!r}")
+
+
+#: Seeds Lightning's ``seed_everything`` takes (outside, it warns and seeds 0 instead).
+MAX_SEED = 2**32 - 1
+#: Largest λ the area loss can be weighted by at any step (float32's maximum is 3.4e38).
+MAX_LAMBDA = 1e30
 
 
 #: Values of ``trainer.compile`` / ``compile=`` and of ``trainer.channels_last``.
@@ -143,43 +168,63 @@ def _check_start(cfg: MethodConfig) -> None:
 
 
 def _check_numbers(cfg: MethodConfig) -> None:
-    """The numeric knobs of the mask, the pyramid and the optimiser."""
+    """The numeric knobs of the mask, the pyramid and the optimiser: finite, and in the range
+    the method can do."""
     _positive("step", cfg.step, integer=True)
     _positive("sigma", cfg.sigma)
-    _positive("coldness", cfg.coldness)
+    if cfg.smoothing == "maxconv" and cfg.sigma < cfg.step / 2:
+        # Below step/2 the pixels between the grid's parameters get a weight < 0.19 (the mask
+        # cannot cover them: 2 % reached for a 10 % area at σ = 0.5, step 7) and from
+        # σ ≈ 0.14 px none at all (no gradient: the model looks unexplainable).
+        raise ValueError(
+            f"sigma must be ≥ step/2 = {cfg.step / 2:g} px with smoothing=maxconv (step="
+            f"{cfg.step}); got {cfg.sigma!r}: lower step or raise sigma"
+        )
+    _positive("coldness", cfg.coldness)  # finite: an infinite one stops every gradient
     _positive("max_iter", cfg.max_iter, integer=True)
     _positive("lr", cfg.lr)
-    _positive("lambda_growth", cfg.lambda_growth)
-    if (
-        isinstance(cfg.num_levels, bool)
-        or not isinstance(cfg.num_levels, int)
-        or cfg.num_levels < 2
-    ):
-        raise ValueError(f"num_levels must be an integer ≥ 2; got {cfg.num_levels!r}")
-    if cfg.perturbation == "blur":
-        _positive("max_blur", cfg.max_blur)
-    if not isinstance(cfg.lambda0, (int, float)) or cfg.lambda0 < 0 or math.isnan(cfg.lambda0):
-        raise ValueError(f"lambda0 must be a number ≥ 0; got {cfg.lambda0!r}")
-    final = cfg.lambda_final
-    if final is not None and (
-        isinstance(final, bool) or not isinstance(final, (int, float)) or not final > 0
-    ):
-        raise ValueError(f"lambda_final must be a number > 0 or null; got {final!r}")
-    if final is not None and not cfg.lambda0 > 0:
-        raise ValueError(
-            f"lambda_final needs lambda0 > 0 (a geometric schedule); got {cfg.lambda0!r}"
-        )
-    if not 0 <= cfg.init <= 1:
-        raise ValueError(f"init must be in [0, 1]; got {cfg.init!r}")
+    _integer_at_least("num_levels", cfg.num_levels, 2)
+    _positive("max_blur", cfg.max_blur)
+    _check_schedule(cfg)
+    _in_range("init", cfg.init, 0, 1)
     margin = cfg.area_margin
     if margin is not None and (
         isinstance(margin, bool) or not isinstance(margin, int) or margin < 0
     ):
         raise ValueError(f"area_margin must be None or an integer ≥ 0; got {margin!r}")
     for name in ("momentum", "dampening"):
-        value = getattr(cfg, name)
-        if not 0 <= value < 1:
-            raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+        _in_range(name, getattr(cfg, name), 0, 1, high_open=True)
+    betas = cfg.adam_betas
+    if (
+        not isinstance(betas, (list, tuple))
+        or len(betas) != 2
+        or not all(_is_number(b) and 0 <= b < 1 for b in betas)
+    ):
+        raise ValueError(f"adam_betas must be two numbers in [0, 1); got {betas!r}")
+
+
+def _check_schedule(cfg: MethodConfig) -> None:
+    """λ₀, its growth and its final value: finite, and λ finite at every step."""
+    if not _is_number(cfg.lambda0) or cfg.lambda0 < 0 or cfg.lambda0 > MAX_LAMBDA:
+        raise ValueError(f"lambda0 must be a number in [0, {MAX_LAMBDA:g}]; got {cfg.lambda0!r}")
+    _positive("lambda_growth", cfg.lambda_growth)
+    final = cfg.lambda_final
+    if final is not None and (not _is_number(final) or not 0 < final <= MAX_LAMBDA):
+        raise ValueError(
+            f"lambda_final must be a number in (0, {MAX_LAMBDA:g}] or null; got {final!r}"
+        )
+    if final is not None and not cfg.lambda0 > 0:
+        raise ValueError(
+            f"lambda_final needs lambda0 > 0 (a geometric schedule); got {cfg.lambda0!r}"
+        )
+    if final is None and cfg.lambda0 > 0:
+        last = math.log(cfg.lambda0) + (cfg.max_iter - 1) * math.log(cfg.lambda_growth)
+        if last > math.log(MAX_LAMBDA):
+            raise ValueError(
+                f"lambda_growth={cfg.lambda_growth!r} makes λ = lambda0·growth^t exceed "
+                f"{MAX_LAMBDA:g} by step {cfg.max_iter - 1} (max_iter={cfg.max_iter}): "
+                "lower lambda_growth or set lambda_final"
+            )
 
 
 def _is_count(a: Any) -> bool:
@@ -198,9 +243,7 @@ def validate_inversion(cfg: InversionConfig) -> None:
     _positive("inversion.tv_beta", cfg.tv_beta)
     _positive("inversion.norm_alpha", cfg.norm_alpha)
     for name in ("tv_weight", "norm_weight"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"inversion.{name} must be a number ≥ 0; got {value!r}")
+        _non_negative(f"inversion.{name}", getattr(cfg, name))
     jitter = cfg.invert_jitter
     if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
         raise ValueError(f"inversion.invert_jitter must be an integer ≥ 0; got {jitter!r}")
@@ -213,6 +256,23 @@ def validate_data(cfg: DataConfig) -> None:
         _positive("data.size", cfg.size, integer=True)
     _positive("data.batch_size", cfg.batch_size, integer=True)
     _positive("data.num_images", cfg.num_images, integer=True)
+    _integer_at_least("data.synthetic_seed", cfg.synthetic_seed, 0)
+
+
+def validate_trainer(cfg: TrainerConfig) -> None:
+    """The run options of ``trainer.*`` (devices, accelerator and strategy are Lightning's)."""
+    validate_run_options(cfg.precision, cfg.compile, cfg.channels_last)
+    validate_processes(cfg.num_nodes, cfg.collective_timeout)
+    _positive("trainer.log_every_n_steps", cfg.log_every_n_steps, integer=True)
+    validate_seed("trainer.seed", cfg.seed)
+    if not isinstance(cfg.memory_check, bool):
+        raise ValueError(f"trainer.memory_check must be true or false; got {cfg.memory_check!r}")
+
+
+def validate_seed(name: str, value: Any) -> None:
+    """A seed ``seed_everything`` takes as given: an integer in [0, 2³² − 1]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}]; got {value!r}")
 
 
 def validate_logger(cfg: LoggerConfig) -> None:
@@ -224,10 +284,8 @@ def validate_logger(cfg: LoggerConfig) -> None:
             f"logger.mask_every_n_steps must be an integer ≥ 0 (0: off); got {every!r}"
         )
     tol = cfg.early_stop_tol
-    if tol is not None and (
-        isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0
-    ):
-        raise ValueError(f"logger.early_stop_tol must be null or a positive number; got {tol!r}")
+    if tol is not None and (not _is_number(tol) or not tol > 0):
+        raise ValueError(f"logger.early_stop_tol must be null or a finite number > 0; got {tol!r}")
     _positive("logger.early_stop_window", cfg.early_stop_window, integer=True)
 
 
@@ -251,8 +309,17 @@ def validate_benchmark(cfg: BenchmarkConfig) -> None:
     if cfg.max_iter is not None:
         _positive("max_iter", cfg.max_iter, integer=True)
     _positive("ep_batch_size", cfg.ep_batch_size, integer=True)
-    if cfg.limit is not None and cfg.limit < 1:
-        raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
+    for name in ("limit", "threads"):
+        value = getattr(cfg, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"{name} must be a positive integer or null; got {value!r}")
+    for name in ("synthetic_single", "synthetic_multi"):
+        _integer_at_least(name, getattr(cfg, name), 0)
+    _positive("synthetic_size", cfg.synthetic_size, integer=True)
+    validate_seed("seed", cfg.seed)
+    _integer_at_least("synthetic_seed", cfg.synthetic_seed, 0)
     if cfg.dataset in ("voc07", "coco14") and not cfg.root:
         raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")
     validate_meaningful_options(cfg.mp_options, "mp_options")
@@ -289,8 +356,8 @@ def validate_analysis(cfg: AnalysisConfig) -> None:
 
 
 def _non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number ≥ 0; got {value!r}")
+    if not _is_number(value) or not value >= 0:
+        raise ValueError(f"{name} must be a finite number ≥ 0; got {value!r}")
 
 
 def validate_meaningful_options(options: Any, name: str = "options") -> MeaningfulConfig:
@@ -324,6 +391,4 @@ def validate_meaningful(cfg: MeaningfulConfig) -> None:
         _positive(name, getattr(cfg, name), integer=True)
     if isinstance(cfg.jitter, bool) or not isinstance(cfg.jitter, int) or cfg.jitter < 0:
         raise ValueError(f"jitter must be an integer ≥ 0 (px); got {cfg.jitter!r}")
-    init = cfg.init
-    if isinstance(init, bool) or not isinstance(init, (int, float)) or not 0 <= init <= 1:
-        raise ValueError(f"init must be a number in [0, 1]; got {init!r}")
+    _in_range("init", cfg.init, 0, 1)

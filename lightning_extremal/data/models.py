@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, did_you_mean
+from ..engine.classifier import run_model
 from ..errors import UsageError
 from ..ops.digest import file_digest, tensor_digest
 from ..ops.frozen import frozen
@@ -62,14 +63,8 @@ def model_fingerprint(model: nn.Module, name: str, shape: tuple[int, ...]) -> st
     code or preprocessing with the same weights is never taken for the old model."""
     generator = torch.Generator().manual_seed(PROBE_SEED)
     probe = torch.rand(2, *shape, generator=generator)
-    try:
-        with frozen(model), torch.no_grad():
-            scores = model(probe.to(_device(model))).float().flatten(1).cpu()
-    except Exception as error:  # the user's forward: one line naming it
-        raise UsageError(
-            f"model {name!r} failed on a batch of 2×{'×'.join(map(str, shape))} images: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    with frozen(model), torch.no_grad():  # a failing forward: ModelFailed, one line
+        scores = run_model(model, probe.to(_device(model))).float().flatten(1).cpu()
     top = scores.topk(min(PROBE_CLASSES, scores.shape[1]), dim=1)
     values = [float(f"{v:.{PROBE_DIGITS}g}") for v in top.values.flatten().tolist()]
     parts = [weights_digest(model), _source_digest(name), top.indices.tolist(), values]
@@ -122,15 +117,25 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
 
 
 def _import_model(path: str) -> nn.Module:
+    """The model of ``pkg.module:attr``: the attribute itself, or what calling it returns.
+    Whatever the import or the factory raises is one line naming ``path`` and the error."""
     module_name, _, attr = path.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot import model {path!r}: {error}") from error
-    model = obj() if not isinstance(obj, nn.Module) and callable(obj) else obj
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{path!r} gave a {type(model).__name__}, not a torch.nn.Module")
-    return model
+    except Exception as error:  # ImportError, AttributeError, or the module's own code
+        raise UsageError(
+            f"cannot import model {path!r}: {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(obj, nn.Module) and callable(obj):
+        try:
+            obj = obj()
+        except Exception as error:
+            raise UsageError(
+                f"model {path!r}: its factory raised {type(error).__name__}: {error}"
+            ) from error
+    if not isinstance(obj, nn.Module):
+        raise TypeError(f"{path!r} gave a {type(obj).__name__}, not a torch.nn.Module")
+    return obj
 
 
 def _model_from_file(path: Path) -> nn.Module:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ModelFailed
 from ..ops.frozen import frozen
 
 
@@ -25,13 +26,8 @@ def probe_classes(model: torch.nn.Module, images: torch.Tensor) -> int:
             f"expects {channels}"
         )
     device = next(iter(model.parameters()), images).device
-    try:
-        with torch.no_grad():
-            out = model(images[:1].to(device))
-    except RuntimeError as error:
-        raise ValueError(
-            f"the model cannot run on images of shape {tuple(images.shape[1:])}: {error}"
-        ) from error
+    with torch.no_grad():
+        out = run_model(model, images[:1].to(device))
     if not isinstance(out, torch.Tensor) or out.dim() < 2:
         raise ValueError("the model must return class scores of shape N×classes(×…)")
     return out.shape[1]
@@ -41,8 +37,21 @@ def predicted_classes(model: torch.nn.Module, images: torch.Tensor) -> torch.Ten
     """Top-1 class of each image, (N,)."""
     with frozen(model), torch.no_grad():
         device = next(iter(model.parameters()), images).device
-        logits = model(images.to(device))
+        logits = run_model(model, images.to(device))
     return logits.reshape(*logits.shape[:2], -1).mean(-1).argmax(1).cpu()
+
+
+def run_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)``, where any exception of the model's own code (a size check, a shape
+    mismatch: ``AssertionError``, ``ValueError``, ``RuntimeError``…) becomes
+    :class:`~lightning_extremal.errors.ModelFailed` naming the model's class, the batch shape
+    and the original exception; running out of memory is not the model's fault and passes."""
+    try:
+        return model(x)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:
+        raise ModelFailed(f"the model ({type(model).__name__})", tuple(x.shape), error) from error
 
 
 def pick_channels_last(classifier: nn.Module, probe: torch.Tensor, setting: bool | str) -> bool:

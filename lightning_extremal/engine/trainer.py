@@ -15,6 +15,7 @@ from ..callbacks import StepProgressBar
 from ..config import PRECISIONS
 from .distributed import DDP_STRATEGIES, launched_externally
 from .loggers import check_logger, resolve_logger
+from .stopping import StopAtSignal
 
 #: Options that configure the run rather than the method (with their defaults).
 RUN_OPTIONS: dict[str, Any] = {
@@ -68,7 +69,7 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
         # "bf16-true"/"16-true" would convert the caller's model weights in place.
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {run['precision']!r}")
     check_logger(run["logger"])
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, StopAtSignal()]  # SIGINT/SIGTERM in a job: stop after this step
     strategy = run["strategy"]
     if strategy == "auto" and launched_externally():
         strategy = "ddp"  # torchrun / srun started one process per rank

@@ -19,6 +19,7 @@ from ..data.models import LoadedModel, load_model, model_fingerprint
 from ..data.sources import ImageSource, open_source
 from ..engine.classifier import predicted_classes
 from ..engine.distributed import process_rank, rank_block, shards_images
+from ..engine.stopping import stop_if_requested
 from ..errors import UsageError
 from ..ops.digest import tensor_digest
 from .store import (
@@ -318,6 +319,7 @@ def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **ext
     ranks of a multi-process job compute their share of each chunk (``compute`` returns None
     there) and write nothing."""
     for number, key, index in plan_chunks(job, **extra):
+        stop_if_requested()  # a signal between chunks: nothing of the next one is started
         since = file_clock(job.out) if job.writes else 0
         record = compute(number, index)
         if (

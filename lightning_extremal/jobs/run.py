@@ -9,6 +9,7 @@ again without it. Each case is a warning; masks.pt and summary.json are always w
 
 from __future__ import annotations
 
+import signal
 from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -16,13 +17,14 @@ from pathlib import Path
 from ..config import (
     RunConfig,
     validate_data,
+    validate_inversion,
     validate_logger,
     validate_method,
-    validate_processes,
-    validate_run_options,
+    validate_trainer,
 )
 from ..engine.distributed import process_rank
-from ..errors import UsageError
+from ..engine.stopping import stop_on_signals
+from ..errors import Interrupted, ModelFailed, UsageError
 from .chunks import claim_folder, open_job, output_dir, refuse_unclaimed
 from .image_run import run_image_job
 from .layer_run import run_layer_job
@@ -44,19 +46,22 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     """
     check_config(cfg)
     cfg = replace(cfg, output_dir=str(output_dir(cfg)))  # config.json names the real folder
-    job = open_job(cfg)  # a bad model or data fails before the folder is touched
-    job.fresh = overwrite
-    if job.writes:
-        refuse_unclaimed(
-            job.out, overwrite
-        )  # again under the lock; a refused folder stays as it was
-    with FolderLock(job.out) if job.writes else nullcontext():
-        if job.writes:
-            claim_folder(cfg, job, overwrite)
-        if cfg.method.kind == "input":
-            run_image_job(job)
-        else:  # channel | layer-spatial | invert | diff
-            run_layer_job(job)
+    try:
+        job = open_job(cfg)  # a bad model or data fails before the folder is touched
+        job.fresh = overwrite
+        if job.writes:  # checked again under the lock; a refused folder stays as it was
+            refuse_unclaimed(job.out, overwrite)
+        with stop_on_signals(), FolderLock(job.out) if job.writes else nullcontext():
+            if job.writes:
+                claim_folder(cfg, job, overwrite)
+            if cfg.method.kind == "input":
+                run_image_job(job)
+            else:  # channel | layer-spatial | invert | diff
+                run_layer_job(job)
+    except ModelFailed as error:  # name the model as configured, not by its class
+        raise error.named(cfg.model.name) from error.cause
+    except Interrupted as stop:
+        raise interrupted(stop, job) from None
     if not job.writes:
         return job.out
     for run_dir in job.wandb_dirs:
@@ -66,15 +71,25 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
     return job.out
 
 
+def interrupted(stop: Interrupted, job) -> Interrupted:
+    """The one-line message of a job stopped by a signal: what is kept and how to resume."""
+    name = signal.Signals(stop.signum).name
+    done, total = len(job.store.entries), job.store.header.get("chunks_total", "?")
+    return Interrupted(
+        stop.signum,
+        f"stopped by {name} at a step boundary: {done} of {total} chunks finished are kept in "
+        f"{job.out} (manifest.json); rerun the same command to resume",
+    )
+
+
 def check_config(cfg: RunConfig) -> None:
     """Every check that needs no model or image: bad values fail before any work starts."""
     validate_method(cfg.method)
     validate_logger(cfg.logger)
-    validate_run_options(cfg.trainer.precision, cfg.trainer.compile, cfg.trainer.channels_last)
+    validate_trainer(cfg.trainer)
     validate_data(cfg.data)
-    t = cfg.trainer
-    validate_processes(t.num_nodes, t.collective_timeout)
-    _, world = process_rank(asdict(t))
+    validate_inversion(cfg.inversion)
+    _, world = process_rank(asdict(cfg.trainer))
     if world > 1 and cfg.method.kind != "input":
         raise UsageError(
             f"method.kind={cfg.method.kind} runs in one process; several processes "

@@ -543,5 +543,22 @@ def test_default_schedule_reaches_lambda_final_at_the_last_step(tiny_classifier,
 def test_lambda_final_needs_a_positive_lambda0(tiny_classifier, small_images) -> None:
     with pytest.raises(ValueError, match="lambda_final needs lambda0 > 0"):
         extremal_perturbation(tiny_classifier, small_images[:1], 0, [0.2], lambda0=0.0)
-    with pytest.raises(ValueError, match="lambda_final must be a number > 0 or null; got -1"):
+    with pytest.raises(
+        ValueError, match=r"lambda_final must be a number in \(0, 1e\+30\] or null; got -1"
+    ):
         extremal_perturbation(tiny_classifier, small_images[:1], 0, [0.2], lambda_final=-1)
+
+
+@pytest.mark.parametrize("targets", [None, 0])  # the first forward: top-1, or the class count
+def test_a_model_that_raises_in_its_forward_is_one_error_naming_it(targets) -> None:
+    from lightning_extremal.errors import ModelFailed
+    from tests.helpers import FixedSizeNet
+
+    with pytest.raises(ModelFailed) as error:
+        extremal_perturbation(FixedSizeNet(), torch.rand(1, 3, 40, 40), targets, [0.1], **FAST)
+    message = str(error.value)
+    assert message == (
+        "the model (FixedSizeNet) failed on a batch of shape 1×3×40×40: "
+        "AssertionError: Wrong image width! Expected 64 but got 40!"
+    )
+    assert isinstance(error.value, ValueError) and isinstance(error.value.cause, AssertionError)

@@ -182,6 +182,26 @@ def test_run_refuses_bad_input_in_one_line(tmp_path, capsys, args, message):
     assert one_error_line(capsys).startswith(message)
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=tests.helpers:failing_factory"],
+         "model 'tests.helpers:failing_factory': its factory raised RuntimeError: "
+         "no weights at /models/missing.pt"),
+        (["model=tests.helpers:FixedSizeNet", "data=synthetic", "data.num_images=1", "data.size=32"],
+         "model 'tests.helpers:FixedSizeNet' failed on a batch of shape 1×3×32×32: "
+         "AssertionError: Wrong image width! Expected 64 but got 32!"),
+    ],
+)  # fmt: skip
+def test_a_model_that_raises_is_one_line_naming_it(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # tests.helpers importable
+    assert main(run_args(tmp_path, *args)) == 2
+    assert one_error_line(capsys) == message
+    with pytest.raises(Exception) as error:  # --debug: the original exception's traceback
+        main(["--debug", *run_args(tmp_path, *args)])
+    assert isinstance(error.value.__cause__, (RuntimeError, AssertionError))
+
+
 def test_a_file_that_is_not_a_model(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a model")
