@@ -13,10 +13,8 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, did_you_mean
-from ..engine.classifier import run_model
 from ..errors import UsageError
 from ..ops.digest import file_digest, tensor_digest
-from ..ops.frozen import frozen
 from .demo import load_demo_classifier
 from .synthetic import CLASSES
 
@@ -46,38 +44,9 @@ def weights_digest(model: nn.Module) -> str:
     return tensor_digest(torch.frombuffer(bytearray(names), dtype=torch.uint8), *state.values())
 
 
-#: Seed of the probe images a model's fingerprint is computed on.
-PROBE_SEED = 0
-#: Classes of each probe image whose scores enter the fingerprint (the highest), and the
-#: significant digits kept: enough to tell changed code apart, few enough that two processes
-#: (or runs) of the same model agree despite float rounding.
-PROBE_CLASSES = 10
-PROBE_DIGITS = 3
-
-
-def model_fingerprint(model: nn.Module, name: str, shape: tuple[int, ...]) -> str:
-    """What a model computes, as a short hash: its weights (:func:`weights_digest`), the
-    source of its code where a file holds it (``pkg.module:attr``: the module's file; a model
-    file: its bytes) and its scores on two seeded random C×H×W images (the top
-    :data:`PROBE_CLASSES` classes, :data:`PROBE_DIGITS` significant digits) — so changed
-    code or preprocessing with the same weights is never taken for the old model."""
-    generator = torch.Generator().manual_seed(PROBE_SEED)
-    probe = torch.rand(2, *shape, generator=generator)
-    with frozen(model), torch.no_grad():  # a failing forward: ModelFailed, one line
-        scores = run_model(model, probe.to(_device(model))).float().flatten(1).cpu()
-    top = scores.topk(min(PROBE_CLASSES, scores.shape[1]), dim=1)
-    values = [float(f"{v:.{PROBE_DIGITS}g}") for v in top.values.flatten().tolist()]
-    parts = [weights_digest(model), _source_digest(name), top.indices.tolist(), values]
-    return tensor_digest(torch.frombuffer(bytearray(repr(parts).encode()), dtype=torch.uint8))
-
-
-def _device(model: nn.Module) -> torch.device:
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-def _source_digest(name: str) -> str | None:
-    """The digest of the file holding a model's code or bytes, if any."""
+def source_digest(name: str) -> str | None:
+    """The digest of the file holding a model's code (``pkg.module:attr``: the module's
+    file) or bytes (a model file), if any: changed code is a changed model."""
     if Path(name).is_file():
         return file_digest(name)
     if ":" in name:

@@ -84,3 +84,28 @@ def pick_channels_last(classifier: nn.Module, probe: torch.Tensor, setting: bool
     if not same:
         classifier.to(memory_format=torch.contiguous_format)
     return same
+
+
+#: Seed of the probe images a model's scores fingerprint is computed on.
+PROBE_SEED = 0
+#: Classes of each probe image whose scores enter the fingerprint (the highest), and the
+#: significant digits kept: enough to tell changed code apart, few enough that two processes
+#: (or runs) of the same model agree despite float rounding.
+PROBE_CLASSES = 10
+PROBE_DIGITS = 3
+
+
+def scores_fingerprint(model: nn.Module, shape: tuple[int, ...]) -> str:
+    """What a model computes, as text: its top :data:`PROBE_CLASSES` classes and their scores
+    (:data:`PROBE_DIGITS` significant digits) on two seeded random C×H×W images — changed
+    code or preprocessing with the same weights gives another text. One forward, in eval
+    mode, the model handed back as it was; a failing forward is
+    :class:`~lightning_extremal.errors.ModelFailed`."""
+    probe = torch.rand(2, *shape, generator=torch.Generator().manual_seed(PROBE_SEED))
+    first = next(iter(model.parameters()), None)
+    with frozen(model), torch.no_grad():
+        scores = run_model(model, probe.to(first.device if first is not None else "cpu"))
+    scores = scores.float().flatten(1).cpu()
+    top = scores.topk(min(PROBE_CLASSES, scores.shape[1]), dim=1)
+    values = [float(f"{v:.{PROBE_DIGITS}g}") for v in top.values.flatten().tolist()]
+    return repr([top.indices.tolist(), values])

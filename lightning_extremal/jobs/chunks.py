@@ -15,9 +15,9 @@ import torch
 
 from ..config import RunConfig
 from ..data.ground_truth import load_ground_truth
-from ..data.models import LoadedModel, load_model, model_fingerprint
+from ..data.models import LoadedModel, load_model, source_digest, weights_digest
 from ..data.sources import ImageSource, open_source
-from ..engine.classifier import predicted_classes
+from ..engine.classifier import predicted_classes, scores_fingerprint
 from ..engine.distributed import process_rank, rank_block, shards_images
 from ..engine.stopping import stop_if_requested
 from ..errors import UsageError
@@ -149,6 +149,14 @@ def open_job(cfg: RunConfig) -> Job:
     job.rank, job.world = process_rank(asdict(cfg.trainer))
     job.sharded = shards_images(asdict(cfg.trainer))
     return job
+
+
+def model_fingerprint(model, name: str, shape: tuple[int, ...]) -> str:
+    """What a model computes, as a short hash: its weights, the file holding its code or bytes
+    and its scores on seeded probe images of ``shape`` (C×H×W) — so changed code or
+    preprocessing with the same weights is never taken for the old model."""
+    parts = [weights_digest(model), source_digest(name), scores_fingerprint(model, shape)]
+    return content_key({"model": parts})
 
 
 def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:

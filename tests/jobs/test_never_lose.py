@@ -193,7 +193,7 @@ def test_changed_model_code_with_the_same_weights_is_computed_again(project, tmp
 
 
 def test_model_fingerprint_sees_code_and_preprocessing_not_just_weights():
-    from lightning_extremal.data.models import model_fingerprint
+    from lightning_extremal.jobs.chunks import model_fingerprint
     from tests.helpers import TinyConvNet
 
     net = TinyConvNet()
