@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ from .store import (
 RECORD_FORMAT = 5
 #: Folders where a run's chunks write figures (each chunk lists the files it wrote there).
 FIGURE_FOLDERS = tuple(name for name in RESULT_FOLDERS if name != "chunks")
+#: Manifest keys: the file clock at the start of the chunk being computed (absent between
+#: chunks), and the files of others the job found in its loggers' folders.
+PENDING = "writing_since_ns"
+OTHERS = "others_files"
 
 
 @dataclass
@@ -168,6 +173,8 @@ def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:
     out = job.out
     ours = refuse_unclaimed(out, overwrite)
     ledger = Ledger.read(out, "manifest.json")
+    if ours:
+        adopt_unfinished(read_json(out / "manifest.json") or {}, job, ledger)
     holds_results = any(name.startswith("chunks/") for name in ledger.files)
     changed = changed_settings(out / "config.json", cfg) if holds_results else []
     if changed and not overwrite:
@@ -182,6 +189,7 @@ def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:
         say_cleared(out, ledger.clear())
     job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
     job.store.ledger = ledger
+    job.store.header[OTHERS] = sorted(job.foreign)
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
     write_config(cfg, out)
     ledger.record("config.json")
@@ -328,21 +336,51 @@ def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **ext
     there) and write nothing."""
     for number, key, index in plan_chunks(job, **extra):
         stop_if_requested()  # a signal between chunks: nothing of the next one is started
-        since = file_clock(job.out) if job.writes else 0
-        record = compute(number, index)
-        if (
-            job.writes
-        ):  # the loggers' files of the chunk, even when none of its images could be read
-            job.store.ledger.record(*files_since(job, since, LOGGER_FOLDERS))
+        with chunk_files_listed(job) as since:
+            record = compute(number, index)
         if record is None:
             continue
         record.update(key=key, files=files_since(job, since))
-        job.store.ledger.record(*record["files"])
         name = f"chunk-{number:05d}"
         job.store.save(name, record, ids=record["ids"], rows=record["rows"], files=record["files"])
     if job.writes:
         prune_stale_files(job)
         job.store.header["complete"] = True
+
+
+@contextmanager
+def chunk_files_listed(job: Job) -> Iterator[int]:
+    """Around one chunk's computation: the files it writes (figures, logs) are listed in the
+    ledger when it ends, however it ends (finished, failed, interrupted); for a process
+    killed outright, the manifest says since when a chunk was being written
+    (:data:`PENDING`), and the next job adopts what appeared in the job's folders since
+    (:func:`adopt_unfinished`). Yields the file clock at the start."""
+    if not job.writes:
+        yield 0
+        return
+    since = file_clock(job.out)
+    job.store.header[PENDING] = since
+    job.store.write_manifest()
+    try:
+        yield since
+    finally:
+        job.store.ledger.record(*files_since(job, since, FIGURE_FOLDERS + LOGGER_FOLDERS))
+        job.store.header.pop(PENDING, None)
+        job.store.write_manifest()
+
+
+def adopt_unfinished(manifest: dict[str, Any], job: Job, ledger: Ledger) -> None:
+    """List the files an earlier job wrote in its folders while a chunk was being computed
+    when it was killed (newer than the manifest's :data:`PENDING` clock, not among the
+    :data:`OTHERS` it found there): they are its, and go like any stale figure."""
+    since = manifest.get(PENDING)
+    if not isinstance(since, int):
+        return
+    others = set(manifest.get(OTHERS) or ())
+    found = written_files(replace(job, foreign=others), FIGURE_FOLDERS + LOGGER_FOLDERS)
+    ledger.record(
+        *(name for name, mtime in found.items() if mtime >= since and name not in ledger.files)
+    )
 
 
 def written_files(job: Job, folders: tuple[str, ...]) -> dict[str, int]:

@@ -189,7 +189,7 @@ def test_run_refuses_bad_input_in_one_line(tmp_path, capsys, args, message):
          "model 'tests.helpers:failing_factory': its factory raised RuntimeError: "
          "no weights at /models/missing.pt"),
         (["model=tests.helpers:FixedSizeNet", "data=synthetic", "data.num_images=1", "data.size=32"],
-         "model 'tests.helpers:FixedSizeNet' failed on a batch of shape 1×3×32×32: "
+         "model 'tests.helpers:FixedSizeNet' failed on a batch of shape 2×3×32×32: "
          "AssertionError: Wrong image width! Expected 64 but got 32!"),
     ],
 )  # fmt: skip

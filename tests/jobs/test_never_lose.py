@@ -273,3 +273,25 @@ def test_the_callers_model_gets_its_dtype_back(how):
         signal.signal(signal.SIGINT, handler)  # Lightning leaves SIGINT ignored
     dtypes = {t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
     assert dtypes == {torch.float32}
+
+
+def test_figures_of_a_chunk_killed_midway_are_adopted_not_refused(project):
+    """kill -9 during a chunk: its figures are in no ledger, but the manifest says since when
+    a chunk was being written; the rerun adopts what appeared in its folders since (and
+    removes it as stale), never a file of others it had found in a logger's folder."""
+    from lightning_extremal.jobs.chunks import OTHERS, PENDING, file_clock
+
+    out = project / "out"
+    (out / "csv").mkdir(parents=True)
+    (out / "csv" / "theirs.csv").write_text("mine")
+    _run(project / "images", out, overwrite=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest[OTHERS] == ["csv/theirs.csv"] and PENDING not in manifest
+    manifest[PENDING] = file_clock(out)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "mask_evolution" / "img7").mkdir(parents=True)
+    (out / "mask_evolution" / "img7" / "step_000000.png").write_bytes(b"half a chunk")
+    (out / "csv" / "theirs.csv").write_text("mine, edited after the crash")
+    _run(project / "images", out)
+    assert not (out / "mask_evolution" / "img7").exists()
+    assert (out / "csv" / "theirs.csv").read_text() == "mine, edited after the crash"
