@@ -12,7 +12,10 @@ from tests.helpers import needs_real_extra, run_job_on_one_thread
 pytestmark = needs_real_extra
 
 
-def test_run_on_the_photos_scores_their_boxes_and_names_the_classes(tmp_path, caplog):
+def test_run_on_the_photos_scores_their_boxes_and_names_the_classes(tmp_path, caplog, monkeypatch):
+    from lightning_extremal.modules import image_masks
+
+    monkeypatch.setattr(image_masks, "_SAID", set())  # said once per process: maybe already
     caplog.set_level(logging.INFO, logger="lightning_extremal")
     out = run_job_on_one_thread(
         [
