@@ -123,6 +123,7 @@ class AssetFolder:
             root,
             [n for n in names if (root / n).exists() and not self.ledger.owns(n)],
             "the report",
+            "write the report elsewhere (--out FILE.html)",
         )
 
     def write(self, name: str, data: bytes) -> str:

@@ -143,14 +143,16 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def refuse_foreign(root: Path, found: list[str], what: str) -> None:
+def refuse_foreign(
+    root: Path, found: list[str], what: str, instead: str = "choose another output_dir="
+) -> None:
     """Refuse a folder where a job would write over files it did not write."""
     if found:
         shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         raise UsageError(
             f"{root} holds files that lightning-extremal did not write (or that were changed "
             f"since) where {what} writes: {shown}. They are never overwritten: move them, or "
-            "choose another output_dir="
+            f"{instead}"
         )
 
 
