@@ -555,3 +555,20 @@ class FixedSizeNet(TinyConvNet):
             f"Wrong image width! Expected {self.SIDE} but got {x.shape[-1]}!",
         )
         return super().forward(x)
+
+
+def folder_run_args(data: Path, out: Path, *extra: str, model: str = TINY_MODEL) -> list[str]:
+    """A small run of ``model`` on the image folder ``data`` into ``out``: 32 px, one image a
+    chunk, 4 steps, one area, no logger (``extra`` overrides)."""
+    return [
+        f"model={model}",
+        f"data={data}",
+        "data.size=32",
+        "data.batch_size=1",
+        "max_iter=4",
+        "areas=[0.3]",
+        "logger=none",
+        "trainer.progress=false",
+        f"output_dir={out}",
+        *extra,
+    ]

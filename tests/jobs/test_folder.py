@@ -21,28 +21,18 @@ from lightning_extremal.data.transforms import read_image, resize_image
 from lightning_extremal.errors import UsageError
 from lightning_extremal.jobs.report import write_report
 from lightning_extremal.jobs.run import run_job
-from tests.helpers import TINY_MODEL, TinyConvNet, synthetic_run_command, write_images
+from tests.helpers import (
+    TinyConvNet,
+    folder_run_args,
+    synthetic_run_command,
+    write_images,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _args(data: Path, out: Path, *extra: str, model: str = TINY_MODEL) -> list[str]:
-    return [
-        f"model={model}",
-        f"data={data}",
-        "data.size=32",
-        "data.batch_size=1",
-        "max_iter=4",
-        "areas=[0.3]",
-        "logger=none",
-        "trainer.progress=false",
-        f"output_dir={out}",
-        *extra,
-    ]
-
-
 def _run(data: Path, out: Path, *extra: str, **kw) -> Path:
-    return run_job(compose(_args(data, out, *extra, **kw)))
+    return run_job(compose(folder_run_args(data, out, *extra, **kw)))
 
 
 def _mtimes(out: Path) -> dict[str, int]:
@@ -108,7 +98,7 @@ def test_another_configuration_is_refused_unless_overwritten(images, tmp_path, c
     assert _mtimes(out) == stamps and (out / "config.json").read_text() == config  # untouched
     _run(images, out, "logger=csv")  # a setting results do not depend on: a plain resume
     assert _mtimes(out) == stamps
-    run_job(compose(_args(images, out, "max_iter=5")), overwrite=True)
+    run_job(compose(folder_run_args(images, out, "max_iter=5")), overwrite=True)
     assert "cleared" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["method"]["max_iter"] == 5
     assert json.loads((out / "config.json").read_text())["output_dir"] == str(out)

@@ -17,28 +17,13 @@ from lightning_extremal.config import compose
 from lightning_extremal.errors import UsageError
 from lightning_extremal.jobs.report import write_report
 from lightning_extremal.jobs.run import run_job
-from tests.helpers import TINY_MODEL, write_images
+from tests.helpers import folder_run_args, write_images
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _args(data: Path, out: Path, *extra: str, model: str = TINY_MODEL) -> list[str]:
-    return [
-        f"model={model}",
-        f"data={data}",
-        "data.size=32",
-        "data.batch_size=1",
-        "max_iter=3",
-        "areas=[0.3]",
-        "logger=none",
-        "trainer.progress=false",
-        f"output_dir={out}",
-        *extra,
-    ]
-
-
 def _run(data: Path, out: Path, *extra: str, overwrite: bool = False, **kw) -> Path:
-    return run_job(compose(_args(data, out, *extra, **kw)), overwrite=overwrite)
+    return run_job(compose(folder_run_args(data, out, *extra, **kw)), overwrite=overwrite)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
