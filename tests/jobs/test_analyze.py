@@ -164,7 +164,7 @@ def test_objects_refuses_data_without_ground_truth(tmp_path, capsys, offline_wan
     assert main([*argv, f"output_dir={tmp_path / 'out'}"]) == 2
     line = one_error_line(capsys)
     assert line.startswith("analyze objects needs images with ground-truth objects; data.source=")
-    assert "(allowed: demo, synthetic, voc07, coco14, or data.ground_truth=FOLDER" in line
+    assert "(allowed: demo, synthetic, photos, voc07, coco14, or data.ground_truth=FOLDER" in line
 
 
 def test_a_folder_holding_another_analysis_is_refused_unless_overwrite(tmp_path, capsys):
