@@ -21,11 +21,11 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH_SPEC) || $(BIN)/pip install -q torch torchvision
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,real]"
 	$(BIN)/pip install -q --no-deps "torchray>=1.0"
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install the package with test tools
+setup: $(STAMP)  ## create .venv and install the package with test tools and the real bed
 
 # The report's browser test drives a headless Chromium through Playwright (a test extra).
 # Playwright's own browser download is not reachable from the project machines, so Debian's

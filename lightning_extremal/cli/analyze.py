@@ -43,7 +43,7 @@ ANALYSES = {
     "objects": Analysis(
         "objects_job:run_objects_job",
         "objects alone, in pairs and all together against the sum of the parts; coverage",
-        "On images with ground-truth objects (demo, synthetic, voc07, coco14, "
+        "On images with ground-truth objects (demo, synthetic, photos, voc07, coco14, "
         "data.ground_truth=): the score with only each object's region kept (the rest "
         "blurred as the method does), each pair, all, and none; gain = score − score with "
         "none; ratio = gain of a set / sum of its objects' gains (1: cumulative). Then the "

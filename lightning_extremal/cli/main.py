@@ -7,6 +7,7 @@ shows its traceback instead. Any other exception is a bug: its traceback, exit s
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -61,9 +62,21 @@ def help_text(command: str, args: list[str]) -> str:
     return analyze_help(args) if command == "analyze" else command_help(command)
 
 
+def show_package_log() -> None:
+    """The package's log lines (e.g. which layer the warm start read) on stderr, prefixed
+    like the other messages; once per process."""
+    package = logging.getLogger("lightning_extremal")
+    if not package.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lightning-extremal: %(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    show_package_log()
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
     try:

@@ -157,7 +157,9 @@ class InversionConfig:
 class ModelConfig:
     """Which classifier to explain."""
 
-    name: str = "demo"  # demo | a torchvision classifier name | path | package.module:attr
+    # demo | efficientnet_lite0 (the real extra) | a torchvision classifier name | path |
+    # package.module:attr
+    name: str = "demo"
     weights: str = "DEFAULT"  # torchvision weights enum member (e.g. IMAGENET1K_V2)
     checkpoint: str | None = None  # local weights file for a torchvision architecture
     normalize: bool = True  # wrap torchvision models so they take images in [0, 1]
@@ -167,7 +169,8 @@ class ModelConfig:
 class DataConfig:
     """Which images, at what size, explained for which classes."""
 
-    # demo | synthetic | voc07 | coco14 (a local root, see `root`) | a folder | a glob
+    # demo | synthetic | photos (sample photos in wheels, the real extra) | voc07 | coco14 (a
+    # local root, see `root`) | a folder | a glob
     source: str = "demo"
     size: int | None = None  # shorter side in px; None = the model's size (demo 128, else 224)
     crop: bool = True  # centre-crop to size×size so any photos batch together
@@ -289,7 +292,7 @@ class AnalysisConfig:
 TASKS = ("pointing", "faithfulness")
 
 
-DATASETS = ("synthetic", "voc07", "coco14")
+DATASETS = ("synthetic", "photos", "voc07", "coco14")
 
 
 BENCHMARK_LOGGERS = ("wandb", "none")
@@ -325,7 +328,9 @@ class BenchmarkConfig:
     """Every knob of ``lightning-extremal benchmark`` (defaults: the paper's benchmark)."""
 
     task: str = "pointing"  # pointing | faithfulness (deletion/insertion AUC + sanity check)
-    dataset: str = "synthetic"  # synthetic | voc07 (VOC 2007 test) | coco14 (COCO 2014 val)
+    # synthetic | photos (sample photos in wheels, the real extra) | voc07 (VOC 2007 test) |
+    # coco14 (COCO 2014 val)
+    dataset: str = "synthetic"
     model: str = "demo"  # demo | a torchvision name | a model file | package.module:attr
     methods: list[str] = field(default_factory=lambda: list(TABLE_METHODS))  # the paper's table
     root: str | None = None  # VOC: folder holding VOCdevkit/; COCO: holding val2014/, annotations/

@@ -253,7 +253,7 @@ def validate_benchmark(cfg: BenchmarkConfig) -> None:
     _positive("ep_batch_size", cfg.ep_batch_size, integer=True)
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be a positive integer or null; got {cfg.limit!r}")
-    if cfg.dataset != "synthetic" and not cfg.root:
+    if cfg.dataset in ("voc07", "coco14") and not cfg.root:
         raise ValueError(f"dataset={cfg.dataset} needs root=PATH (nothing is downloaded)")
     validate_meaningful_options(cfg.mp_options, "mp_options")
 

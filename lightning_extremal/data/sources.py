@@ -1,4 +1,5 @@
-"""Images to explain: the bundled demo set, the synthetic set, a folder, or a glob of files.
+"""Images to explain: the bundled demo set, the synthetic set, the photos shipped in wheels, a
+local VOC/COCO, a folder, or a glob of files.
 
 An :class:`ImageSource` knows every image's id and size up front but decodes images only when
 a chunk needs them, so a dataset of any size streams through a run in bounded memory.
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from ..ops.digest import file_digest, tensor_digest
 from .datasets import COCOPointing, VOCPointing
 from .demo import demo_ground_truth, demo_images
+from .photos import PhotosPointing
 from .synthetic import DEFAULT_SIZE, render_sample
 from .transforms import fit_mask, oriented_size, read_image, resize_image, resized_shape
 
@@ -174,11 +176,12 @@ def synthetic_source(
 
 
 def dataset_source(dataset, size: int | None, crop: bool) -> ImageSource:
-    """A local VOC / COCO dataset (:mod:`~lightning_extremal.data.datasets`) as a source.
+    """A pointing-game dataset (local VOC / COCO, :mod:`~lightning_extremal.data.datasets`;
+    the photos, :mod:`~lightning_extremal.data.photos`) as a source.
 
     Ids, sizes and labels (the classes with ground truth) come from the annotations up front;
     an image is decoded only when its chunk runs. Ground truth of a label: the union of its
-    boxes (VOC) or instance masks (COCO), resized like the image.
+    boxes (VOC, photos) or instance masks (COCO), resized like the image.
     """
     labels = [dataset.labels(i) for i in range(len(dataset))]
     shapes = [(3, *resized_shape(*dataset.image_size(i), size, crop)) for i in range(len(dataset))]
@@ -221,7 +224,7 @@ def open_source(
     ann_file: str | None = None,
     image_dir: str | None = None,
 ) -> ImageSource:
-    """``demo``, ``synthetic`` (``num_images``, ``seed``, ``multi_object``), ``voc07``
+    """``demo``, ``synthetic`` (``num_images``, ``seed``, ``multi_object``), ``photos``, ``voc07``
     (``root`` holding ``VOCdevkit/VOC2007``, ``image_set``), ``coco14`` (``root`` holding
     ``val2014/`` and ``annotations/instances_val2014.json``, or ``image_dir``/``ann_file``),
     a folder or a glob."""
@@ -229,6 +232,8 @@ def open_source(
         return demo_source(size, crop)
     if source == "synthetic":
         return synthetic_source(num_images, seed, multi_object, size, crop)
+    if source == "photos":
+        return dataset_source(PhotosPointing(size=None), size, crop)
     if source in DATASET_SOURCES:
         if root is None and not (source == "coco14" and image_dir and ann_file):
             raise ValueError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import types
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from torch.nn import functional as F
 
 from ..api import extremal_perturbation, meaningful_perturbation
 from ..ops.frozen import frozen
+from ..ops.layers import called_once, trace_calls
 
 #: Areas of the extremal-perturbation benchmark on VOC (and the synthetic set): the reference's.
 VOC_AREAS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
@@ -49,43 +51,6 @@ class LayerChoice:
     saliency: str  # where MWP/cMWP read the excitation (VGG16: pool4; ResNet50: layer3)
     contrast: str  # where cMWP subtracts the dual signal (VGG16: relu7; ResNet50: avgpool)
     classifier: str  # the last linear/conv layer, negated for cMWP's dual unit
-
-
-@dataclass
-class _Call:
-    name: str
-    module: nn.Module
-    shape: tuple[int, ...] | None
-
-
-def _trace(model: nn.Module, images: torch.Tensor) -> list[_Call]:
-    """Leaf modules in the order their forward returned, with their output shapes (1 image)."""
-    calls: list[_Call] = []
-    handles = []
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
-            continue
-
-        def hook(mod, args, out, name=name):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-            calls.append(_Call(name, mod, shape))
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls
-
-
-def _called_once(name: str, calls: list[_Call], modules: dict[str, nn.Module]) -> str:
-    """``name``, or its closest ancestor when the module runs several times (a shared ReLU)."""
-    if sum(c.name == name for c in calls) <= 1:
-        return name
-    parts = name.split(".")
-    return ".".join(parts[:-1]) if len(parts) > 1 and ".".join(parts[:-1]) in modules else name
 
 
 def _known_layers(model: nn.Module) -> LayerChoice | None:
@@ -122,8 +87,9 @@ def resolve_layers(model: nn.Module, images: torch.Tensor, **names: str | None) 
     last ``Conv2d`` that keeps its output shape (its BN/ReLU); MWP's saliency layer = the first
     ``ReLU`` whose output has the Grad-CAM map's spatial size (one block below the top, like
     pool4 in VGG16); classifier = the last ``Linear``/``Conv2d`` that runs; contrast = the leaf
-    that runs just before the classifier, skipping dropout/flatten/identity. A module that runs
-    several times (a shared ReLU) is replaced by its parent.
+    that runs just before the classifier, skipping dropout/flatten/identity. Grad-CAM's layer
+    is never a module that runs several times (a shared activation: the call before it);
+    for the others such a module is replaced by its parent.
     """
     modules = dict(model.named_modules())
     for key, value in names.items():
@@ -140,7 +106,14 @@ def resolve_layers(model: nn.Module, images: torch.Tensor, **names: str | None) 
 
 
 def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> LayerChoice:
-    calls = _trace(model, images)
+    # Leaves, and convolutions with children (EfficientNet-Lite's same-padding Conv2d holds
+    # its padding module).
+    calls = [
+        c
+        for c in trace_calls(model, images)
+        if isinstance(c.module, nn.Conv2d) or next(c.module.children(), None) is None
+    ]
+    counts = Counter(c.name for c in calls)
     conv_at = [i for i, c in enumerate(calls) if isinstance(c.module, nn.Conv2d)]
     if not conv_at:
         raise ValueError(
@@ -151,6 +124,8 @@ def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> Layer
     cam = top
     while cam + 1 < len(calls) and calls[cam + 1].shape == calls[top].shape:
         cam += 1
+    while cam > top and counts[calls[cam].name] > 1:  # a shared activation: the call before it
+        cam -= 1
     spatial = calls[cam].shape[-2:] if calls[cam].shape else None
     saliency = next(
         (
@@ -167,9 +142,9 @@ def _rule_layers(model: nn.Module, images: torch.Tensor, modules: dict) -> Layer
     while contrast > 0 and isinstance(calls[contrast].module, skip):
         contrast -= 1
     return LayerChoice(
-        grad_cam=_called_once(calls[cam].name, calls, modules),
-        saliency=_called_once(saliency, calls, modules),
-        contrast=_called_once(calls[max(contrast, 0)].name, calls, modules),
+        grad_cam=called_once(calls[cam].name, calls, modules),
+        saliency=called_once(saliency, calls, modules),
+        contrast=called_once(calls[max(contrast, 0)].name, calls, modules),
         classifier=calls[classifier].name,
     )
 

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from ..config import BenchmarkConfig, ModelConfig, validate_benchmark
-from ..data.datasets import COCOPointing, SyntheticPointing, VOCPointing
+from ..data.datasets import INPUT_SIZE, COCOPointing, SyntheticPointing, VOCPointing
 from ..data.models import load_model
+from ..data.photos import PhotosPointing
 from ..evaluation import baselines
 from ..evaluation.baselines import COCO_AREAS, METHODS, VOC_AREAS, method_name
 from ..evaluation.faithfulness import deletion_auc, insertion_auc, model_randomisation_check
@@ -39,7 +40,14 @@ from .store import ResultsStore, atomic_write_text, content_key
 
 #: Version of the per-pair records; chunk files of an older format are computed again.
 RECORD_FORMAT = 3
-DATASET_LABELS = {"synthetic": "Synthetic", "voc07": "VOC07", "coco14": "COCO14"}
+DATASET_LABELS = {
+    "synthetic": "Synthetic",
+    "photos": "Photos",
+    "voc07": "VOC07",
+    "coco14": "COCO14",
+}
+#: Datasets of single-label images (one class per image): RISE scores them by softmax.
+SINGLE_LABEL = ("synthetic", "photos")
 
 
 def prepare(cfg: BenchmarkConfig) -> BenchmarkConfig:
@@ -58,6 +66,8 @@ def make_dataset(cfg: BenchmarkConfig):
         return SyntheticPointing(
             cfg.synthetic_single, cfg.synthetic_multi, cfg.synthetic_seed, cfg.synthetic_size
         )
+    if cfg.dataset == "photos":
+        return PhotosPointing(size=INPUT_SIZE)
     root = Path(cfg.root)  # type: ignore[arg-type]
     if cfg.dataset == "voc07":
         return VOCPointing(root, diff_list=cfg.diff_list)
@@ -85,7 +95,7 @@ def method_options(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
     if method == "meaningful_perturbation":
         return {"seed": cfg.seed, **cfg.mp_options}
     if method == "rise":
-        score = cfg.rise_score or ("softmax" if cfg.dataset == "synthetic" else "sigmoid")
+        score = cfg.rise_score or ("softmax" if cfg.dataset in SINGLE_LABEL else "sigmoid")
         return {"num_masks": cfg.rise_masks, "score": score, "seed": cfg.seed}
     if method == "grad_cam":
         return {"layer": cfg.grad_cam_layer}

@@ -31,7 +31,7 @@ def check_ground_truth(job: Job) -> None:
     if job.images.truths is None and job.folder_truths is None:
         raise UsageError(
             f"analyze objects needs images with ground-truth objects; data.source="
-            f"{job.cfg.data.source!r} has none (allowed: demo, synthetic, voc07, coco14, or "
+            f"{job.cfg.data.source!r} has none (allowed: demo, synthetic, photos, voc07, coco14, or "
             "data.ground_truth=FOLDER of <image id>.png masks)"
         )
 

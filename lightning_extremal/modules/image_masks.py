@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..engine.classifier import pick_channels_last
-from ..ops.area import ones_count
+from ..ops.area import CONVERGED_TOLERANCE, achieved_area, ones_count
 from ..ops.layers import default_layer
 from ..ops.masks import (
     compile_pays_off,
@@ -26,6 +27,18 @@ from .mask_game import MaskGameModule
 
 #: Adam steps and learning rate that fit the mask parameters to the warm start's regions.
 WARM_FIT_STEPS, WARM_FIT_LR = 50, 0.1
+
+log = logging.getLogger(__name__)
+#: Warm-start lines already logged by this process: one line per model layout and outcome,
+#: not one per chunk.
+_SAID: set[str] = set()
+
+
+def say_once(level: int, message: str) -> None:
+    """Log ``message`` at ``level`` the first time this process sees it."""
+    if message not in _SAID:
+        _SAID.add(message)
+        log.log(level, message)
 
 
 class ExtremalPerturbationModule(MaskGameModule):
@@ -101,7 +114,7 @@ class ExtremalPerturbationModule(MaskGameModule):
         steps; the classifier is not run). A pair whose map is zero everywhere keeps the
         uniform start. Under DDP rank 0's start is broadcast, so every rank holds the same
         parameters."""
-        maps = self._warm_start_maps()
+        maps, layer = self._warm_start_maps()
         if maps is None:
             return
         part = self.held()
@@ -116,10 +129,55 @@ class ExtremalPerturbationModule(MaskGameModule):
             own[~use] = float(self.config.init)
             self.mask_params.data[part] = own
         self.mask_params.grad = None
+        self._say_warm_start(layer, use, part)
         if self.own is not None:  # every rank started its own masks: share them
             self.mask_params.data = self.gather_own(self.mask_params.data[part])
         elif torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.broadcast(self.mask_params.data, src=0)
+
+    def _say_warm_start(self, layer: str, use: torch.Tensor, part: slice) -> None:
+        """Log the layer Grad-CAM read (once per process), and warn when it placed no mask or
+        when a fitted start is further from its requested area than the convergence
+        tolerance (the start did not take)."""
+        if self._is_empty(part) or self.global_rank != 0:
+            return
+        say_once(logging.INFO, f"warm start: Grad-CAM at layer {layer!r}")
+        use = use.cpu()
+        if not use.any():
+            log.warning(
+                f"warm start: every Grad-CAM map at layer {layer!r} is empty: uniform masks"
+            )
+            return
+        with torch.no_grad():
+            achieved = achieved_area(self.masks(part)).cpu().double()
+        requested = self.requested_areas().repeat(len(achieved) // self.num_areas)
+        worst = float((achieved - requested)[use].abs().max())
+        if worst > CONVERGED_TOLERANCE:
+            log.warning(
+                f"warm start: the masks fitted to Grad-CAM at layer {layer!r} start up to "
+                f"{worst:.3f} from their requested area (tolerance {CONVERGED_TOLERANCE})"
+            )
+
+    def _warm_start_maps(self) -> tuple[torch.Tensor | None, str]:
+        """The Grad-CAM map of each pair whose image this process holds, P×H×W, and its layer;
+        for ``warm_start="auto"`` no maps (the uniform start, said in one logged warning) when
+        the model has no layer with a spatial grid that runs once, or Grad-CAM cannot run on it."""
+        images = self.pyramid[:, -1]  # the pyramid's last level is the image itself
+        part, k = self.held(), self.num_areas
+        pairs = self.local_images(part)[::k]
+        targets = self.mask_target[part][::k]
+        probe = images[:1] if len(images) else images.new_zeros(1, *self.pyramid.shape[2:])
+        layer = self.config.warm_start_layer
+        try:
+            layer = layer or default_layer(self.classifier, probe)
+            if not len(pairs):
+                return images.new_zeros(0, *self.size), layer
+            return grad_cam(self.classifier, images[pairs], targets, layer), layer
+        except ValueError as error:
+            if self.config.warm_start == "auto":
+                say_once(logging.WARNING, f"warm start: uniform masks, no Grad-CAM ({error})")
+                return None, layer or ""
+            raise
 
     def _fit_to_regions(self, regions: torch.Tensor, use: torch.Tensor, part: slice) -> None:
         """Adam on the parameters of the masks of ``part`` so that each smooth mask matches
@@ -134,25 +192,6 @@ class ExtremalPerturbationModule(MaskGameModule):
                 fit.step()
                 with torch.no_grad():
                     self.mask_params.clamp_(0, 1)
-
-    def _warm_start_maps(self) -> torch.Tensor | None:
-        """The Grad-CAM map of each pair whose image this process holds, P×H×W; for
-        ``warm_start="auto"`` None (the uniform start) when the model has no layer with a
-        spatial grid or Grad-CAM cannot run on it."""
-        images = self.pyramid[:, -1]  # the pyramid's last level is the image itself
-        part, k = self.held(), self.num_areas
-        pairs = self.local_images(part)[::k]
-        targets = self.mask_target[part][::k]
-        probe = images[:1] if len(images) else images.new_zeros(1, *self.pyramid.shape[2:])
-        try:
-            layer = self.config.warm_start_layer or default_layer(self.classifier, probe)
-            if not len(pairs):
-                return images.new_zeros(0, *self.size)
-            return grad_cam(self.classifier, images[pairs], targets, layer)
-        except ValueError:
-            if self.config.warm_start == "auto":
-                return None
-            raise
 
     def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
         """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""

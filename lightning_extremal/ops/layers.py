@@ -4,8 +4,10 @@ forward hooks that are always removed, also when the forward pass fails."""
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -144,31 +146,33 @@ def replaced_output(model: nn.Module, name: str, replacement: torch.Tensor) -> I
         yield
 
 
-@torch.no_grad()
-def default_layer(model: nn.Module, images: torch.Tensor) -> str:
-    """The last module to finish whose output has a spatial grid of more than one cell, read
-    as :func:`~.layer_layout.resolve_layout` reads it (layouts it cannot tell apart are
-    passed over).
+@dataclass
+class LayerCall:
+    """One module call of a traced forward pass: the module's name, the module and its
+    output's shape (None when the output is not a tensor)."""
 
-    For a CNN this is its last convolutional stage (``layer4`` of a ResNet, ``features`` of
-    the demo network), for a ViT its encoder's output tokens (``encoder``), for a Swin its
-    last stage: the deepest layer that still says where the evidence is.
-    """
-    finished: list[str] = []
+    name: str
+    module: nn.Module
+    shape: tuple[int, ...] | None
+
+
+@torch.no_grad()
+def trace_calls(
+    model: nn.Module, images: torch.Tensor, leaves_only: bool = False
+) -> list[LayerCall]:
+    """The named modules of ``model`` (only those without children if ``leaves_only``) in
+    the order their forward returned, for one image of ``images`` — a module that runs
+    several times (a shared activation module) appears once per call. The model runs in eval
+    mode and is given back as it was."""
+    calls: list[LayerCall] = []
     handles = []
-    size = tuple(images.shape[-2:])
     for name, module in model.named_modules():
-        if not name:
+        if not name or (leaves_only and next(module.children(), None) is not None):
             continue
 
-        def record(module, inputs, output, name=name):
-            if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
-                try:
-                    layout = resolve_layout(output.shape, size, name, model=model)
-                except ValueError:
-                    return
-                if layout.grid is not None and layout.grid[0] * layout.grid[1] > 1:
-                    finished.append(name)
+        def record(module, args, output, name=name):
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+            calls.append(LayerCall(name, module, shape))
 
         handles.append(module.register_forward_hook(record))
     try:
@@ -177,9 +181,92 @@ def default_layer(model: nn.Module, images: torch.Tensor) -> str:
     finally:
         for handle in handles:
             handle.remove()
-    if not finished:
+    return calls
+
+
+def called_once(name: str, calls: list[LayerCall], modules: dict[str, nn.Module]) -> str:
+    """``name``, or its parent when the module runs several times in ``calls`` (a shared ReLU):
+    a hook on a module that runs more than once sees every call."""
+    if sum(c.name == name for c in calls) <= 1:
+        return name
+    parent = name.rpartition(".")[0]
+    return parent if parent in modules else name
+
+
+def _has_grid(model: nn.Module, call: LayerCall, size: tuple[int, int]) -> bool:
+    """Whether the call's output is a spatial map of more than one cell, read as
+    :func:`~.layer_layout.resolve_layout` reads it (layouts it cannot tell apart: no)."""
+    if call.shape is None or len(call.shape) not in (3, 4):
+        return False
+    try:
+        layout = resolve_layout(call.shape, size, call.name, model=model)
+    except ValueError:
+        return False
+    return layout.grid is not None and layout.grid[0] * layout.grid[1] > 1
+
+
+def default_layer(model: nn.Module, images: torch.Tensor) -> str:
+    """The last module to finish, among those that run exactly once per forward pass, whose
+    output has a spatial grid of more than one cell (:func:`_has_grid`) on which the scores'
+    gradient is non-zero in more than one cell (:func:`_spatially_reached`).
+
+    For a CNN this is its last convolutional stage (``layer4`` of a ResNet, ``features`` of
+    the demo network, ``_bn1`` of EfficientNet-Lite, whose last activation module ``_swish``
+    also runs at the stem), for a Swin its last stage, for a ViT the input norm of its last
+    encoder block (``ln_1``: after it, only the class token reaches the scores, so a Grad-CAM
+    there is empty): the deepest layer that still says where the evidence is. A module that
+    runs several times (a shared activation) is passed over: a hook on it sees every call.
+    """
+    calls = trace_calls(model, images)
+    counts = Counter(call.name for call in calls)
+    size = tuple(images.shape[-2:])
+    spatial = [call for call in calls if _has_grid(model, call, size)]
+    once = [call.name for call in spatial if counts[call.name] == 1]
+    if not once and spatial:
+        raise ValueError(
+            f"every layer with a spatial grid runs more than once per forward pass (e.g. "
+            f"{spatial[-1].name!r}, {counts[spatial[-1].name]} times); name one that runs once "
+            "with layer=…"
+        )
+    if not once:
         raise ValueError(
             "the model has no layer with a spatial grid (N×C×H×W, N×H×W×C or N×T×C tokens); "
             "name one with layer=…"
         )
-    return finished[-1]
+    reached = _spatially_reached(model, images, once)
+    return next((name for name in reversed(once) if name in reached), once[-1])
+
+
+def _spatially_reached(model: nn.Module, images: torch.Tensor, names: list[str]) -> set[str]:
+    """Those of ``names`` (modules that run once, with a spatial grid) where the gradient of
+    the summed scores of one image is non-zero in more than one grid cell. One forward and
+    one backward pass; each hook passes on a copy, so later in-place layers leave the kept
+    output as it was."""
+    kept: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in names:
+
+        def keep(module, args, output, name=name):
+            kept[name] = output
+            return output.clone()
+
+        handles.append(get_layer(model, name).register_forward_hook(keep))
+    try:
+        with frozen(model), torch.enable_grad():
+            scores = model(images[:1].detach().clone().requires_grad_(True))
+            inputs = [kept[n] for n in names if n in kept and kept[n].requires_grad]
+            grads = torch.autograd.grad(scores.float().sum(), inputs, allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    size = tuple(images.shape[-2:])
+    reached = set()
+    for output, grad in zip(inputs, grads, strict=True):
+        name = next(n for n in names if kept.get(n) is output)
+        if grad is None:
+            continue
+        layout = resolve_layout(grad.shape, size, name, model=model)
+        cells, _ = layout.split_grid(grad.detach().float())
+        if int((cells.abs().sum(1) > 0).sum()) > 1:
+            reached.add(name)
+    return reached

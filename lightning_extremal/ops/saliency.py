@@ -33,7 +33,9 @@ def grad_cam(
         if not isinstance(output, torch.Tensor):
             raise ValueError(f"layer {layer!r} returns a {type(output).__name__}, not a tensor")
         captured.append(output.detach().requires_grad_(True))
-        return captured[-1]
+        # A copy goes on: the layers after may work in place (DenseNet's F.relu(inplace=True)
+        # on ``features``), which a leaf that requires grad does not allow.
+        return captured[-1].clone()
 
     with frozen(model), torch.enable_grad(), forward_hook(model, layer, leaf):
         scores = model(images)

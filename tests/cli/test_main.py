@@ -85,7 +85,7 @@ def test_run_help_lists_keys_with_defaults_groups_presets_and_options(capsys):
     ]
     assert "  data.batch_size=8 " in out and "  logger.name=wandb " in out
     assert "  preset   fast, quick, reference" in out
-    assert "  model    demo, resnet50, vgg16" in out
+    assert "  model    demo, efficientnet_lite0, resnet50, vgg16" in out
     assert "  quick " in out  # presets with their description
     from lightning_extremal.config import valid_keys
 

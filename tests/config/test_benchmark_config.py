@@ -70,7 +70,10 @@ def test_prepare_resolves_method_aliases():
         (["datset=voc07"], r"^unknown key 'datset'; did you mean 'dataset'\?$"),
         (["pointing", "nope"], r"^arguments must look like key=value; got 'nope'"),
         (["chunk_size=abc"], r"^bad benchmark configuration: chunk_size: Value 'abc'"),
-        (["dataset=imagenet"], r"^dataset must be one of \['synthetic', 'voc07', 'coco14'\]"),
+        (
+            ["dataset=imagenet"],
+            r"^dataset must be one of \['synthetic', 'photos', 'voc07', 'coco14'\]",
+        ),
         (["wrongtask"], r"^task must be one of \['pointing', 'faithfulness'\]; got 'wrongtask'"),
         (["dataset=voc07"], r"^dataset=voc07 needs root=PATH"),
         (["methods=[]"], r"^methods must name at least one of \['center'"),

@@ -3,6 +3,8 @@ start on the evidence it finds."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
@@ -11,7 +13,7 @@ from torch import nn
 from lightning_extremal import extremal_perturbation
 from lightning_extremal.ops.pointing import region_iou, top_area_region
 from lightning_extremal.ops.saliency import grad_cam
-from tests.helpers import BoxModel, TinyConvNet, TokenNet, random_images
+from tests.helpers import BoxModel, SharedActivationNet, TinyConvNet, TokenNet, random_images
 
 BOX = (16, 8, 10, 14)  # top, left, height, width in px of a 40×40 image (area 0.0875)
 
@@ -114,3 +116,34 @@ def test_auto_warm_starts_where_the_model_has_a_spatial_layer_and_only_there():
     assert torch.equal(auto.masks, none.masks)
     with pytest.raises(ValueError, match="no layer with a spatial grid"):
         extremal_perturbation(flat, x, 0, [0.0875], warm_start="grad_cam", **options)
+
+
+@pytest.fixture
+def fresh_log(monkeypatch, caplog):
+    """The warm start's once-per-process lines said again, captured at INFO."""
+    from lightning_extremal.modules import image_masks
+
+    monkeypatch.setattr(image_masks, "_SAID", set())
+    caplog.set_level(logging.INFO, logger="lightning_extremal")
+    return caplog
+
+
+def test_auto_skips_a_shared_activation_says_its_layer_and_starts_at_the_area(fresh_log):
+    model, x = SharedActivationNet(), random_images(1, 32, seed=1)
+    maps = grad_cam(model, x.repeat(3, 1, 1, 1), torch.arange(3), "bn").flatten(1)
+    target = int(maps.amax(1).argmax())  # a class with positive evidence
+    options = dict(max_iter=1, lr=1e-6, step=4, sigma=4.0, progress=False, jitter=False)
+    warm = extremal_perturbation(model, x, target, [0.1], warm_start="auto", **options)
+    assert "warm start: Grad-CAM at layer 'bn'" in fresh_log.text
+    assert abs(warm.achieved_areas[0, 0] - 0.1) < 0.05  # not the uniform start's ~1
+
+
+def test_auto_says_why_the_start_is_uniform(fresh_log):
+    x = _box_scene()
+    options = dict(max_iter=1, step=4, sigma=4.0, progress=False)
+    extremal_perturbation(BoxModel(40, BOX), x, 0, [0.0875], warm_start="auto", **options)
+    records = [r for r in fresh_log.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in records] == [
+        "warm start: uniform masks, no Grad-CAM (the model has no layer with a spatial grid "
+        "(N×C×H×W, N×H×W×C or N×T×C tokens); name one with layer=…)"
+    ]

@@ -4,6 +4,7 @@ activations, shared modules refused, hooks removed after success and after an ex
 from __future__ import annotations
 
 import pytest
+import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
@@ -13,9 +14,11 @@ from lightning_extremal.ops.layers import (
     default_layer,
     get_layer,
     layer_activation,
+    layer_calls,
     replaced_output,
 )
-from tests.helpers import ChannelNet, TinyConvNet
+from lightning_extremal.ops.saliency import grad_cam
+from tests.helpers import ChannelNet, SharedActivationNet, TinyConvNet, small_vit
 from tests.helpers import random_images as _images
 
 
@@ -91,3 +94,54 @@ def test_hooks_removed_after_success_and_after_an_exception():
         )
     assert hook_counts(model) == before
     assert all(p.requires_grad for p in model.parameters()) and model.training
+
+
+def _torchvision(name: str, **options) -> nn.Module:
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.get_model(name, weights=None, **options).eval()
+
+
+# One architecture family a row: (model, input side, the layer the warm start must choose).
+FAMILIES = {
+    "resnet": (lambda: _torchvision("resnet18"), 64, "layer4"),
+    "vgg": (lambda: _torchvision("vgg11"), 64, "avgpool"),
+    "mobilenet": (lambda: _torchvision("mobilenet_v3_small"), 64, "features"),
+    "densenet": (lambda: _torchvision("densenet121"), 64, "features"),
+    # after the last block's input norm only the class token reaches the head
+    "vit": (small_vit, 32, "encoder.layers.encoder_layer_1.ln_1"),
+    # the last spatial module, ``act``, also runs at the stem
+    "shared-activation": (SharedActivationNet, 32, "bn"),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_default_layer_runs_once_and_grad_cam_there_is_not_empty(family):
+    make, side, expected = FAMILIES[family]
+    model, x = make(), _images(2, side)
+    layer = default_layer(model, x)
+    assert layer == expected
+    assert layer_calls(model, layer, x) == 1
+    # random weights: a class may have no positive evidence (an all-zero map), not all of them
+    maps = grad_cam(model, x.repeat(3, 1, 1, 1), torch.arange(6) % 3, layer).flatten(1)
+    assert (maps.amax(1) > maps.amin(1) + 1e-6 * maps.amax()).any()  # some map is not flat
+
+
+def test_default_layer_refuses_a_model_whose_spatial_layers_all_run_twice():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(self.conv(x)).mean((2, 3))
+
+    with pytest.raises(ValueError, match=r"runs more than once.*'conv', 2 times"):
+        default_layer(Twice(), _images(1, 16))
+
+
+def test_grad_cam_survives_an_in_place_layer_after_it():
+    model = _torchvision("densenet121")  # F.relu(features, inplace=True) after ``features``
+    maps = grad_cam(model, _images(1, 64), torch.tensor([0]), "features")
+    assert maps.shape == (1, 64, 64)
