@@ -1,5 +1,7 @@
-"""Why do EP's masks fragment on real photos? Every method's masks on the real bed, judged by
-one common ruler, plus how far the default masks move from their Grad-CAM warm start.
+"""Why do EP's masks fragment on real photos? Every method's masks under one common ruler.
+
+Issue #27 item 2: each method's masks on the real bed, judged by one common ruler, and how far
+the default masks move from their Grad-CAM warm start.
 
 Bed ``photos``: the 7 photos of ``data=photos`` (224 px, centre crop) under EfficientNet-Lite0
 (ImageNet weights), target = each photo's label (its top-1 class), ground truth = its box.
@@ -23,7 +25,8 @@ Methods: ``default`` (package defaults), ``default-no-warm`` (warm_start=none), 
 (preset=reference), ``torchray-800`` (TorchRay's extremal_perturbation, its defaults),
 ``grad-cam`` (pointing and the ruler reward of its top-a region) and candidate option overrides
 of the default (``default-sgd``, ``default-lr01``, ``default-no-jitter``,
-``default-no-warm-no-jitter``, ``default-sigma-step``). Results go to ``--out`` (JSON, rewritten
+``default-no-warm-no-jitter``, ``default-no-warm-sgd``, ``default-no-warm-lr01``,
+``default-sigma-step``). Results go to ``--out`` (JSON, rewritten
 after every call; a rerun skips what is there). ``--summary`` prints the tables and sign tests
 of a JSON, ``--figure`` draws the masks.
 
@@ -81,6 +84,8 @@ EP_METHODS: dict[str, dict] = {
     "default-lr01": {"lr": 0.01},
     "default-no-jitter": {"jitter": False},
     "default-no-warm-no-jitter": {"warm_start": "none", "jitter": False},
+    "default-no-warm-sgd": {"warm_start": "none", "optimizer": "sgd", "lr": 0.01},
+    "default-no-warm-lr01": {"warm_start": "none", "lr": 0.01},
     "default-sigma-step": {"step": 14, "sigma": 42.0},
 }
 #: TorchRay's own default number of steps.
@@ -365,6 +370,23 @@ def summary(paths: list[str]) -> None:
             )
 
 
+def per_image(records: list[dict]) -> None:
+    """Per (image, area): each method's ruler logit (hard) / connected share / pointing hit."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    print("\nPer mask: ruler logit (hard) / share in largest region / hit\n")
+    print("| image | area | " + " | ".join(methods) + " |")
+    print("|---|---|" + "---|" * len(methods))
+    for key in dict.fromkeys((r["image"], r["area"]) for r in records):
+        cells = []
+        for method in methods:
+            r = by_key(records, method).get(key)
+            hit = "hit" if r and r["pointing_hit"] else "miss"
+            cells.append(
+                f"{r['ruler_logit_hard']:.2f} / {r['connected_share']:.2f} / {hit}" if r else "—"
+            )
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+
+
 def trajectories(records: list[dict]) -> None:
     """Mean ruler logit (hard) and connected share at each snapshot step, per EP method."""
     traced = [r for r in records if "trajectory" in r]
@@ -393,7 +415,7 @@ def figure(paths: list[str], out: str, area: float) -> None:
     names = saved["images"]
     methods = list(dict.fromkeys(key[1] for key in saved["masks"]))
     fig, axes = plt.subplots(
-        len(names), len(methods) + 1, figsize=(1.6 * (len(methods) + 1), 1.6 * len(names))
+        len(names), len(methods) + 1, figsize=(1.3 * (len(methods) + 1), 1.3 * len(names))
     )
     for i, name in enumerate(names):
         image = saved["pixels"][i].permute(1, 2, 0).clamp(0, 1).numpy()
@@ -413,7 +435,7 @@ def figure(paths: list[str], out: str, area: float) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout(pad=0.2)
-    fig.savefig(out, dpi=80)
+    fig.savefig(out, dpi=72)
     print(f"wrote {out}")
 
 
@@ -432,7 +454,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.summary:
         summary(args.summary)
-        trajectories([r for path in args.summary for r in json.loads(Path(path).read_text())])
+        records = [r for path in args.summary for r in json.loads(Path(path).read_text())]
+        per_image(records)
+        trajectories(records)
         if args.figure:
             figure(args.summary, args.figure, args.areas[0])
         return
