@@ -400,7 +400,7 @@ def trajectories(records: list[dict]) -> None:
             print(f"  {step:4d} | {p:.3f} | {c:.2f}")
 
 
-def figure(paths: list[str], out: str, area: float) -> None:
+def figure(paths: list[str], out: str, area: float, only: list[str] | None = None) -> None:
     """Each image (rows) with its box and its mask at ``area`` of each method (columns), read
     from the ``.masks.pt`` file beside the results JSON."""
     import matplotlib
@@ -414,6 +414,7 @@ def figure(paths: list[str], out: str, area: float) -> None:
         saved = {**part, "masks": {**saved["masks"], **part["masks"]}}
     names = saved["images"]
     methods = list(dict.fromkeys(key[1] for key in saved["masks"]))
+    methods = [m for m in only if m in methods] if only else methods
     fig, axes = plt.subplots(
         len(names), len(methods) + 1, figsize=(1.3 * (len(methods) + 1), 1.3 * len(names))
     )
@@ -435,7 +436,7 @@ def figure(paths: list[str], out: str, area: float) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout(pad=0.2)
-    fig.savefig(out, dpi=72)
+    fig.savefig(out, dpi=56)
     print(f"wrote {out}")
 
 
@@ -451,6 +452,7 @@ def main() -> None:
     parser.add_argument("--snapshot-every", type=int, default=25)
     parser.add_argument("--summary", nargs="+", metavar="JSON", help="print the tables of results")
     parser.add_argument("--figure", metavar="PNG", help="with --summary: draw the masks")
+    parser.add_argument("--figure-methods", nargs="+", help="the figure's columns (default: all)")
     args = parser.parse_args()
     if args.summary:
         summary(args.summary)
@@ -458,7 +460,7 @@ def main() -> None:
         per_image(records)
         trajectories(records)
         if args.figure:
-            figure(args.summary, args.figure, args.areas[0])
+            figure(args.summary, args.figure, args.areas[0], args.figure_methods)
         return
     measure(args)
 
