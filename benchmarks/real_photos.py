@@ -26,6 +26,7 @@ Methods: ``default`` (package defaults), ``default-no-warm`` (warm_start=none), 
 ``grad-cam`` (pointing and the ruler reward of its top-a region) and candidate option overrides
 of the default (``default-sgd``, ``default-lr01``, ``default-no-jitter``,
 ``default-no-warm-no-jitter``, ``default-no-warm-sgd``, ``default-no-warm-lr01``,
+``default-no-warm-lambda1k`` (λ 30→1000),
 ``default-sigma-step``). Results go to ``--out`` (JSON, rewritten
 after every call; a rerun skips what is there). ``--summary`` prints the tables and sign tests
 of a JSON, ``--figure`` draws the masks.
@@ -86,6 +87,7 @@ EP_METHODS: dict[str, dict] = {
     "default-no-warm-no-jitter": {"warm_start": "none", "jitter": False},
     "default-no-warm-sgd": {"warm_start": "none", "optimizer": "sgd", "lr": 0.01},
     "default-no-warm-lr01": {"warm_start": "none", "lr": 0.01},
+    "default-no-warm-lambda1k": {"warm_start": "none", "lambda_final": 1000.0},
     "default-sigma-step": {"step": 14, "sigma": 42.0},
 }
 #: TorchRay's own default number of steps.
