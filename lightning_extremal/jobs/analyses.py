@@ -24,7 +24,7 @@ from .chunks import (
     files_since,
     load_batch,
     open_job,
-    say_cleared,
+    take_folder,
     targets_for,
 )
 from .loggers import log_table_run
@@ -36,7 +36,6 @@ from .store import (
     Ledger,
     atomic_write_text,
     read_json,
-    refuse_foreign,
     visible_entries,
 )
 
@@ -100,10 +99,9 @@ def claim_analysis_folder(job: Job, name: str, overwrite: bool) -> Ledger:
             f"not {name!r}: rerun with --overwrite to clear it, or choose another output_dir="
         )
     writes = [n for n in (MARKER, *ANALYSIS_FILES, *ANALYSIS_FOLDERS) if n not in ledger.documents]
-    refuse_foreign(out, ledger.foreign(writes), f"analyze {name}")
-    if overwrite or (held and held != name):
-        say_cleared(out, ledger.clear())
-    job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
+    take_folder(
+        job, ledger, writes, f"analyze {name}", clear=overwrite or bool(held and held != name)
+    )
     return ledger
 
 

@@ -184,10 +184,7 @@ def claim_folder(cfg: RunConfig, job: Job, overwrite: bool) -> None:
             "choose another output_dir="
         )
     writes = [n for n in RESULT_FILES + RESULT_FOLDERS if not (ours and n == "manifest.json")]
-    refuse_foreign(out, ledger.foreign(writes), "a run")
-    if changed or overwrite:
-        say_cleared(out, ledger.clear())
-    job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
+    take_folder(job, ledger, writes, "a run", clear=bool(changed or overwrite))
     job.store.ledger = ledger
     job.store.header[OTHERS] = sorted(job.foreign)
     print(f"lightning-extremal: writing results to {out.resolve()}", flush=True)
@@ -209,6 +206,17 @@ def refuse_unclaimed(out: Path, overwrite: bool) -> bool:
             "with --overwrite to write beside those files (they are kept)"
         )
     return ours
+
+
+def take_folder(job: Job, ledger: Ledger, writes: list[str], what: str, clear: bool) -> None:
+    """The last step of claiming a folder for ``what`` (a run, an analysis): refuse files of
+    others where it writes (``writes``: names of files and folders), then, if ``clear``,
+    delete what the ledger owns; note the files of others in the loggers' folders
+    (``job.foreign``), which the job never lists as its own."""
+    refuse_foreign(job.out, ledger.foreign(writes), what)
+    if clear:
+        say_cleared(job.out, ledger.clear())
+    job.foreign = set(ledger.foreign(LOGGER_FOLDERS))
 
 
 def say_cleared(out: Path, removed: list[str]) -> None:
