@@ -455,7 +455,7 @@ def load_masks(out):
 
 def read_wandb_run(run_dir: Path) -> dict:
     """Records of an offline run through wandb's own reader: run info, history rows, summary,
-    artifacts (``wandb leet inspect --json``)."""
+    artifacts, config updates made after the start (``wandb leet inspect --json``)."""
     exe = Path(sys.executable).with_name("wandb")
     proc = subprocess.run(
         [str(exe), "leet", "inspect", "--json", str(run_dir)],
@@ -464,7 +464,7 @@ def read_wandb_run(run_dir: Path) -> dict:
         timeout=120,
         check=True,
     )
-    out = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None}
+    out = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None, "config": {}}
     for line in proc.stdout.splitlines():
         record = json.loads(line)
         kind = record.get("type")
@@ -476,6 +476,8 @@ def read_wandb_run(run_dir: Path) -> dict:
             out["summary"].update(record["summary"].get("update", {}))
         elif kind == "artifact":
             out["artifacts"].append(record["artifact"])
+        elif kind == "config":
+            out["config"].update(record["config"].get("update", {}))
         elif kind == "exit":
             out["exit"] = record["exit"]
     return out

@@ -44,7 +44,9 @@ class ExtremalResult:
     ``"area_loss"``, ``"achieved_area"`` and ``"lambda"`` to P×K×T per-step values;
     ``image_index`` and ``targets`` (P,) say which image and class each row explains;
     ``converged`` P×K bool: the achieved area ended within 0.05 of the requested one (a mask
-    that did not is not yet the extremal perturbation of its area: run more steps).
+    that did not is not yet the extremal perturbation of its area: run more steps);
+    ``start`` where the masks started: ``"uniform"`` (``init``) or ``"grad_cam:<layer>"``
+    (the warm start; pairs whose Grad-CAM map was empty started uniform).
     """
 
     masks: torch.Tensor
@@ -55,6 +57,7 @@ class ExtremalResult:
     targets: torch.Tensor
     areas: torch.Tensor
     converged: torch.Tensor
+    start: str = "uniform"
 
 
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -186,9 +189,11 @@ def extremal_perturbation(
     stats = ("masks", "rewards", "achieved_areas", "converged", "image_index", "targets")
     merged = {k: torch.cat([p[k] for p in parts]) for k in stats}
     history = {k: torch.cat([p["history"][k] for p in parts]) for k in parts[0]["history"]}
+    starts = [p["start"] for p in parts if p["start"] != "uniform"]
     return ExtremalResult(
         history=history,
         areas=torch.tensor(areas, dtype=torch.float64),
+        start=starts[0] if starts else "uniform",
         **merged,
     )
 
@@ -241,6 +246,7 @@ def _optimise(
         out["image_index"] = image_index
     if split is not None:  # the blocks' pairs in image order → the caller's order
         out = {k: _unsorted(v, split) for k, v in out.items()}
+    out["start"] = getattr(module, "start", "uniform")  # layer masks start uniform
     return out
 
 

@@ -23,7 +23,9 @@ def make_callbacks(cfg: RunConfig, out: Path, names: list[str], classes, truths=
     log = cfg.logger
     callbacks: list = [ConvergenceMonitor(log.early_stop_tol, log.early_stop_window)]
     if log.mask_every_n_steps:
-        callbacks.append(MaskEvolution(log.mask_every_n_steps, out / "mask_evolution", names))
+        callbacks.append(
+            MaskEvolution(log.mask_every_n_steps, out / "mask_evolution", names, classes)
+        )
     if log.final_table:
         callbacks.append(FinalOverlays(out / "final_overlays", names, classes, truths=truths))
     return callbacks
@@ -107,11 +109,15 @@ class ChunkFit:
         """What a sweep can optimise (:func:`~.metrics.run_metrics` of the chunk's summary
         rows: ``reward``, ``achieved_area``, ``area_error``, per area, ``quality/*``,
         ``convergence/*``) to the logger at the last step, so it ends in the W&B run's
-        summary (fail-soft, like every log)."""
+        summary (fail-soft, like every log); where the masks started (``start``: the warm
+        start's layer, or uniform) to the run's config."""
         if self.logger is False:
             return
         metrics = run_metrics(rows, quality)
+        starts = sorted({r["start"] for r in rows if "start" in r})
         try:  # a FailSoftLogger never raises; a logger given unwrapped might
+            if starts:
+                self.logger.log_hyperparams({"start": ", ".join(starts)})
             self.logger.log_metrics(metrics, step=self.steps)
             self.logger.save()
         except Exception as error:

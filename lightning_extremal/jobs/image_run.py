@@ -122,6 +122,7 @@ def summary_rows(job: Job, result: ExtremalResult, quality, steps, pair_ids) -> 
                 "achieved_area": float(result.achieved_areas[p, k]),
                 "converged": bool(result.converged[p, k]),
                 "steps": int(steps if steps is not None else result.history["reward"].shape[-1]),
+                "start": result.start,
             }
             if quality["pointing_hit"][p] is not None:
                 # Pair-level scores (IoU at the largest area; pointing on the summed masks).

@@ -77,6 +77,8 @@ class ExtremalPerturbationModule(MaskGameModule):
             mask_shape=size,
         )
         self.size, self.margin = size, margin
+        # Where the masks started: "uniform" (``init``) or "grad_cam:<layer>" (the warm start).
+        self.start = "uniform"
         # torch.compile the smooth max: True | False | "auto" (when the run is long enough).
         self.compiled: bool | str = "auto"
         # Run the classifier on channels-last inputs: True | False | "auto" (when it has a
@@ -106,6 +108,12 @@ class ExtremalPerturbationModule(MaskGameModule):
         if self.global_step == 0 and self.config.warm_start != "none":
             self.warm_start()  # not when resuming from a checkpoint
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["start"] = self.start  # a resumed fit says where its masks started
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.start = checkpoint.get("start", "uniform")
+
     def warm_start(self) -> None:
         """Start each mask at the top-``a`` region of its pair's Grad-CAM map
         (:func:`~..ops.saliency.grad_cam` at ``config.warm_start_layer``, else the model's last
@@ -129,6 +137,8 @@ class ExtremalPerturbationModule(MaskGameModule):
             own[~use] = float(self.config.init)
             self.mask_params.data[part] = own
         self.mask_params.grad = None
+        if bool(use.any()):
+            self.start = f"grad_cam:{layer}"
         self._say_warm_start(layer, use, part)
         if self.own is not None:  # every rank started its own masks: share them
             self.mask_params.data = self.gather_own(self.mask_params.data[part])

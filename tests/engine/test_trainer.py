@@ -52,6 +52,7 @@ def test_checkpoint_resume_equals_uninterrupted(problem, reference, tmp_path):
     )
     assert torch.equal(resumed.masks, reference.masks)
     assert torch.equal(resumed.history["reward"], reference.history["reward"])
+    assert resumed.start == reference.start == "grad_cam:features"  # kept by the checkpoint
 
 
 def test_chunking_invariance(problem, reference):

@@ -56,6 +56,10 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
     run = read_wandb_run(run_dir)
     assert run["run"]["run_group"] == "job" and run["exit"] is not None
     rows = run["history"]
+    summary_rows = json.loads((out / "summary.json").read_text())["results"]
+    # Where the masks started, in every summary row and in the run's config.
+    assert {r["start"] for r in summary_rows} == {"grad_cam:features"}
+    assert run["config"]["start"] == "grad_cam:features"
 
     assert "anonymous" not in printed.err  # no wandb warning on every run
     info = run["run"]
@@ -79,7 +83,14 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
             assert pixels.dtype == np.uint8 and pixels.std() > 0
             band = pixels[:30]  # above the first row of tiles (32 px enlarged to 96)
             assert pixels.shape[0] > 2 * 96 + 30 and (band.max(axis=2) < 100).sum() > 20
-        assert any(f"mask_evolution/{name}.path" in r for r in rows)  # the GIF
+        # Captions name the pair's class (the shapes' classes are their ids: no names).
+        captions = [r[f"masks/{name}.caption"] for r in rows if f"masks/{name}.caption" in r]
+        target = next(r["target"] for r in summary_rows if r["image"] == name)
+        assert captions and all(c.startswith(f"{name}: {target}, step ") for c in captions)
+        gif = [
+            r[f"mask_evolution/{name}.caption"] for r in rows if f"mask_evolution/{name}.path" in r
+        ]
+        assert gif == [f"{name}: {target}"]  # the GIF
         assert (out / "mask_evolution" / f"{name}.gif").is_file()
 
     # Scalar histories for every area (module: reward, area loss, achieved area, λ; callback:

@@ -92,6 +92,7 @@ def test_masks_whose_grad_cam_is_empty_keep_the_uniform_start():
     warm = extremal_perturbation(model, x, 1, [0.1], warm_start="grad_cam", **options)
     cold = extremal_perturbation(model, x, 1, [0.1], warm_start="none", **options)
     assert torch.equal(warm.masks, cold.masks)
+    assert warm.start == "uniform"  # no pair took the warm start
 
 
 def test_warm_start_options_are_checked_before_work():
@@ -110,10 +111,12 @@ def test_auto_warm_starts_where_the_model_has_a_spatial_layer_and_only_there():
     auto = extremal_perturbation(BrightBoxNet(), x, 0, [0.0875], warm_start="auto", **options)
     warm = extremal_perturbation(BrightBoxNet(), x, 0, [0.0875], warm_start="grad_cam", **options)
     torch.testing.assert_close(auto.masks, warm.masks)
+    assert auto.start == warm.start == "grad_cam:features"  # the result says so
     flat = BoxModel(40, BOX)  # no layers at all: nothing for Grad-CAM to read
     auto = extremal_perturbation(flat, x, 0, [0.0875], warm_start="auto", **options)
     none = extremal_perturbation(flat, x, 0, [0.0875], warm_start="none", **options)
     assert torch.equal(auto.masks, none.masks)
+    assert auto.start == none.start == "uniform"
     with pytest.raises(ValueError, match="no layer with a spatial grid"):
         extremal_perturbation(flat, x, 0, [0.0875], warm_start="grad_cam", **options)
 
