@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lightning_extremal.naming import class_name
 from lightning_extremal.ops.area import achieved_area
 from lightning_extremal.viz import label_columns, overlay, to_uint8
 
@@ -88,6 +89,8 @@ class MaskEvolution(Callback):
         every_n_steps: frame interval in optimisation steps (the last step is always a frame).
         out_dir: folder of the GIFs and PNGs; None: ``<trainer.log_dir>/mask_evolution``.
         names: one name per (image, target) pair (e.g. image ids); None: ``pair<p>``.
+        classes: class names by id; each logged frame and GIF is captioned
+            ``<name>: <class>`` (the id itself without them).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class MaskEvolution(Callback):
         every_n_steps: int = 50,
         out_dir: str | Path | None = None,
         names: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if (
@@ -106,12 +110,14 @@ class MaskEvolution(Callback):
         self.every_n_steps = every_n_steps
         self.out_dir = out_dir
         self.names = None if names is None else list(names)
+        self.classes = None if classes is None else list(classes)
         self.frames: dict[str, list[torch.Tensor]] = {}
         self.steps: list[int] = []
         self.gifs: dict[str, Path] = {}
         self._log = FailSoft(type(self).__name__)
         self._dir: Path | None = None
         self._names: list[str] = []
+        self._titles: dict[str, str] = {}  # pair name → "name: class", the media captions
         self.active = True  # False for a fit whose masks are not over the image (channels…)
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -121,6 +127,12 @@ class MaskEvolution(Callback):
         self._names = display_names(self.names, held_pairs(pl_module))
         self.frames = {name: [] for name in self._names}
         self.steps, self.gifs = [], {}
+        if self.active:
+            pairs = pl_module.mask_target[held_masks(pl_module)][:: pl_module.num_areas]
+            self._titles = {
+                name: f"{name}: {class_name(self.classes, int(t))}"
+                for name, t in zip(self._names, pairs.tolist(), strict=True)
+            }
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.active and trainer.global_step % self.every_n_steps == 0:
@@ -138,7 +150,8 @@ class MaskEvolution(Callback):
                 self.gifs[name] = save_gif(frames, self._dir / f"{name}.gif")
         run = self._log("finding the W&B run", lambda: wandb_run(trainer))
         if run is not None and self.gifs:
-            self._log("logging the GIFs", lambda: _log_gifs(trainer, run, self.gifs))
+            gifs = {name: (path, self._titles.get(name, name)) for name, path in self.gifs.items()}
+            self._log("logging the GIFs", lambda: _log_gifs(trainer, run, gifs))
 
     @torch.no_grad()
     def _capture(self, trainer, pl_module) -> None:
@@ -157,7 +170,10 @@ class MaskEvolution(Callback):
         run = self._log("finding the W&B run", lambda: wandb_run(trainer))
         if run is not None:
             named = dict(zip(self._names, frames, strict=True))
-            self._log("logging mask images", lambda: _log_frames(trainer, run, named, step))
+            self._log(
+                "logging mask images",
+                lambda: _log_frames(trainer, run, named, step, self._titles),
+            )
         if run is None or self._log.disabled:  # no W&B, or it just failed: files instead
             for name, frame in zip(self._names, frames, strict=True):
                 save_png(frame, self._dir / name / f"step_{step:06d}.png")
@@ -187,24 +203,26 @@ def _frames(images, masks, views, labels: list[list[list[str]]]) -> list[torch.T
     return frames
 
 
-def _log_frames(trainer, run, frames: dict[str, torch.Tensor], step: int) -> None:
+def _log_frames(trainer, run, frames: dict[str, torch.Tensor], step: int, titles) -> None:
     """One ``run.log`` for all pairs at the optimisation step, so a frame step is one W&B
-    history row and the media panel's slider reads the optimisation steps."""
+    history row and the media panel's slider reads the optimisation steps; each caption
+    names the pair and its class (``titles``)."""
     import wandb
 
-    caption = f"step {step}: masks over the image (top), what the classifier sees (below)"
+    what = f"step {step}: masks over the image (top), what the classifier sees (below)"
     row: dict[str, Any] = {
-        f"masks/{name}": wandb.Image(to_hwc(frame), caption=caption)
+        f"masks/{name}": wandb.Image(to_hwc(frame), caption=f"{titles.get(name, name)}, {what}")
         for name, frame in frames.items()
     }
     log_at_step(trainer, run, row, step)
 
 
-def _log_gifs(trainer, run, gifs: dict[str, Path]) -> None:
+def _log_gifs(trainer, run, gifs: dict[str, tuple[Path, str]]) -> None:
+    """Each pair's GIF (path, caption) under ``mask_evolution/<pair>``."""
     import wandb
 
     row: dict[str, Any] = {
-        f"mask_evolution/{name}": wandb.Video(str(path), format="gif", caption=name)
-        for name, path in gifs.items()
+        f"mask_evolution/{name}": wandb.Video(str(path), format="gif", caption=caption)
+        for name, (path, caption) in gifs.items()
     }
     log_at_step(trainer, run, row, trainer.global_step)
