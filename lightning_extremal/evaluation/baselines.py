@@ -589,6 +589,19 @@ def extremal_perturbation_saliency(
     return extremal_perturbation_masks(model, images, targets, areas, **options).sum(1)
 
 
+def extremal_perturbation_uniform_saliency(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: Targets,
+    areas: Sequence[float] = VOC_AREAS,
+    **options: Any,
+) -> torch.Tensor:
+    """:func:`extremal_perturbation_saliency` from the uniform start (``warm_start="none"``):
+    what the optimisation finds without the default's Grad-CAM warm start."""
+    options["warm_start"] = "none"
+    return extremal_perturbation_saliency(model, images, targets, areas, **options)
+
+
 def meaningful_perturbation_saliency(
     model: nn.Module, images: torch.Tensor, targets: Targets, **options: Any
 ) -> torch.Tensor:
@@ -635,6 +648,9 @@ METHODS: dict[str, Method] = {
     "extremal_perturbation": Method(
         "Extremal perturbations", extremal_perturbation_saliency, "extremal"
     ),
+    "extremal_perturbation_uniform": Method(
+        "Extremal perturbations, uniform start", extremal_perturbation_uniform_saliency, "extremal"
+    ),
     "meaningful_perturbation": Method(
         "Meaningful perturbations", meaningful_perturbation_saliency, "extremal"
     ),
@@ -643,6 +659,7 @@ METHODS: dict[str, Method] = {
 ALIASES = {"ep": "extremal_perturbation", "grad": "gradient", "guided": "guided_backprop"}
 ALIASES |= {"excitation_backprop": "mwp", "contrastive_excitation_backprop": "cmwp"}
 ALIASES |= {"gradcam": "grad_cam", "dconv": "deconvnet", "mp": "meaningful_perturbation"}
+ALIASES |= {"ep_uniform": "extremal_perturbation_uniform"}
 
 
 def method_name(name: str) -> str:

@@ -46,6 +46,9 @@ DATASET_LABELS = {
     "voc07": "VOC07",
     "coco14": "COCO14",
 }
+#: The benchmark's extremal perturbations: the method's defaults (its Grad-CAM warm start) and
+#: the same from the uniform start.
+EP_METHODS = ("extremal_perturbation", "extremal_perturbation_uniform")
 #: Datasets of single-label images (one class per image): RISE scores them by softmax.
 SINGLE_LABEL = ("synthetic", "photos")
 
@@ -81,7 +84,7 @@ def load_benchmark_model(cfg: BenchmarkConfig) -> torch.nn.Module:
 
 def method_options(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
     """The keyword options a method gets (everything that changes its maps)."""
-    if method == "extremal_perturbation":
+    if method in EP_METHODS:
         areas = cfg.areas or list(COCO_AREAS if cfg.dataset == "coco14" else VOC_AREAS)
         steps = {} if cfg.max_iter is None else {"max_iter": cfg.max_iter}
         return {
@@ -91,6 +94,7 @@ def method_options(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
             "seed": cfg.seed,
             "batch_size": cfg.ep_batch_size,
             **cfg.ep_options,
+            **({"warm_start": "none"} if method == "extremal_perturbation_uniform" else {}),
         }
     if method == "meaningful_perturbation":
         return {"seed": cfg.seed, **cfg.mp_options}
@@ -129,7 +133,7 @@ def _key(cfg: BenchmarkConfig, method: str, ids: list[str], fingerprint: str = "
             "options": method_options(cfg, method),
             "ids": ids,
             "curve_steps": cfg.curve_steps if cfg.task == "faithfulness" else None,
-            "ep_object_iou": cfg.ep_object_iou if method == "extremal_perturbation" else None,
+            "ep_object_iou": cfg.ep_object_iou if method in EP_METHODS else None,
             "format": RECORD_FORMAT,
         }
     )
@@ -161,7 +165,7 @@ def _pointing_records(method, model, items, options, ep_object_iou="interpolated
     if not pairs:
         return []
     kind = METHODS[method].pointing
-    ep = method == "extremal_perturbation"
+    ep = method in EP_METHODS
     outputs = _maps(
         method, model, items, pairs, options, baselines.extremal_perturbation_masks if ep else None
     )

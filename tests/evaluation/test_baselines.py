@@ -22,6 +22,7 @@ def test_every_baseline_finite_and_restores_the_model(method):
     images = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
     options = {
         "extremal_perturbation": {"max_iter": 2},
+        "extremal_perturbation_uniform": {"max_iter": 2},
         "meaningful_perturbation": {"max_iter": 2},
         "rise": {"num_masks": 20},
     }

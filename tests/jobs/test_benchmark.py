@@ -128,3 +128,31 @@ def test_benchmark_meaningful_perturbation_runs_pointing_and_faithfulness(tmp_pa
     assert _benchmark_cli(["pointing", *common, "mp_options={max_iters: 3}"]) == 2
     err = capsys.readouterr().err
     assert "mp_options" in err and "'max_iters'" in err and "max_iter" in err
+
+
+def test_benchmark_reports_ep_with_and_without_its_warm_start(tmp_path, capsys):
+    """The default table has EP (its Grad-CAM warm start) and EP from the uniform start, as
+    two rows with their own chunks: after one step with a tiny learning rate the uniform
+    start's masks are still (nearly) flat, the warm start's are not."""
+    import torch
+
+    from lightning_extremal.config import TABLE_METHODS
+
+    assert {"extremal_perturbation", "extremal_perturbation_uniform"} <= set(TABLE_METHODS)
+    out = tmp_path / "starts"
+    args = [
+        "pointing", "model=demo", "methods=[ep,ep_uniform,grad_cam]", "synthetic_single=2",
+        "synthetic_multi=0", "max_iter=1", "areas=[0.1]", "logger=none",
+        "ep_options={lr: 1.0e-6}",
+        f"output_dir={out}",
+    ]  # fmt: skip
+    assert _benchmark_cli(args) == 0
+    printed = capsys.readouterr().out
+    assert "| Extremal perturbations |" in printed
+    assert "| Extremal perturbations, uniform start |" in printed
+    spread = {}
+    for method in ("extremal_perturbation", "extremal_perturbation_uniform"):
+        (chunk,) = sorted((out / "chunks" / method).rglob("*.pt"))
+        maps = torch.load(chunk, weights_only=False)["maps"]
+        spread[method] = max(float(m.float().max() - m.float().min()) for m in maps)
+    assert spread["extremal_perturbation_uniform"] < 0.1 < spread["extremal_perturbation"]
