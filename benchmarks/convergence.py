@@ -70,6 +70,10 @@ CANDIDATES: dict[str, dict | list[str] | str] = {
     "preset=fast, warm start grad_cam": {"preset": "fast", "warm_start": "grad_cam"},
     "default, warm start none": {"warm_start": "none"},
     "preset=fast, warm start none": {"preset": "fast", "warm_start": "none"},
+    # session 10 (issue #27): the real-photos candidates, on the synthetic set
+    "default, no jitter": {"jitter": False},
+    "preset=fast, no jitter": {"preset": "fast", "jitter": False},
+    "default, 100 steps": {"max_iter": 100},
 }
 
 

@@ -89,6 +89,9 @@ EP_METHODS: dict[str, dict] = {
     "default-no-warm-lr01": {"warm_start": "none", "lr": 0.01},
     "default-no-warm-lambda1k": {"warm_start": "none", "lambda_final": 1000.0},
     "default-sigma-step": {"step": 14, "sigma": 42.0},
+    "fast": {"max_iter": 50},
+    "fast-no-jitter": {"max_iter": 50, "jitter": False},
+    "default-100-no-jitter": {"max_iter": 100, "jitter": False},
 }
 #: TorchRay's own default number of steps.
 TORCHRAY_ITER = 800
@@ -168,13 +171,13 @@ class Snapshots(Callback):
                 self.masks[step] = module.masks().detach().cpu().clone()
 
 
-def run_ep(model, image, target, areas, options, every):
+def run_ep(model, image, target, areas, options, every, seed=0):
     """The project's EP: masks K×H×W, seconds, and its trajectory record."""
     snaps = Snapshots(every)
     start = time.perf_counter()
     result = extremal_perturbation(
         model, image[None], [target], areas, logger="none", progress=False,
-        callbacks=[snaps], seed=0, **options,
+        callbacks=[snaps], seed=seed, **options,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     masks = result.masks[0]
@@ -234,7 +237,7 @@ def trajectory(ruler, traj, areas) -> list[dict]:
     return out
 
 
-def run_method(method, model, image, target, areas, truth, tolerance, every) -> list[dict]:
+def run_method(method, model, image, target, areas, truth, tolerance, every, seed=0) -> list[dict]:
     ruler = Ruler(model, image, target)
     if method == "grad-cam":
         start = time.perf_counter()
@@ -256,7 +259,9 @@ def run_method(method, model, image, target, areas, truth, tolerance, every) -> 
         masks, seconds = run_torchray(model, image, target, areas)
         rows = mask_metrics(ruler, masks, areas, truth, tolerance)
         return [{**row, "seconds": seconds / len(areas)} for row in rows], masks
-    masks, seconds, traj, extra = run_ep(model, image, target, areas, EP_METHODS[method], every)
+    masks, seconds, traj, extra = run_ep(
+        model, image, target, areas, EP_METHODS[method], every, seed
+    )
     rows = mask_metrics(ruler, masks, areas, truth, tolerance)
     for k, row in enumerate(rows):
         row["seconds"] = seconds / len(areas)
@@ -283,12 +288,12 @@ def measure(args) -> None:
             if (name, method) in done:
                 continue
             rows, masks = run_method(method, model, image, target, args.areas, truth, tolerance,
-                                     args.snapshot_every)  # fmt: skip
+                                     args.snapshot_every, args.seed)  # fmt: skip
             for area, mask in zip(args.areas, masks, strict=True):
                 saved["masks"][(name, method, area)] = mask.detach().float().clone()
             torch.save(saved, store)
             for row in rows:
-                records.append({"bed": args.bed, "image": name, "target": target,
+                records.append({"bed": args.bed, "seed": args.seed, "image": name, "target": target,
                                 "method": method, **row})  # fmt: skip
             out.write_text(json.dumps(records, indent=1))
             print(f"{method:>26} {name:>14} " + " ".join(
@@ -311,8 +316,9 @@ def sign_tests(records: list[dict], methods: list[str], ruler: str) -> None:
     print(f"\nPair by pair, {ruler}: A wins where its value is higher (two-sided sign test)\n")
     print("| A | B | pairs | A wins | B wins | ties | p |")
     print("|---|---|---|---|---|---|---|")
-    for a, b in [(x, y) for x in methods for y in methods if x != y and x.startswith("default")]:
-        if b.startswith("default") and methods.index(b) < methods.index(a):
+    ours = [m for m in methods if m in EP_METHODS and m != "reference"]
+    for a, b in [(x, y) for x in ours for y in methods if x != y]:
+        if b in ours and methods.index(b) < methods.index(a):
             continue
         ra, rb = by_key(records, a), by_key(records, b)
         keys = sorted(set(ra) & set(rb))
@@ -349,6 +355,18 @@ def summary(paths: list[str]) -> None:
             f"{np.mean([r['seconds'] for r in rows]):.1f}",
         ]
         print("| " + " | ".join(cells) + " |")
+    areas = sorted({r["area"] for r in records})
+    if len(areas) > 1:
+        print("\nMean ruler logit (hard) per area\n")
+        print("| method | " + " | ".join(f"a = {a:g}" for a in areas) + " |")
+        print("|---|" + "---|" * len(areas))
+        for method in methods:
+            means = [
+                np.mean([r["ruler_logit_hard"] for r in records
+                         if r["method"] == method and r["area"] == a] or [np.nan])
+                for a in areas
+            ]  # fmt: skip
+            print(f"| {method} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
     for ruler in ("ruler_prob_hard", "ruler_logit_hard"):
         sign_tests(records, methods, ruler)
     moved = [r for r in records if "moved_from_step0" in r]
@@ -410,18 +428,20 @@ def figure(paths: list[str], out: str, area: float, only: list[str] | None = Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    saved = {"masks": {}}
-    for path in paths:
+    saved: dict = {"masks": {}, "pixels": {}, "boxes": {}}
+    for path in paths:  # each file may hold some of the images (e.g. a run split by --photos)
         part = torch.load(Path(path).with_suffix(".masks.pt"), weights_only=False)
-        saved = {**part, "masks": {**saved["masks"], **part["masks"]}}
-    names = saved["images"]
+        saved["masks"].update(part["masks"])
+        for i, name in enumerate(part["images"]):
+            saved["pixels"][name], saved["boxes"][name] = part["pixels"][i], part["boxes"][i]
+    names = list(saved["pixels"])
     methods = list(dict.fromkeys(key[1] for key in saved["masks"]))
     methods = [m for m in only if m in methods] if only else methods
     fig, axes = plt.subplots(
         len(names), len(methods) + 1, figsize=(1.3 * (len(methods) + 1), 1.3 * len(names))
     )
     for i, name in enumerate(names):
-        image = saved["pixels"][i].permute(1, 2, 0).clamp(0, 1).numpy()
+        image = saved["pixels"][name].permute(1, 2, 0).clamp(0, 1).numpy()
         axes[i, 0].imshow(image)
         axes[i, 0].set_ylabel(name, fontsize=7)
         for j, method in enumerate(methods):
@@ -433,7 +453,7 @@ def figure(paths: list[str], out: str, area: float, only: list[str] | None = Non
             if i == 0:
                 ax.set_title(method, fontsize=7)
         for ax in axes[i]:
-            y0, x0, y1, x1 = saved["boxes"][i]
+            y0, x0, y1, x1 = saved["boxes"][name]
             ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=0.8))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -451,6 +471,7 @@ def main() -> None:
                         choices=[*EP_METHODS, *OTHER_METHODS])  # fmt: skip
     parser.add_argument("--out", default="real_photos.json", help="results JSON (resumed)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="EP's seed (its jitter)")
     parser.add_argument("--snapshot-every", type=int, default=25)
     parser.add_argument("--summary", nargs="+", metavar="JSON", help="print the tables of results")
     parser.add_argument("--figure", metavar="PNG", help="with --summary: draw the masks")
