@@ -12,8 +12,8 @@ Per mask (one photo × one area × one method) the script records:
 - the common-ruler reward: the same operator and model for every method. ``hard``: keep the
   mask's top-a pixels (a region of exactly the requested area a) and replace the rest by the
   project's most-blurred pyramid level (σ = 20 px, reflect padding); ``soft``: blend the soft
-  mask through the project's 8-level blur pyramid (``apply_pyramid``). Both as the target's
-  softmax probability (and logit for ``hard``);
+  mask through the project's 8-level blur pyramid (``apply_pyramid``: EP's own reward without
+  jitter). Both as the target's softmax probability and logit;
 - the achieved area (mask mean), the pointing hit (the mask smoothed with σ = 0.09·min(H, W),
   argmax within 15 px of the box: ``ops.pointing``), the largest connected region's share of
   the mask's mass (threshold 0.5, 4-connectivity) and the wall seconds of its call;
@@ -23,7 +23,8 @@ Per mask (one photo × one area × one method) the script records:
 
 Methods: ``default`` (package defaults), ``default-no-warm`` (warm_start=none), ``reference``
 (preset=reference), ``torchray-800`` (TorchRay's extremal_perturbation, its defaults),
-``grad-cam`` (pointing and the ruler reward of its top-a region) and candidate option overrides
+``torchray-800-visible`` (the same, asked for the area that keeps a of the visible image,
+not of its padded canvas: the soft masks of both then have area a), ``grad-cam`` (pointing and the ruler reward of its top-a region) and candidate option overrides
 of the default (``default-sgd``, ``default-lr01``, ``default-no-jitter``,
 ``default-no-warm-no-jitter``, ``default-no-warm-sgd``, ``default-no-warm-lr01``,
 ``default-no-warm-lambda1k`` (λ 30→1000),
@@ -95,7 +96,9 @@ EP_METHODS: dict[str, dict] = {
 }
 #: TorchRay's own default number of steps.
 TORCHRAY_ITER = 800
-OTHER_METHODS = ("torchray-800", "grad-cam")
+#: TorchRay's default mask grid step and smoothing σ.
+TORCHRAY_STEP, TORCHRAY_SIGMA = 7, 21.0
+OTHER_METHODS = ("torchray-800", "torchray-800-visible", "grad-cam")
 #: Threshold of a mask's connected regions.
 REGION_THRESHOLD = 0.5
 
@@ -142,10 +145,11 @@ class Ruler:
         regions = torch.stack([top_area_region(m, area) for m in masks]).float()[:, None]
         return self._score(regions * self.image + (1 - regions) * self.blurred)
 
-    def soft(self, masks: torch.Tensor) -> list[float]:
-        """The soft masks through the 8-level pyramid: prob per mask."""
+    def soft(self, masks: torch.Tensor) -> tuple[list[float], list[float]]:
+        """The soft masks through the 8-level pyramid (EP's own perturbation, no jitter):
+        (probs, logits) per mask."""
         index = torch.zeros(len(masks), dtype=torch.long)
-        return self._score(apply_pyramid(self.pyramid, masks[:, None].float(), index))[0]
+        return self._score(apply_pyramid(self.pyramid, masks[:, None].float(), index))
 
 
 def connected_share(mask: torch.Tensor) -> tuple[float, int]:
@@ -193,11 +197,23 @@ def run_ep(model, image, target, areas, options, every, seed=0):
     return masks, seconds, traj, extra
 
 
-def run_torchray(model, image, target, areas):
+def visible_request(area: float, height: int, width: int) -> float:
+    """The area to ask TorchRay for so that its mask keeps ``area`` of the visible image: it
+    ranks its mask on a canvas padded around the image (FACTS, "known quirks"; 260×260 for
+    224×224 at its default step 7 and σ 21), so ask for the same number of pixels as a
+    fraction of that canvas."""
+    from torchray.attribution.extremal_perturbation import MaskGenerator
+
+    canvas = MaskGenerator((height, width), TORCHRAY_STEP, TORCHRAY_SIGMA).shape_out
+    return area * height * width / (canvas[0] * canvas[1])
+
+
+def run_torchray(model, image, target, areas, visible=False):
     from torchray.attribution.extremal_perturbation import extremal_perturbation as torchray_ep
 
+    asked = [visible_request(a, *image.shape[-2:]) if visible else a for a in areas]
     start = time.perf_counter()
-    masks, _ = torchray_ep(model, image[None], target, areas=list(areas), max_iter=TORCHRAY_ITER)
+    masks, _ = torchray_ep(model, image[None], target, areas=asked, max_iter=TORCHRAY_ITER)
     seconds = time.perf_counter() - start
     for p in model.parameters():  # TorchRay freezes the model and never restores it
         p.requires_grad_(True)
@@ -208,6 +224,7 @@ def mask_metrics(ruler, masks, areas, truth, tolerance) -> list[dict]:
     rows = []
     for mask, area in zip(masks, areas, strict=True):
         prob, logit = ruler.hard(mask[None], area)
+        soft_prob, soft_logit = ruler.soft(mask[None])
         share, count = connected_share(mask)
         point_map = pointing_map(mask, tuple(truth.shape), "extremal")
         rows.append(
@@ -215,7 +232,8 @@ def mask_metrics(ruler, masks, areas, truth, tolerance) -> list[dict]:
                 "area": area,
                 "ruler_prob_hard": prob[0],
                 "ruler_logit_hard": logit[0],
-                "ruler_prob_soft": ruler.soft(mask[None])[0],
+                "ruler_prob_soft": soft_prob[0],
+                "ruler_logit_soft": soft_logit[0],
                 "achieved_area": float(mask.float().mean()),
                 "pointing_hit": pointing_hit(point_map, truth, tolerance),
                 "connected_share": share,
@@ -255,8 +273,8 @@ def run_method(method, model, image, target, areas, truth, tolerance, every, see
                  "connected_share": share, "regions": count, "seconds": seconds}
             )  # fmt: skip
         return rows, (cam / cam.max().clamp(min=1e-12))[None].expand(len(areas), -1, -1)
-    if method == "torchray-800":
-        masks, seconds = run_torchray(model, image, target, areas)
+    if method in ("torchray-800", "torchray-800-visible"):
+        masks, seconds = run_torchray(model, image, target, areas, method.endswith("visible"))
         rows = mask_metrics(ruler, masks, areas, truth, tolerance)
         return [{**row, "seconds": seconds / len(areas)} for row in rows], masks
     masks, seconds, traj, extra = run_ep(
