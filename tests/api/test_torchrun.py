@@ -46,6 +46,7 @@ def problem():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("process_groups")  # never beside another test that opens one
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed next to python")
 def test_ddp_ranks_with_their_own_blocks_equal_one_process(tmp_path):
     out = tmp_path / "result.pt"

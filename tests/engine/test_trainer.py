@@ -72,6 +72,7 @@ def test_bf16_mixed_precision_finite_and_close(problem, reference):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("process_groups")  # never beside another test that opens one
 def test_ddp_two_processes_equals_single_device(problem, reference):
     model, images, targets = problem
     result = extremal_perturbation(

@@ -22,6 +22,7 @@ from tests.helpers import run_job_on_one_thread, write_images
 ROOT = Path(__file__).resolve().parents[2]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 pytestmark = [
+    pytest.mark.xdist_group("process_groups"),  # never beside another test that opens one
     pytest.mark.slow,
     pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed next to python"),
 ]
