@@ -34,6 +34,7 @@ from .store import (
     content_key,
     read_json,
     refuse_foreign,
+    remove_partial_files,
     visible_entries,
 )
 
@@ -213,6 +214,7 @@ def take_folder(job: Job, ledger: Ledger, writes: list[str], what: str, clear: b
     others where it writes (``writes``: names of files and folders), then, if ``clear``,
     delete what the ledger owns; note the files of others in the loggers' folders
     (``job.foreign``), which the job never lists as its own."""
+    remove_partial_files(job.out, writes)  # half-written files of a killed job
     refuse_foreign(job.out, ledger.foreign(writes), what)
     if clear:
         say_cleared(job.out, ledger.clear())

@@ -109,7 +109,7 @@ class Ledger:
             files = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
             for file in files:
                 rel = file.relative_to(self.root).as_posix()
-                if file.is_file() and not self.owns(rel):
+                if file.is_file() and not self.owns(rel) and not is_partial(rel):
                     found.append(rel)
         return found
 
@@ -187,10 +187,32 @@ class FolderLock:
             self.fd = None
 
 
+#: The end of a half-written file's name (``.<name>.<random>`` + this): the atomic writers
+#: write there, then rename; a process killed in between leaves one behind, and the next job
+#: into the folder removes it (:func:`remove_partial_files`) instead of refusing it.
+PARTIAL = ".lightning-extremal-partial"
+
+
+def is_partial(name: str) -> bool:
+    """Whether a relative path names a half-written file of ours (see :data:`PARTIAL`)."""
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith(".") and base.endswith(PARTIAL)
+
+
+def remove_partial_files(root: Path, names: list[str]) -> None:
+    """Delete the half-written files of killed jobs at or under ``names`` of ``root``."""
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            for file in path.rglob(f"*{PARTIAL}"):
+                if file.is_file() and is_partial(file.name):
+                    file.unlink()
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL)
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -203,7 +225,7 @@ def atomic_save(obj: Any, path: Path) -> None:
 def atomic_write_text(text: str, path: Path) -> None:
     """Write ``text`` to a temporary file, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}{PARTIAL}")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -211,7 +233,7 @@ def atomic_write_text(text: str, path: Path) -> None:
 def atomic_write_bytes(data: bytes, path: Path) -> None:
     """Write ``data`` to a temporary file, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}{PARTIAL}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

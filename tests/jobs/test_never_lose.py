@@ -280,3 +280,22 @@ def test_figures_of_a_chunk_killed_midway_are_adopted_not_refused(project):
     _run(project / "images", out)
     assert not (out / "mask_evolution" / "img7").exists()
     assert (out / "csv" / "theirs.csv").read_text() == "mine, edited after the crash"
+
+
+def test_a_half_written_file_of_a_killed_run_is_removed_and_the_rerun_goes_on(project):
+    """kill -9 between an atomic write and its rename leaves ``.<name>.<random>`` + PARTIAL
+    beside the file (here: a chunk's); the rerun removes it instead of refusing the folder.
+    A hidden file of the user's there is still refused."""
+    from lightning_extremal.jobs.store import PARTIAL
+
+    out = project / "out"
+    _run(project / "images", out)
+    partial = out / "chunks" / f".chunk-00000.pt.k3x9q{PARTIAL}"
+    partial.write_bytes(b"half a chunk")
+    _run(project / "images", out, "max_iter=4")
+    assert not partial.exists()
+    mine = out / "chunks" / ".notes"
+    mine.write_text("mine")
+    with pytest.raises(UsageError, match=r"did not write.*chunks/\.notes"):
+        _run(project / "images", out, "max_iter=5", overwrite=True)
+    assert mine.read_text() == "mine"

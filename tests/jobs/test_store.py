@@ -65,7 +65,10 @@ def test_kill_9_then_rerun_equals_uninterrupted_run(tmp_path):
     finished = sorted(p.name for p in chunks.glob("chunk-*.pt"))
     assert 2 <= len(finished) < 4, finished
     stamps = {p.name: p.stat().st_mtime_ns for p in chunks.glob("chunk-*.pt")}
-    subprocess.run(_cli(killed), cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    rerun = subprocess.run(
+        _cli(killed), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
     # finished chunks were not redone
     assert all(chunks.joinpath(n).stat().st_mtime_ns == t for n, t in stamps.items())
     a, b = _masks(whole), _masks(killed)
