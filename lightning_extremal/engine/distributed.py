@@ -68,3 +68,13 @@ def gather_objects(value: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def close_process_group() -> None:
+    """Destroy the default process group, if this process opened one: called once a job's last
+    collective is done. A process that exits holding a gloo group can abort at interpreter
+    exit ("terminate called without an active exception", SIGABRT: pytorch#190489), and under
+    torchrun the other node's agent then waits for it at its exit barrier."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

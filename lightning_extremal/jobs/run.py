@@ -22,7 +22,7 @@ from ..config import (
     validate_method,
     validate_trainer,
 )
-from ..engine.distributed import process_rank
+from ..engine.distributed import close_process_group, process_rank
 from ..engine.stopping import stop_on_signals
 from ..errors import Interrupted, ModelFailed, UsageError
 from .chunks import claim_folder, open_job, output_dir, refuse_unclaimed
@@ -58,6 +58,7 @@ def run_job(cfg: RunConfig, *, overwrite: bool = False) -> Path:
                 run_image_job(job)
             else:  # channel | layer-spatial | invert | diff
                 run_layer_job(job)
+        close_process_group()  # every rank's collectives are done (a failed job keeps it)
     except ModelFailed as error:  # name the model as configured, not by its class
         raise error.named(cfg.model.name) from error.cause
     except Interrupted as stop:

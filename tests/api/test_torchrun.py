@@ -37,6 +37,7 @@ result = extremal_perturbation(model, images, TARGETS, devices=2, strategy="ddp"
                                accelerator="cpu", callbacks=[held], **OPTIONS)
 saved = {**result.__dict__, "held_images": held.images}
 torch.save(saved, sys.argv[1] + f".rank{torch.distributed.get_rank()}")
+torch.distributed.destroy_process_group()  # a script that opened one closes it
 """
 
 

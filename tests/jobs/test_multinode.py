@@ -84,9 +84,23 @@ def start_nodes(args: list[str], logs: Path, timeout: int = 600) -> list[subproc
 
 
 def wait_all(nodes: list[subprocess.Popen], logs: Path, seconds: float = 240) -> None:
-    for rank, node in enumerate(nodes):
-        code = node.wait(timeout=seconds)
-        assert code == 0, (logs / f"node{rank}.log").read_text()[-3000:]
+    """Wait for every node to exit 0; on a failure or after ``seconds``, kill them all (an
+    agent may wait minutes for a dead peer at torchrun's exit barrier) and show both logs."""
+    deadline = time.monotonic() + seconds
+    while any(n.poll() is None for n in nodes) and time.monotonic() < deadline:
+        if any(n.poll() not in (None, 0) for n in nodes):
+            break
+        time.sleep(0.1)
+    codes = [n.poll() for n in nodes]
+    for node in nodes:
+        if node.poll() is None:
+            kill(node)
+    shown = "\n".join(f"--- node {r} ---\n{node_log(logs, r)}" for r in range(len(nodes)))
+    assert codes == [0] * len(nodes), f"exit codes {codes} (None: still running)\n{shown}"
+
+
+def node_log(logs: Path, rank: int) -> str:
+    return (logs / f"node{rank}.log").read_text()[-3000:]
 
 
 def descendants(pid: int) -> list[int]:
@@ -158,7 +172,7 @@ def test_a_dead_node_stops_the_other_and_a_rerun_finishes_the_job(images, two_no
     deadline = time.monotonic() + 240
     while not first.exists() and nodes[0].poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert first.exists(), (tmp_path / "node0.log").read_text()[-3000:]
+    assert first.exists(), node_log(tmp_path, 0)
     kill(nodes[1])  # node 1 dies mid-job …
     started = time.monotonic()
     code = nodes[0].wait(timeout=120)  # … and node 0 does not wait in a collective for ever
@@ -173,3 +187,17 @@ def test_a_dead_node_stops_the_other_and_a_rerun_finishes_the_job(images, two_no
     assert "resuming:" in (rerun_logs / "node0.log").read_text()
     merged = torch.load(out / "masks.pt", weights_only=False)
     assert_same_masks(merged, torch.load(two_nodes[0] / "masks.pt", weights_only=False))
+
+
+def test_a_job_closes_the_process_group_it_ran_in(images, tmp_path):
+    """A rank that exits holding a gloo group can abort at interpreter exit (SIGABRT:
+    pytorch#190489), leaving the other node's torchrun waiting at its exit barrier: a
+    finished job closes the group."""
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        run_job_on_one_thread(job_args(images, tmp_path / "out"))
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
