@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from lightning_extremal.config import compose
-from lightning_extremal.jobs.run import run_job
+from lightning_extremal.jobs.run.job import run_job
 
 CANDIDATES = {
     "reference (sgd, 800)": ["preset=reference"],

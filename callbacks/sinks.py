@@ -22,7 +22,7 @@ WANDB_STEP_KEY = "trainer/global_step"
 
 def wandb_logger(trainer: Any) -> Any | None:
     """The trainer's first W&B logger that has not failed (a
-    :class:`~lightning_extremal.jobs.loggers.FailSoftLogger` as it is, not unwrapped), or None."""
+    :class:`~lightning_extremal.jobs.run.fail_soft.FailSoftLogger` as it is, not unwrapped), or None."""
     from lightning.pytorch.loggers import WandbLogger  # does not import wandb itself
 
     for logger in getattr(trainer, "loggers", []):
@@ -35,7 +35,7 @@ def wandb_logger(trainer: Any) -> Any | None:
 
 def wandb_run(trainer: Any) -> Any | None:
     """The live ``wandb`` run of the trainer's first W&B logger (looking inside
-    :class:`~lightning_extremal.jobs.loggers.FailSoftLogger`), or None."""
+    :class:`~lightning_extremal.jobs.run.fail_soft.FailSoftLogger`), or None."""
     logger = wandb_logger(trainer)
     experiment = logger.experiment if logger is not None else None
     if experiment is not None and hasattr(experiment, "log"):

@@ -496,7 +496,7 @@ def run_job_on_one_thread(args: list[str]) -> Path:
     """``run_job(compose(args))`` with torch on one thread (module fixtures: results that do not
     depend on how busy the machine is), restoring the thread count afterwards."""
     from lightning_extremal.config import compose
-    from lightning_extremal.jobs.run import run_job
+    from lightning_extremal.jobs.run.job import run_job
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

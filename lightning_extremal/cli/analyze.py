@@ -27,7 +27,7 @@ class Analysis:
 
 ANALYSES = {
     "area-curve": Analysis(
-        "area_curve_job:run_area_curve_job",
+        "analyze.area_curve:run_area_curve_job",
         "normalised score over a grid of areas; sufficient area a*, necessary area",
         "For each (image, target) pair, one batched fit per game (preserve, delete) over the "
         "area grid analysis.areas, then the score of the image seen through each mask over "
@@ -41,7 +41,7 @@ ANALYSES = {
         "analysis.json, and a W&B table run.",
     ),
     "objects": Analysis(
-        "objects_job:run_objects_job",
+        "analyze.objects:run_objects_job",
         "objects alone, in pairs and all together against the sum of the parts; coverage",
         "On images with ground-truth objects (demo, synthetic, photos, voc07, coco14, "
         "data.ground_truth=): the score with only each object's region kept (the rest "
@@ -51,7 +51,7 @@ ANALYSES = {
         "objects_coverage.csv, objects.json, objects.png, analysis.json, and a W&B table run.",
     ),
     "compare": Analysis(
-        "compare_job:run_compare_job",
+        "analyze.compare:run_compare_job",
         "meaningful perturbations (area set by a penalty λ₁) beside extremal perturbations",
         "For each (image, target) pair: extremal perturbations' preserve masks at "
         "analysis.compare_areas (the run's method settings) and meaningful perturbations' "

@@ -18,7 +18,7 @@ def run_command(args: list[str]) -> int:
     if show_config:
         print(config_yaml(cfg), end="")
         return 0
-    from ..jobs.run import run_job
+    from ..jobs.run.job import run_job
 
     run_job(cfg, overwrite=overwrite)
     return 0
@@ -56,7 +56,7 @@ def report_command(args: list[str]) -> int:
     refuse_unknown_options(args, "report", ("--out",))
     if len(args) != 1:
         raise UsageError("report needs one run directory: lightning-extremal report RUN_DIR")
-    from ..jobs.report import write_report
+    from ..jobs.report.job import write_report
 
     path = write_report(args[0], out)
     print(f"lightning-extremal: report in {path.resolve()}")

@@ -35,8 +35,8 @@ from ..ops.pointing import (
     pointing_map,
     resize_saliency,
 )
-from .loggers import log_table_run
-from .store import ResultsStore, atomic_write_text, content_key
+from .run.fail_soft import log_table_run
+from .run.store import ResultsStore, atomic_write_text, content_key
 
 #: Version of the per-pair records; chunk files of an older format are computed again.
 RECORD_FORMAT = 3

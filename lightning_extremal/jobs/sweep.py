@@ -1,7 +1,7 @@
 """Run an unmodified W&B sweep file without a W&B server.
 
 The W&B sweep engine (the PyPI package ``sweeps``, what the W&B server runs) proposes each
-trial's parameters; each trial is one :func:`~lightning_extremal.jobs.run.run_job` with the
+trial's parameters; each trial is one :func:`~lightning_extremal.jobs.run.job.run_job` with the
 parameters as ``key=value`` overrides; all trials log into one W&B group (the sweep id), and a
 table of the trials sorted by the sweep's metric is printed and written to
 ``sweep_summary.csv``. Online, the same file works with ``wandb sweep`` + ``wandb agent``.
@@ -29,9 +29,9 @@ from ..config import (
     valid_keys,
 )
 from ..engine.loggers import wandb_dir
-from .metrics import job_metrics
-from .run import run_job
-from .store import atomic_write_text
+from .run.job import run_job
+from .run.metrics import job_metrics
+from .run.store import atomic_write_text
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("maximize", "minimize")

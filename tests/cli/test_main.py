@@ -129,7 +129,7 @@ def test_benchmark_cfg_prints_the_composed_config(capsys):
 
 
 def test_run_overwrite_reaches_the_job(monkeypatch, tmp_path):
-    from lightning_extremal.jobs import run as run_module
+    from lightning_extremal.jobs.run import job as run_module
 
     calls = []
     monkeypatch.setattr(run_module, "run_job", lambda cfg, **kw: calls.append(kw) or tmp_path)
@@ -215,7 +215,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_a_bug_is_a_traceback_not_a_message(monkeypatch, tmp_path):
-    from lightning_extremal.jobs import run as run_module
+    from lightning_extremal.jobs.run import job as run_module
 
     def broken(cfg, **kwargs):
         raise RuntimeError("a bug")

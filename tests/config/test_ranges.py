@@ -21,7 +21,7 @@ from lightning_extremal.config import (
     validate_benchmark,
     validate_meaningful,
 )
-from lightning_extremal.jobs.run import check_config
+from lightning_extremal.jobs.run.job import check_config
 
 INF, NAN = math.inf, math.nan
 

@@ -94,7 +94,7 @@ def test_torchrun_and_slurm_ranks(monkeypatch):
 )
 def test_bad_process_settings_fail_before_any_work(override, message):
     from lightning_extremal.config import compose
-    from lightning_extremal.jobs.run import check_config
+    from lightning_extremal.jobs.run.job import check_config
 
     with pytest.raises(ValueError, match=message):
         check_config(compose([override]))
@@ -103,7 +103,7 @@ def test_bad_process_settings_fail_before_any_work(override, message):
 def test_layer_masks_on_several_processes_are_refused_before_any_work():
     from lightning_extremal.config import compose
     from lightning_extremal.errors import UsageError
-    from lightning_extremal.jobs.run import check_config
+    from lightning_extremal.jobs.run.job import check_config
 
     cfg = compose(["method.kind=channel", "trainer.devices=2", "trainer.strategy=ddp"])
     with pytest.raises(UsageError, match="method.kind=channel runs in one process"):

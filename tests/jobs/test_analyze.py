@@ -172,7 +172,7 @@ def test_a_folder_holding_another_analysis_is_refused_unless_overwrite(tmp_path,
     from types import SimpleNamespace
 
     from lightning_extremal.errors import UsageError
-    from lightning_extremal.jobs.analyses import claim_analysis_folder
+    from lightning_extremal.jobs.analyze.job import claim_analysis_folder
     from lightning_extremal.ops.digest import file_digest
 
     out = tmp_path / "out"

@@ -19,8 +19,8 @@ from PIL import Image
 from lightning_extremal.config import compose
 from lightning_extremal.data.transforms import read_image, resize_image
 from lightning_extremal.errors import UsageError
-from lightning_extremal.jobs.report import write_report
-from lightning_extremal.jobs.run import run_job
+from lightning_extremal.jobs.report.job import write_report
+from lightning_extremal.jobs.run.job import run_job
 from tests.helpers import (
     TinyConvNet,
     folder_run_args,

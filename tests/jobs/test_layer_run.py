@@ -14,7 +14,7 @@ from PIL import Image
 from lightning_extremal.cli import main
 from lightning_extremal.config import compose
 from lightning_extremal.errors import UsageError
-from lightning_extremal.jobs.run import run_job
+from lightning_extremal.jobs.run.job import run_job
 from tests.helpers import TINY_MODEL
 
 

@@ -17,9 +17,9 @@ from lightning.pytorch.loggers import Logger
 from PIL import Image
 
 from lightning_extremal.config import compose
-from lightning_extremal.jobs.loggers import FailSoftLogger
-from lightning_extremal.jobs.metrics import job_metrics
-from lightning_extremal.jobs.run import run_job
+from lightning_extremal.jobs.run.fail_soft import FailSoftLogger
+from lightning_extremal.jobs.run.job import run_job
+from lightning_extremal.jobs.run.metrics import job_metrics
 from tests.helpers import AREAS, NUM_IMAGES, read_wandb_run
 from tests.helpers import run_args as _args
 
@@ -306,7 +306,7 @@ def test_logger_raising_mid_run_is_a_warning_and_keeps_the_masks(shapes, tmp_pat
     monkeypatch.chdir(ROOT)
     logger = RaisingLogger(fail_after=2)
     monkeypatch.setattr(
-        "lightning_extremal.jobs.fitting.make_logger", lambda *a, **k: FailSoftLogger(logger)
+        "lightning_extremal.jobs.run.fitting.make_logger", lambda *a, **k: FailSoftLogger(logger)
     )
     out = tmp_path / "job"
     with pytest.warns(RuntimeWarning, match="RaisingLogger failed in log_metrics.*disk full"):
@@ -320,7 +320,7 @@ def test_logger_raising_mid_run_is_a_warning_and_keeps_the_masks(shapes, tmp_pat
 def test_unwrapped_logger_failure_reruns_the_chunk_without_logger(shapes, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(
-        "lightning_extremal.jobs.fitting.make_logger", lambda *a, **k: RaisingLogger(1)
+        "lightning_extremal.jobs.run.fitting.make_logger", lambda *a, **k: RaisingLogger(1)
     )
     out = tmp_path / "job"
     with pytest.warns(RuntimeWarning, match="running the chunk again without"):
@@ -379,7 +379,7 @@ def test_callback_logging_failure_falls_back_to_files(shapes, tmp_path, offline_
 
 
 def test_table_run_reads_back_with_wandbs_reader(tmp_path, offline_wandb):
-    from lightning_extremal.jobs.loggers import log_table_run
+    from lightning_extremal.jobs.run.fail_soft import log_table_run
 
     rows = [{"method": "center", "all": 50.0}, {"method": "grad_cam", "all": 75.0}]
     summary = {"pointing/center/all": 50.0, "pointing/grad_cam/all": 75.0}

@@ -15,8 +15,8 @@ from PIL import Image
 
 from lightning_extremal.config import compose
 from lightning_extremal.errors import UsageError
-from lightning_extremal.jobs.report import write_report
-from lightning_extremal.jobs.run import run_job
+from lightning_extremal.jobs.report.job import write_report
+from lightning_extremal.jobs.run.job import run_job
 from tests.helpers import folder_run_args, write_images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_changed_model_code_with_the_same_weights_is_computed_again(project, tmp
 
 
 def test_model_fingerprint_sees_code_and_preprocessing_not_just_weights():
-    from lightning_extremal.jobs.chunks import model_fingerprint
+    from lightning_extremal.jobs.run.chunks import model_fingerprint
     from tests.helpers import TinyConvNet
 
     net = TinyConvNet()
@@ -264,7 +264,7 @@ def test_figures_of_a_chunk_killed_midway_are_adopted_not_refused(project):
     """kill -9 during a chunk: its figures are in no ledger, but the manifest says since when
     a chunk was being written; the rerun adopts what appeared in its folders since (and
     removes it as stale), never a file of others it had found in a logger's folder."""
-    from lightning_extremal.jobs.chunks import OTHERS, PENDING, file_clock
+    from lightning_extremal.jobs.run.chunks import OTHERS, PENDING, file_clock
 
     out = project / "out"
     (out / "csv").mkdir(parents=True)
@@ -286,7 +286,7 @@ def test_a_half_written_file_of_a_killed_run_is_removed_and_the_rerun_goes_on(pr
     """kill -9 between an atomic write and its rename leaves ``.<name>.<random>`` + PARTIAL
     beside the file (here: a chunk's); the rerun removes it instead of refusing the folder.
     A hidden file of the user's there is still refused."""
-    from lightning_extremal.jobs.store import PARTIAL
+    from lightning_extremal.jobs.run.store import PARTIAL
 
     out = project / "out"
     _run(project / "images", out)

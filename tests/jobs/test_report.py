@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lightning_extremal.cli import main
-from lightning_extremal.jobs.report import PAIR_BUDGET, write_report
-from lightning_extremal.jobs.report_figures import smooth_step_pairs
+from lightning_extremal.jobs.report.figures import smooth_step_pairs
+from lightning_extremal.jobs.report.job import PAIR_BUDGET, write_report
 from tests.helpers import AREAS, NUM_IMAGES, TINY_MODEL, run_job_on_one_thread
 
 #: The big run: images, and pairs per page of its paged report.

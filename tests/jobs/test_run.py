@@ -190,7 +190,7 @@ def test_memory_does_not_grow_from_chunk_to_chunk(tmp_path, monkeypatch):
     rows). Counted from the live tensors, not the process size, which the allocator makes
     jump by ±20 MiB either way."""
     from lightning_extremal.cli import main
-    from lightning_extremal.jobs import image_run as run_module
+    from lightning_extremal.jobs.run import image_job as run_module
 
     live: list[float] = []
     write = run_module.write_overlays

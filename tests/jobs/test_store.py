@@ -94,7 +94,7 @@ def _record(key: str, ids: list[str], value: float) -> dict:
 
 
 def test_store_loads_only_the_same_key_and_recomputes_damaged_files(tmp_path):
-    from lightning_extremal.jobs.store import ResultsStore
+    from lightning_extremal.jobs.run.store import ResultsStore
 
     store = ResultsStore(tmp_path, config={"a": 1})
     store.save("chunk-00000", _record("k0", ["x"], 0.5), ids=["x"])
@@ -111,7 +111,7 @@ def test_store_loads_only_the_same_key_and_recomputes_damaged_files(tmp_path):
 
 
 def test_store_lists_skipped_chunks_without_rewriting_the_manifest_each_time(tmp_path):
-    from lightning_extremal.jobs.store import ResultsStore
+    from lightning_extremal.jobs.run.store import ResultsStore
 
     store = ResultsStore(tmp_path)
     store.save("chunk-00000", _record("k0", ["x"], 0.5), ids=["x"])
@@ -129,7 +129,7 @@ def test_store_lists_skipped_chunks_without_rewriting_the_manifest_each_time(tmp
 def test_store_merges_masks_in_chunk_or_input_order_up_to_the_limit(tmp_path, monkeypatch, capsys):
     """Chunks saved out of order (a resume recomputing chunk 0 last) merge in chunk order, or
     in the input order of their ids when given."""
-    from lightning_extremal.jobs import store as store_module
+    from lightning_extremal.jobs.run import store as store_module
 
     store = store_module.ResultsStore(tmp_path)
     store.save("chunk-00001", _record("k1", ["b", "c"], 1.0), ids=["b", "c"])
@@ -151,8 +151,8 @@ def test_store_merges_masks_in_chunk_or_input_order_up_to_the_limit(tmp_path, mo
 def test_a_layer_chunk_of_an_older_format_is_recomputed_not_crashed_on(tmp_path, monkeypatch):
     """Same key but no ``ids`` (the record layout of earlier versions): computed again."""
     from lightning_extremal.config import compose
-    from lightning_extremal.jobs import chunks
-    from lightning_extremal.jobs.store import atomic_save
+    from lightning_extremal.jobs.run import chunks
+    from lightning_extremal.jobs.run.store import atomic_save
 
     monkeypatch.chdir(ROOT)
     data = tmp_path / "images"

@@ -12,7 +12,7 @@ import pytest
 
 from lightning_extremal.cli import main
 from lightning_extremal.config import compose
-from lightning_extremal.jobs.metrics import job_metrics
+from lightning_extremal.jobs.run.metrics import job_metrics
 from tests.helpers import AREAS, read_wandb_run
 from tests.helpers import run_args as _args
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lightning_extremal.jobs.verdict import (
+from lightning_extremal.jobs.run.verdict import (
     NAMED_MASKS,
     convergence_summary,
     print_verdict,

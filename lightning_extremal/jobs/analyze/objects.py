@@ -8,14 +8,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from ..api.analyses import area_curve, object_contributions, object_coverage
-from ..config import AnalysisConfig, RunConfig
-from ..errors import UsageError
-from ..naming import class_name
-from .analyses import AnalysisOutput, analysis_chunks, explain_options, run_analysis
-from .analysis_figures import save_objects_figure
-from .area_curve_job import analysis_score
-from .chunks import Job
+from ...api.analyses import area_curve, object_contributions, object_coverage
+from ...config import AnalysisConfig, RunConfig
+from ...errors import UsageError
+from ...naming import class_name
+from ..run.chunks import Job
+from .area_curve import analysis_score
+from .figures import save_objects_figure
+from .job import AnalysisOutput, analysis_chunks, explain_options, run_analysis
 
 #: The analysis' name on the command line and in its folder's ``analysis.json``.
 NAME = "objects"

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import AnalysisConfig, RunConfig
-from ..engine.distributed import process_rank
-from ..errors import UsageError
-from .chunks import (
+from ...config import AnalysisConfig, RunConfig
+from ...engine.distributed import process_rank
+from ...errors import UsageError
+from ..run.chunks import (
     Job,
     chunk_indices,
     file_clock,
@@ -27,9 +27,9 @@ from .chunks import (
     take_folder,
     targets_for,
 )
-from .loggers import log_table_run
-from .run import check_config
-from .store import (
+from ..run.fail_soft import log_table_run
+from ..run.job import check_config
+from ..run.store import (
     LEDGER_KEY,
     LOGGER_FOLDERS,
     FolderLock,

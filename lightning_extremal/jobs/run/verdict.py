@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..ops.area import CONVERGED_TOLERANCE
+from ...ops.area import CONVERGED_TOLERANCE
 
 #: At most this many unconverged masks are named on the console (all are in summary.json).
 NAMED_MASKS = 6

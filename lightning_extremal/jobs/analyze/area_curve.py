@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..api.analyses import AreaCurve, area_curve
-from ..config import AnalysisConfig, RunConfig
-from ..naming import class_name, pair_names, safe_name
-from .analyses import AnalysisOutput, analysis_chunks, explain_options, run_analysis
-from .analysis_figures import save_area_curve_summary, save_pair_curve
-from .chunks import Job
+from ...api.analyses import AreaCurve, area_curve
+from ...config import AnalysisConfig, RunConfig
+from ...naming import class_name, pair_names, safe_name
+from ..run.chunks import Job
+from .figures import save_area_curve_summary, save_pair_curve
+from .job import AnalysisOutput, analysis_chunks, explain_options, run_analysis
 
 #: The analysis' name on the command line and in its folder's ``analysis.json``.
 NAME = "area-curve"

@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
-from ..api import ExtremalResult
-from ..data.ground_truth import pair_truth
-from ..naming import class_name, pair_names
-from ..ops.pointing import mask_quality, summarize_quality
-from ..viz import save_overlay_figure
+from ...api import ExtremalResult
+from ...data.ground_truth import pair_truth
+from ...naming import class_name, pair_names
+from ...ops.pointing import mask_quality, summarize_quality
+from ...viz import save_overlay_figure
 from .chunks import Job, load_batch, own_share, run_chunks, targets_for
 from .fitting import ChunkFit
 from .verdict import convergence_summary

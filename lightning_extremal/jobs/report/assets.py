@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .store import LEDGER_KEY, Ledger, atomic_write_text, refuse_foreign
+from ..run.store import LEDGER_KEY, Ledger, atomic_write_text, refuse_foreign
 
 #: Pictures are shown about this many pixels on their longest side: small images are scaled
 #: up by a whole factor, nearest-neighbour, so their pixels stay sharp.

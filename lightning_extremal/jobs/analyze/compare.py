@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ..api import extremal_perturbation, meaningful_perturbation
-from ..config import AnalysisConfig, MeaningfulConfig, RunConfig, validate_meaningful_options
-from ..naming import class_name
-from .analyses import AnalysisOutput, analysis_chunks, explain_options, run_analysis
-from .analysis_figures import save_comparison_figure
-from .chunks import Job
+from ...api import extremal_perturbation, meaningful_perturbation
+from ...config import AnalysisConfig, MeaningfulConfig, RunConfig, validate_meaningful_options
+from ...naming import class_name
+from ..run.chunks import Job
+from .figures import save_comparison_figure
+from .job import AnalysisOutput, analysis_chunks, explain_options, run_analysis
 
 #: The analysis' name on the command line and in its folder's ``analysis.json``.
 NAME = "compare"

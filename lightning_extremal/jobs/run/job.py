@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ..config import (
+from ...config import (
     RunConfig,
     validate_data,
     validate_inversion,
@@ -22,12 +22,12 @@ from ..config import (
     validate_method,
     validate_trainer,
 )
-from ..engine.distributed import close_process_group, process_rank
-from ..engine.stopping import stop_on_signals
-from ..errors import Interrupted, ModelFailed, UsageError
+from ...engine.distributed import close_process_group, process_rank
+from ...engine.stopping import stop_on_signals
+from ...errors import Interrupted, ModelFailed, UsageError
 from .chunks import claim_folder, open_job, output_dir, refuse_unclaimed
-from .image_run import run_image_job
-from .layer_run import run_layer_job
+from .image_job import run_image_job
+from .layer_job import run_layer_job
 from .store import FolderLock
 from .verdict import print_verdict
 

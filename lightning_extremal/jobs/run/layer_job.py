@@ -10,15 +10,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import feature_inversion
-from ..api.diffing import activation_diff, consecutive_pairs, top_channels
-from ..config import RunConfig, validate_inversion
-from ..naming import class_name, pair_names
-from ..ops.inversion import activation_match
-from ..ops.layer_layout import LayerLayout, resolve_layout
-from ..ops.layer_masks import channel_counts
-from ..ops.layers import default_layer, get_layer, layer_activation
-from ..viz import (
+from ...api import feature_inversion
+from ...api.diffing import activation_diff, consecutive_pairs, top_channels
+from ...config import RunConfig, validate_inversion
+from ...naming import class_name, pair_names
+from ...ops.inversion import activation_match
+from ...ops.layer_layout import LayerLayout, resolve_layout
+from ...ops.layer_masks import channel_counts
+from ...ops.layers import default_layer, get_layer, layer_activation
+from ...viz import (
     save_channel_bars,
     save_comparison_figure,
     save_diff_figure,

@@ -7,13 +7,13 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from ..api import extremal_perturbation, method_options
-from ..callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
-from ..config import RunConfig
-from ..errors import UnexplainableModelError, UsageError
-from ..naming import pair_names
+from ...api import extremal_perturbation, method_options
+from ...callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
+from ...config import RunConfig
+from ...errors import UnexplainableModelError, UsageError
+from ...naming import pair_names
 from .chunks import Job
-from .loggers import finish_logger, make_logger
+from .fail_soft import finish_logger, make_logger
 from .metrics import run_metrics
 
 

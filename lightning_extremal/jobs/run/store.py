@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import UsageError
-from ..ops.digest import file_digest
+from ...errors import UsageError
+from ...ops.digest import file_digest
 
 #: masks.pt (all masks in one file) is written when a run has at most this many pairs;
 #: larger runs keep their masks in the per-chunk files listed in manifest.json.

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .report_assets import AssetFolder
-from .report_page import esc, figure, number, page_html
+from .assets import AssetFolder
+from .page import esc, figure, number, page_html
 
 
 def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> Path:

@@ -14,15 +14,15 @@ from typing import Any
 
 import torch
 
-from ..config import RunConfig
-from ..data.ground_truth import load_ground_truth
-from ..data.models import LoadedModel, load_model, source_digest, weights_digest
-from ..data.sources import ImageSource, open_source
-from ..engine.classifier import predicted_classes, scores_fingerprint
-from ..engine.distributed import process_rank, rank_block, shards_images
-from ..engine.stopping import stop_if_requested
-from ..errors import UsageError
-from ..ops.digest import tensor_digest
+from ...config import RunConfig
+from ...data.ground_truth import load_ground_truth
+from ...data.models import LoadedModel, load_model, source_digest, weights_digest
+from ...data.sources import ImageSource, open_source
+from ...engine.classifier import predicted_classes, scores_fingerprint
+from ...engine.distributed import process_rank, rank_block, shards_images
+from ...engine.stopping import stop_if_requested
+from ...errors import UsageError
+from ...ops.digest import tensor_digest
 from .store import (
     LEDGER_KEY,
     LOGGER_FOLDERS,

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..naming import class_name, pair_names, safe_name
-from ..viz import overlay, to_uint8
-from .report_analyses import write_analysis_report
-from .report_assets import AssetFolder, data_uri, display_scale, png_bytes, thumbnail_uri
-from .report_figures import (
+from ...naming import class_name, pair_names, safe_name
+from ...viz import overlay, to_uint8
+from ..run.verdict import convergence_line, mask_label
+from .analysis_sections import write_analysis_report
+from .assets import AssetFolder, data_uri, display_scale, png_bytes, thumbnail_uri
+from .figures import (
     JITTER_NOTE,
     PairCurves,
     aggregate_curves_png,
@@ -31,8 +32,7 @@ from .report_figures import (
     gif_frames,
     histograms_png,
 )
-from .report_page import esc, figure, index_table, number, page_html, page_links
-from .verdict import convergence_line, mask_label
+from .page import esc, figure, index_table, number, page_html, page_links
 
 #: Pairs per page: report.html has the first ones (after the summary), report-2.html the next.
 PAIRS_PER_PAGE = 100

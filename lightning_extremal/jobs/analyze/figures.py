@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AnalysisConfig
-from ..viz import overlay
-from .report_figures import pyplot
-from .store import atomic_write_bytes
+from ...config import AnalysisConfig
+from ...viz import overlay
+from ..report.figures import pyplot
+from ..run.store import atomic_write_bytes
 
 #: Colours of the games' curves.
 GAME_COLOURS = {"preserve": "C0", "delete": "C3"}

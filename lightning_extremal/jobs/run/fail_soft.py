@@ -14,8 +14,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
-from ..config import LoggerConfig
-from ..engine.loggers import DEFAULT_PROJECT, from_env, named_logger, wandb_dir, wandb_tags
+from ...config import LoggerConfig
+from ...engine.loggers import DEFAULT_PROJECT, from_env, named_logger, wandb_dir, wandb_tags
 
 
 class FailSoftLogger(Logger):

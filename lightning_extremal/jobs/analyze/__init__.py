@@ -1,0 +1,1 @@
+"""Analyses over a run's masks (area curves, objects, comparisons), each in its folder."""
