@@ -60,7 +60,7 @@ class WarmStart(Callback):
                 maps = grad_cam_saliency(module.classifier, images[pairs], targets.tolist())
             else:
                 maps = gradient_saliency(module.classifier, images[pairs], targets)
-            areas = module.hparams["areas"]
+            areas = module.config.areas
             regions = torch.stack(
                 [
                     top_area_region(maps[p], area).float()

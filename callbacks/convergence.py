@@ -87,7 +87,7 @@ class ConvergenceMonitor(Callback):
         if not change.numel():  # a rank without masks (a chunk smaller than the world)
             change = torch.zeros(pl_module.num_areas, device=change.device)
         metrics: dict[str, Any] = {"mask_change/max": change.max()}
-        for k, a in enumerate(pl_module.hparams["areas"]):
+        for k, a in enumerate(pl_module.config.areas):
             metrics[f"area_{a:g}/mask_change"] = change[k :: pl_module.num_areas].mean()
         self._log(
             "logging mask_change",

@@ -119,7 +119,7 @@ class FinalOverlays(Callback):
         done = converged(achieved, pl_module.requested_areas().repeat(pairs))
         targets = pl_module.mask_target[part].cpu()
         names = display_names(self.names, pairs)
-        areas = list(pl_module.hparams["areas"])
+        areas = list(pl_module.config.areas)
         quality = self._quality(masks.cpu(), areas, pairs)
         rows = []
         for b in range(len(masks)):

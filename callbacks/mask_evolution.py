@@ -162,7 +162,7 @@ class MaskEvolution(Callback):
         masks = pl_module.masks(part).float()
         # B×C×H×W, 2B for dual (preserve, delete)
         views = pl_module.perturbed(masks, part).float()
-        labels = _labels(step, pl_module.hparams["areas"], achieved_area(masks).tolist())
+        labels = _labels(step, pl_module.config.areas, achieved_area(masks).tolist())
         frames = _frames(original_images(pl_module), masks, views, labels)
         self.steps.append(step)
         for name, frame in zip(self._names, frames, strict=True):

@@ -13,11 +13,13 @@ from .diffing import ActivationDiff, ChannelComparison, activation_diff
 from .extremal import (
     ExtremalPerturbation,
     ExtremalResult,
+    explain,
     extremal_perturbation,
-    method_options,
+    mask_method,
 )
 from .inversion import feature_inversion
 from .meaningful import MeaningfulResult, meaningful_perturbation
+from .options import Fit
 
 __all__ = [
     "ActivationDiff",
@@ -34,5 +36,7 @@ __all__ = [
     "extremal_perturbation",
     "feature_inversion",
     "meaningful_perturbation",
-    "method_options",
+    "explain",
+    "mask_method",
+    "Fit",
 ]

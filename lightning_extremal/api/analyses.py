@@ -21,12 +21,12 @@ import torch
 from ..config import AnalysisConfig, MethodConfig, validate_analysis
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.inputs import check_images, resolve_targets
-from ..engine.trainer import RUN_OPTIONS
 from ..ops.frozen import frozen
 from ..ops.perturbation import perturbation_pyramid
 from ..ops.rewards import RewardFn, get_reward
 from ..ops.sufficiency import crossing_area, masked_scores, normalised, probability_reward
 from .extremal import extremal_perturbation
+from .options import RUN_OPTIONS
 
 
 @dataclass

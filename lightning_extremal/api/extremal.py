@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightning as L
 import torch
 
-from ..config import MethodConfig, validate_method, validate_run_options
+from ..config import MethodConfig, TrainerConfig, validate_method
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.distributed import process_rank, rank_block, shards_images
 from ..engine.inputs import check_images, resolve_targets
-from ..engine.loggers import check_logger
-from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
+from ..engine.trainer import make_trainer, quiet_lightning
 from ..modules.image_masks import ExtremalPerturbationModule
 from ..modules.layer_masks import ChannelPerturbationModule, LayerSpatialModule
 from ..modules.mask_game import HISTORY_ROWS
@@ -25,12 +23,11 @@ from ..ops.frozen import frozen
 from ..ops.layers import get_layer
 from ..ops.rewards import RewardFn
 from .memory import check_chunk_memory
+from .options import Fit, to_configs
 
 #: What a mask of :func:`extremal_perturbation` covers (``kind=``, as ``method.kind``): the
 #: input image, the channels of ``layer`` or its spatial grid.
 MASK_KINDS = ("input", "channel", "layer-spatial")
-#: The older spelling ``over=`` of a layer's mask kind (still accepted, with a warning).
-OVER_KINDS = {"channels": "channel", "space": "layer-spatial"}
 
 
 @dataclass
@@ -60,33 +57,8 @@ class ExtremalResult:
     start: str = "uniform"
 
 
-def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    method_keys = {f.name for f in fields(MethodConfig)}
-    unknown = sorted(set(options) - method_keys - set(RUN_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {unknown}; valid options: {sorted(method_keys | set(RUN_OPTIONS))}"
-        )
-    method = {k: v for k, v in options.items() if k in method_keys}
-    run = {**RUN_OPTIONS, **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
-    validate_run_options(run["precision"], run["compile"], run["channels_last"])
-    check_logger(run["logger"])
-    return method, run
-
-
-def _mask_kind(kind: str | None, layer: str | None, over: str | None) -> str:
-    """``kind``, else ``"channel"`` for a layer and ``"input"`` without; ``over`` (older
-    spelling) maps ``channels``/``space`` to ``channel``/``layer-spatial``."""
-    if over is not None:
-        if over not in OVER_KINDS:
-            raise ValueError(f"over must be one of {list(OVER_KINDS)}; got {over!r}")
-        warnings.warn(
-            f"over={over!r} is now kind={OVER_KINDS[over]!r} (one name for the kind of mask "
-            "in the API, the config and the files)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        kind = OVER_KINDS[over]
+def _mask_kind(kind: str | None, layer: str | None) -> str:
+    """``kind``, else ``"channel"`` for a layer and ``"input"`` without."""
     if kind is None:
         kind = "input" if layer is None else "channel"
     if kind not in MASK_KINDS:
@@ -106,7 +78,6 @@ def extremal_perturbation(
     reward: str | RewardFn = "simple",
     layer: str | None = None,
     kind: str | None = None,
-    over: str | None = None,
     **options: Any,
 ) -> ExtremalResult:
     """Extremal perturbations of ``images`` for ``targets`` at each of ``areas``.
@@ -138,28 +109,41 @@ def extremal_perturbation(
     N×H×W×C (Swin) and N×T×C tokens (ViT: the patch tokens' grid, the class token kept),
     read by ``layer_layout`` (``auto`` | ``nchw`` | ``nhwc`` | ``ntc``, with ``layer_grid`` and
     ``layer_extra_tokens``; auto refuses shapes that read two ways, see docs/layers.md).
-    ``over="channels"|"space"`` is the older spelling of ``kind``.
     See docs/layers.md.
     """
-    method_options, run = _split_options(options)
     areas = [areas] if isinstance(areas, (int, float)) else list(areas)
-    kind = _mask_kind(kind, layer, over)
-    config = replace(MethodConfig(), areas=areas, **method_options, kind=kind, layer=layer)
+    method, trainer, fit = to_configs(options, MethodConfig(areas=areas))
+    method = replace(method, kind=_mask_kind(kind, layer), layer=layer)
     if isinstance(reward, str):
-        config = replace(config, reward=reward)
-    validate_method(config, reward_is_callable=callable(reward))
+        method = replace(method, reward=reward)
+    validate_method(method, reward_is_callable=callable(reward))
+    reward_fn = None if isinstance(reward, str) else reward
+    return explain(model, images, targets, method, trainer, fit, reward_fn)
+
+
+def explain(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    targets: Any,
+    method: MethodConfig,
+    trainer: TrainerConfig,
+    fit: Fit | None = None,
+    reward_fn: RewardFn | None = None,
+) -> ExtremalResult:
+    """:func:`extremal_perturbation` with its settings as validated configs, whole: the
+    method (``method.kind``: input | channel | layer-spatial, with ``method.layer``) and the
+    trainer; ``fit`` the objects of the call (logger, callbacks, batch size, …);
+    ``reward_fn`` a callable reward overriding ``method.reward``. Jobs call this."""
+    fit = fit or Fit()
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    empty_block = run["sharded"] and len(images) == 0  # a rank with no images of the chunk
+    empty_block = fit.sharded and len(images) == 0  # a rank with no images of the chunk
     if not empty_block:
         check_images(images)
-    for name in (layer, config.warm_start_layer):
+    for name in (method.layer, method.warm_start_layer):
         if name is not None:
             get_layer(model, name)  # a wrong name fails here, listing the nearest names
-    batch_size = run["batch_size"]
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
-    if batch_size is not None and run["sharded"]:
+    if fit.batch_size is not None and fit.sharded:
         raise ValueError("batch_size must be None with sharded=True (one fit per chunk)")
     with frozen(model):
         if empty_block:
@@ -172,18 +156,11 @@ def extremal_perturbation(
             if targets is None:
                 targets = predicted_classes(model, images).tolist()
             image_index, classes = resolve_targets(targets, len(images), num_classes)
-        L.seed_everything(run["seed"], verbose=False)
-        chunk = batch_size or max(len(classes), 1)
+        L.seed_everything(trainer.seed, verbose=False)
+        chunk = fit.batch_size or max(len(classes), 1)
+        problem = Problem(model, images, method, trainer, fit, reward_fn)
         parts = [
-            _optimise(
-                model,
-                images,
-                image_index[s : s + chunk],
-                classes[s : s + chunk],
-                config,
-                reward,
-                run,
-            )
+            _optimise(problem, image_index[s : s + chunk], classes[s : s + chunk])
             for s in range(0, max(len(classes), 1), chunk)
         ]
     stats = ("masks", "rewards", "achieved_areas", "converged", "image_index", "targets")
@@ -192,56 +169,62 @@ def extremal_perturbation(
     starts = [p["start"] for p in parts if p["start"] != "uniform"]
     return ExtremalResult(
         history=history,
-        areas=torch.tensor(areas, dtype=torch.float64),
+        areas=torch.tensor(method.areas, dtype=torch.float64),
         start=starts[0] if starts else "uniform",
         **merged,
     )
 
 
-def _optimise(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    image_index: torch.Tensor,
-    targets: torch.Tensor,
-    config: MethodConfig,
-    reward: str | RewardFn,
-    run: dict[str, Any],
-) -> dict[str, Any]:
+@dataclass
+class Problem:
+    """What every fit of one :func:`explain` call shares."""
+
+    model: torch.nn.Module
+    images: torch.Tensor
+    method: MethodConfig
+    trainer: TrainerConfig
+    fit: Fit = field(default_factory=Fit)
+    reward_fn: RewardFn | None = None
+
+
+def _optimise(problem: Problem, image_index: torch.Tensor, targets: torch.Tensor) -> dict:
     """One Lightning fit over a chunk of pairs; returns its final masks and history, and
     the image and target of each of its pairs.
 
     With several processes each started as its own program (:func:`shards_images`), each
     rank keeps only its own contiguous block of the images (``sharded=True``: ``images`` are
     that block already) and builds only their pyramids; the fit shares the blocks' masks."""
-    block = config.kind == "input" and (run["sharded"] or shards_images(run))
+    method, trainer, fit, images = problem.method, problem.trainer, problem.fit, problem.images
+    block = method.kind == "input" and (fit.sharded or shards_images(trainer))
     split, used_all = None, torch.unique(image_index)
-    if block and not run["sharded"]:
-        images, image_index, targets, split = _own_block(images, image_index, targets, run)
+    if block and not fit.sharded:
+        images, image_index, targets, split = _own_block(images, image_index, targets, trainer)
     used, local_index = torch.unique(image_index, return_inverse=True)
-    masks = len(targets) * len(config.areas)
-    if run["memory_check"] and config.kind == "input" and masks:
-        masks = masks if block else math.ceil(masks / process_rank(run)[1])
-        check_chunk_memory(model, images[used], masks, config, run)
-    reward_fn = None if isinstance(reward, str) else reward
-    args = (model, images[used], targets, local_index, config.areas, config, reward_fn)
-    if config.kind == "channel":
-        module = ChannelPerturbationModule(*args, layer=config.layer)
-    elif config.kind == "layer-spatial":
-        module = LayerSpatialModule(*args, layer=config.layer)
+    masks = len(targets) * len(method.areas)
+    if trainer.memory_check and method.kind == "input" and masks:
+        masks = masks if block else math.ceil(masks / process_rank(trainer)[1])
+        check_chunk_memory(problem.model, images[used], masks, method, trainer)
+    args = (problem.model, images[used], targets, local_index, method, problem.reward_fn)
+    if method.kind == "channel":
+        module = ChannelPerturbationModule(*args)
+    elif method.kind == "layer-spatial":
+        module = LayerSpatialModule(*args)
     else:
         module = ExtremalPerturbationModule(*args)
-    module.compiled = run["compile"]
-    module.channels_last = run["channels_last"]
+    module.compiled = trainer.compile
+    module.channels_last = trainer.channels_last
     module.block_sharded = block
     with quiet_lightning():
-        trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
-        trainer.fit(module, ckpt_path=run["ckpt_path"])
+        lightning_trainer = make_trainer(
+            trainer, method.max_iter, fit.callbacks, fit.logger, fit.default_root_dir
+        )
+        lightning_trainer.fit(module, ckpt_path=fit.ckpt_path)
     out = module.final()
-    out["history"] = _history(module, config)
+    out["history"] = _history(module, method)
     pair_image = module.mask_image[:: module.num_areas].cpu()
     out["targets"] = module.mask_target[:: module.num_areas].cpu()
     if block:  # every rank's pairs: images numbered over all the blocks
-        out["image_index"] = pair_image if run["sharded"] else used_all[pair_image]
+        out["image_index"] = pair_image if fit.sharded else used_all[pair_image]
     else:
         out["image_index"] = image_index
     if split is not None:  # the blocks' pairs in image order → the caller's order
@@ -250,11 +233,11 @@ def _optimise(
     return out
 
 
-def _own_block(images, image_index, targets, run) -> tuple:
+def _own_block(images, image_index, targets, trainer: TrainerConfig) -> tuple:
     """This rank's contiguous block of the images used by the pairs (``images`` keep their
     indices: the others are left out of the fit, not renumbered) and its pairs, in image
     order; and the permutation that put the caller's pairs in image order."""
-    rank, world = process_rank(run)
+    rank, world = process_rank(trainer)
     order = torch.argsort(image_index, stable=True)
     used = torch.unique(image_index)
     mine = used[rank_block(len(used), rank, world)]
@@ -286,13 +269,10 @@ def _history(module, config: MethodConfig) -> dict[str, torch.Tensor]:
     return history
 
 
-def method_options(method: MethodConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`extremal_perturbation` for a MethodConfig (not ``areas``):
-    its fields, with ``kind="diff"`` explained as the ``channel`` masks it compares."""
-    options = {k: v for k, v in asdict(method).items() if k != "areas"}
-    if method.kind == "diff":
-        options["kind"] = "channel"
-    return options
+def mask_method(method: MethodConfig) -> MethodConfig:
+    """The method :func:`explain` runs for a run's ``method``: ``kind="diff"`` explained as
+    the ``channel`` masks it compares."""
+    return replace(method, kind="channel") if method.kind == "diff" else method
 
 
 class ExtremalPerturbation:

@@ -8,15 +8,17 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..config import InversionConfig, TrainerConfig, validate_inversion
 from ..engine.classifier import expected_channels
-from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
+from ..engine.trainer import make_trainer, quiet_lightning
 from ..modules.inversion import FeatureInversionModule
 from ..ops.frozen import frozen
 from ..ops.inversion import initial_images
 from ..ops.layers import get_layer, layer_activation
+from .options import Fit, to_configs
 
-#: Run options of :func:`feature_inversion` (defaults: :data:`~.api.RUN_OPTIONS`).
-TRAINER_OPTIONS = (
+#: The run options :func:`feature_inversion` takes besides ``seed`` and ``callbacks``.
+INVERSION_RUN_OPTIONS = (
     "accelerator",
     "devices",
     "strategy",
@@ -74,9 +76,22 @@ def feature_inversion(
         raise ValueError("activations must be a tensor N×… with one row per image")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}")
-    unknown = sorted(set(run) - set(TRAINER_OPTIONS))
+    unknown = sorted(set(run) - set(INVERSION_RUN_OPTIONS))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown}; valid run options: {list(TRAINER_OPTIONS)}")
+        valid = list(INVERSION_RUN_OPTIONS)
+        raise TypeError(f"unknown option(s) {unknown}; valid run options: {valid}")
+    settings = dict(
+        invert_iter=max_iter,
+        invert_lr=lr,
+        tv_weight=tv_weight,
+        tv_beta=tv_beta,
+        norm_weight=norm_weight,
+        norm_alpha=norm_alpha,
+        invert_jitter=jitter,
+    )
+    run = {**run, "seed": seed, "callbacks": callbacks}
+    config, trainer, fit = to_configs(run, InversionConfig(**settings))
+    validate_inversion(config)
     get_layer(model, layer)
     if init is None:
         init = initial_images(
@@ -84,6 +99,23 @@ def feature_inversion(
         )
     elif init.shape[0] != len(activations):
         raise ValueError(f"init has {init.shape[0]} images for {len(activations)} activations")
+    return invert(model, layer, activations, init, config, trainer, fit, pixel_range)
+
+
+def invert(
+    model: nn.Module,
+    layer: str,
+    activations: torch.Tensor,
+    init: torch.Tensor,
+    config: InversionConfig,
+    trainer: TrainerConfig,
+    fit: Fit | None = None,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+) -> torch.Tensor:
+    """:func:`feature_inversion` with its settings as validated configs, whole, from the
+    starting images ``init``: N×C×H×W images whose activation at ``layer`` matches
+    ``activations``. Jobs call this."""
+    fit = fit or Fit()
     with frozen(model):
         device = next(iter(model.parameters()), init).device
         probe = layer_activation(model, layer, init[:1].to(device))
@@ -93,23 +125,11 @@ def feature_inversion(
                 f"{layer!r} gives {tuple(probe.shape[1:])} for images of shape "
                 f"{tuple(init.shape[1:])}"
             )
-        L.seed_everything(seed, verbose=False)
-        module = FeatureInversionModule(
-            model,
-            layer,
-            activations,
-            init,
-            max_iter=max_iter,
-            lr=lr,
-            tv_weight=tv_weight,
-            tv_beta=tv_beta,
-            norm_weight=norm_weight,
-            norm_alpha=norm_alpha,
-            jitter=jitter,
-            pixel_range=pixel_range,
-        )
-        options = {**RUN_OPTIONS, **run}
+        L.seed_everything(trainer.seed, verbose=False)
+        module = FeatureInversionModule(model, layer, activations, init, config, pixel_range)
         with quiet_lightning():
-            trainer = make_trainer(max_iter, options, list(callbacks or []))
-            trainer.fit(module)
+            lightning_trainer = make_trainer(
+                trainer, config.invert_iter, fit.callbacks, fit.logger, fit.default_root_dir
+            )
+            lightning_trainer.fit(module)
     return module.image.detach().cpu()

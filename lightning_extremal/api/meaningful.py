@@ -4,36 +4,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
 
-from ..config import MeaningfulConfig, validate_meaningful_options, validate_run_options
+from ..config import MeaningfulConfig, TrainerConfig, validate_meaningful
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.inputs import check_images, resolve_targets
-from ..engine.loggers import check_logger
-from ..engine.trainer import RUN_OPTIONS, make_trainer, quiet_lightning
+from ..engine.trainer import make_trainer, quiet_lightning
 from ..modules.meaningful import HISTORY_ROWS, MeaningfulPerturbationModule
 from ..ops.frozen import frozen
+from .options import Fit, to_configs
 
-#: The run options :func:`meaningful_perturbation` takes, with their defaults: one device
-#: (the module does not shard its masks) and nothing to compile.
-MP_RUN_OPTIONS: dict[str, Any] = {
-    k: RUN_OPTIONS[k]
-    for k in (
-        "seed",
-        "accelerator",
-        "precision",
-        "logger",
-        "callbacks",
-        "progress",
-        "log_every_n_steps",
-        "batch_size",
-        "default_root_dir",
-    )
-}
+#: The run options :func:`meaningful_perturbation` takes: one device (the module does not
+#: shard its masks) and nothing to compile.
+MP_RUN_OPTIONS = (
+    "seed",
+    "accelerator",
+    "precision",
+    "logger",
+    "callbacks",
+    "progress",
+    "log_every_n_steps",
+    "batch_size",
+    "default_root_dir",
+)
 
 
 @dataclass
@@ -57,25 +54,6 @@ class MeaningfulResult:
     image_index: torch.Tensor
     targets: torch.Tensor
     l1_coeffs: torch.Tensor
-
-
-def _split_options(options: dict[str, Any]) -> tuple[MeaningfulConfig, dict[str, Any]]:
-    method_keys = {f.name for f in fields(MeaningfulConfig)}
-    unknown = sorted(set(options) - method_keys - set(MP_RUN_OPTIONS))
-    if unknown:
-        valid = sorted(method_keys | set(MP_RUN_OPTIONS))
-        raise TypeError(f"unknown option(s) {unknown}; valid options: {valid}")
-    method = {k: v for k, v in options.items() if k in method_keys}
-    run = {**RUN_OPTIONS, **MP_RUN_OPTIONS}
-    run |= {k: v for k, v in options.items() if k in MP_RUN_OPTIONS}
-    validate_run_options(run["precision"], run["compile"], run["channels_last"])
-    check_logger(run["logger"])
-    batch_size = run["batch_size"]
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
-    return validate_meaningful_options(method), run
 
 
 def meaningful_perturbation(
@@ -104,7 +82,8 @@ def meaningful_perturbation(
     if l1_coeffs is not None:
         is_number = isinstance(l1_coeffs, (int, float)) and not isinstance(l1_coeffs, bool)
         options["l1_coeffs"] = [l1_coeffs] if is_number else list(l1_coeffs)
-    config, run = _split_options(options)
+    config, trainer, fit = to_configs(options, MeaningfulConfig(), MP_RUN_OPTIONS)
+    validate_meaningful(config)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_images(images)
@@ -113,11 +92,17 @@ def meaningful_perturbation(
         if targets is None:
             targets = predicted_classes(model, images).tolist()
         image_index, classes = resolve_targets(targets, len(images), num_classes)
-        L.seed_everything(run["seed"], verbose=False)
-        chunk = run["batch_size"] or len(classes)
+        L.seed_everything(trainer.seed, verbose=False)
+        chunk = fit.batch_size or len(classes)
         parts = [
             _optimise(
-                model, images, image_index[s : s + chunk], classes[s : s + chunk], config, run
+                model,
+                images,
+                image_index[s : s + chunk],
+                classes[s : s + chunk],
+                config,
+                trainer,
+                fit,
             )
             for s in range(0, len(classes), chunk)
         ]
@@ -138,14 +123,17 @@ def _optimise(
     image_index: torch.Tensor,
     targets: torch.Tensor,
     config: MeaningfulConfig,
-    run: dict[str, Any],
+    trainer: TrainerConfig,
+    fit: Fit,
 ) -> dict[str, Any]:
     """One Lightning fit over a chunk of pairs; returns its final masks and history."""
     used, local_index = torch.unique(image_index, return_inverse=True)
     module = MeaningfulPerturbationModule(model, images[used], targets, local_index, config)
     with quiet_lightning():
-        trainer = make_trainer(config.max_iter, run, run["callbacks"] or [])
-        trainer.fit(module)
+        lightning_trainer = make_trainer(
+            trainer, config.max_iter, fit.callbacks, fit.logger, fit.default_root_dir
+        )
+        lightning_trainer.fit(module)
     out = module.final()
     pairs, k = module.num_pairs, module.num_coeffs
     rows = module.history.detach().cpu().view(config.max_iter, len(HISTORY_ROWS), pairs, k)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config import MethodConfig
+from ..config import MethodConfig, TrainerConfig
 from ..errors import UsageError
 from ..ops.masks import compile_pays_off, compiled_smooth_max_available, maxconv_radius
 
@@ -157,13 +157,13 @@ def check_chunk_memory(
     images: torch.Tensor,
     num_masks: int,
     config: MethodConfig,
-    run: dict,
+    trainer: TrainerConfig,
 ) -> None:
     """:func:`estimate_memory` then :func:`check_memory` for one fit's chunk. A model that
     refuses the probe passes (e.g. it takes one batch size only) is not refused: the check is
     skipped with a one-line warning saying why."""
     try:
-        estimate = estimate_memory(model, images, num_masks, config, run["compile"])
+        estimate = estimate_memory(model, images, num_masks, config, trainer.compile)
     except ProbeFailed as error:
         warnings.warn(
             f"memory check skipped: the model refused the probe passes that measure its "
@@ -173,7 +173,7 @@ def check_chunk_memory(
             stacklevel=2,
         )
         return
-    check_memory(estimate, run_device(run), tuple(images.shape[-2:]))
+    check_memory(estimate, run_device(trainer), tuple(images.shape[-2:]))
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -228,9 +228,9 @@ def check_memory(estimate: MemoryEstimate, device: torch.device, size: tuple[int
     )
 
 
-def run_device(run: dict) -> torch.device:
-    """The device a fit with these run options uses (``accelerator``: auto | gpu | cuda | cpu …)."""
-    accelerator = str(run["accelerator"])
+def run_device(trainer: TrainerConfig) -> torch.device:
+    """The device a fit with ``trainer`` uses (``accelerator``: auto | gpu | cuda | cpu …)."""
+    accelerator = str(trainer.accelerator)
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from ..config import TrainerConfig
+
 #: Lightning strategies that run one process per device.
 DDP_STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
 #: Of these, the ones that start their processes from the running one (the module is pickled
@@ -26,9 +28,9 @@ def launched_externally() -> bool:
     return SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1
 
 
-def process_rank(run: dict[str, Any]) -> tuple[int, int]:
-    """``(global rank, world size)`` this process will have in a fit with the run options
-    ``run`` (``devices``, ``num_nodes``, ``strategy``): torchrun's ``RANK``/``WORLD_SIZE``,
+def process_rank(trainer: TrainerConfig) -> tuple[int, int]:
+    """``(global rank, world size)`` this process will have in a fit with ``trainer``'s
+    ``devices``, ``num_nodes`` and ``strategy``: torchrun's ``RANK``/``WORLD_SIZE``,
     SLURM's ``SLURM_PROCID``/``SLURM_NTASKS``, else Lightning's own launcher
     (``NODE_RANK``·devices + ``LOCAL_RANK``, of devices·num_nodes); ``(0, 1)`` for one process."""
     env = os.environ
@@ -36,20 +38,20 @@ def process_rank(run: dict[str, Any]) -> tuple[int, int]:
         if "RANK" in env and "WORLD_SIZE" in env:
             return int(env["RANK"]), int(env["WORLD_SIZE"])
         return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
-    devices, nodes = run["devices"], int(run.get("num_nodes", 1))
+    devices, nodes = trainer.devices, int(trainer.num_nodes)
     per_node = devices if isinstance(devices, int) else len(devices or ()) or 1
-    if str(run["strategy"]) not in DDP_STRATEGIES or per_node * nodes <= 1:
+    if str(trainer.strategy) not in DDP_STRATEGIES or per_node * nodes <= 1:
         return 0, 1
     rank = int(env.get("NODE_RANK", 0)) * per_node + int(env.get("LOCAL_RANK", 0))
     return rank, per_node * nodes
 
 
-def shards_images(run: dict[str, Any]) -> bool:
+def shards_images(trainer: TrainerConfig) -> bool:
     """Whether each process of the fit takes only its own block of the images (several
     processes, each started as its own program: torchrun, SLURM or Lightning's ``ddp``),
     rather than every process holding all of them (one process, or a spawning strategy)."""
-    _, world = process_rank(run)
-    return world > 1 and str(run["strategy"]) not in SPAWNING_STRATEGIES
+    _, world = process_rank(trainer)
+    return world > 1 and str(trainer.strategy) not in SPAWNING_STRATEGIES
 
 
 def rank_block(count: int, rank: int, world: int) -> slice:

@@ -1,4 +1,4 @@
-"""One fresh Lightning Trainer per optimisation, and the run options it is built from."""
+"""One fresh Lightning Trainer per optimisation, built from the run's ``TrainerConfig``."""
 
 from __future__ import annotations
 
@@ -12,32 +12,10 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ..callbacks import StepProgressBar
-from ..config import PRECISIONS
+from ..config import TrainerConfig
 from .distributed import DDP_STRATEGIES, launched_externally
-from .loggers import check_logger, resolve_logger
+from .loggers import resolve_logger
 from .stopping import StopAtSignal
-
-#: Options that configure the run rather than the method (with their defaults).
-RUN_OPTIONS: dict[str, Any] = {
-    "seed": 0,
-    "accelerator": "auto",
-    "devices": 1,
-    "num_nodes": 1,
-    "strategy": "auto",
-    "collective_timeout": 600,
-    "sharded": False,
-    "precision": "32-true",
-    "logger": False,
-    "callbacks": None,
-    "progress": True,
-    "compile": "auto",
-    "channels_last": "auto",
-    "log_every_n_steps": 10,
-    "batch_size": None,
-    "ckpt_path": None,
-    "default_root_dir": None,
-    "memory_check": True,
-}
 
 
 @contextlib.contextmanager
@@ -63,14 +41,18 @@ def quiet_lightning() -> Any:
                 lg.setLevel(level)
 
 
-def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
-    """A fresh Trainer for one optimisation (a finished Trainer ignores a second ``fit``)."""
-    if str(run["precision"]) not in PRECISIONS:
-        # "bf16-true"/"16-true" would convert the caller's model weights in place.
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {run['precision']!r}")
-    check_logger(run["logger"])
+def make_trainer(
+    trainer: TrainerConfig,
+    max_iter: int,
+    callbacks: list[Callback],
+    logger: Any = False,
+    default_root_dir: str | None = None,
+) -> L.Trainer:
+    """A fresh Trainer for one optimisation of ``max_iter`` steps (a finished Trainer ignores
+    a second ``fit``), from a validated ``trainer`` config; ``logger`` a Lightning logger or a
+    name of :func:`~.loggers.resolve_logger`, writing under ``default_root_dir``."""
     callbacks = [*callbacks, StopAtSignal()]  # SIGINT/SIGTERM in a job: stop after this step
-    strategy = run["strategy"]
+    strategy = trainer.strategy
     if strategy == "auto" and launched_externally():
         strategy = "ddp"  # torchrun / srun started one process per rank
     if strategy in DDP_STRATEGIES:
@@ -82,23 +64,23 @@ def make_trainer(max_iter: int, run: dict[str, Any], callbacks: list[Callback]) 
         strategy = DDPStrategy(
             start_method=start[strategy],
             broadcast_buffers=False,
-            timeout=datetime.timedelta(seconds=run["collective_timeout"]),
+            timeout=datetime.timedelta(seconds=trainer.collective_timeout),
         )
-    if run["progress"]:
+    if trainer.progress:
         callbacks.append(StepProgressBar())
     return L.Trainer(
         max_epochs=max_iter,
-        accelerator=run["accelerator"],
-        devices=run["devices"],
-        num_nodes=run["num_nodes"],
+        accelerator=trainer.accelerator,
+        devices=trainer.devices,
+        num_nodes=trainer.num_nodes,
         strategy=strategy,
-        precision=run["precision"],
-        logger=resolve_logger(run["logger"], run["default_root_dir"]),
+        precision=trainer.precision,
+        logger=resolve_logger(logger, default_root_dir),
         callbacks=callbacks,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=bool(run["progress"]),
+        enable_progress_bar=bool(trainer.progress),
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        log_every_n_steps=run["log_every_n_steps"],
-        default_root_dir=run["default_root_dir"],
+        log_every_n_steps=trainer.log_every_n_steps,
+        default_root_dir=default_root_dir,
     )

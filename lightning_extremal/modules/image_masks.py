@@ -47,8 +47,10 @@ class ExtremalPerturbationModule(MaskGameModule):
     Args:
         classifier: frozen model, images B×C×H×W → scores B×classes(×…).
         images: N×C×H×W inputs as the classifier takes them.
-        targets, image_index, areas, config, reward: see :class:`MaskGameModule`.
+        targets, image_index, config, reward: see :class:`MaskGameModule`.
     """
+
+    mask_kind = "input"
 
     def __init__(
         self,
@@ -56,7 +58,6 @@ class ExtremalPerturbationModule(MaskGameModule):
         images: torch.Tensor,
         targets: torch.Tensor,
         image_index: torch.Tensor,
-        areas: list[float],
         config: MethodConfig,
         reward: RewardFn | None = None,
     ) -> None:
@@ -69,11 +70,10 @@ class ExtremalPerturbationModule(MaskGameModule):
             classifier,
             targets,
             image_index,
-            areas,
             config,
             reward,
             param_shape=(1, *param_grid_shape(*size, config.step)),
-            ones=ones_count(size[0] * size[1], areas).tolist(),
+            ones=ones_count(size[0] * size[1], config.areas).tolist(),
             mask_shape=size,
         )
         self.size, self.margin = size, margin
@@ -126,7 +126,7 @@ class ExtremalPerturbationModule(MaskGameModule):
         if maps is None:
             return
         part = self.held()
-        areas = self.hparams["areas"]
+        areas = self.config.areas
         regions = [top_area_region(maps[p], a).float() for p in range(len(maps)) for a in areas]
         regions = torch.stack(regions)[:, None] if regions else None
         use = (maps.flatten(1).amax(1) > 0).repeat_interleave(self.num_areas)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import InversionConfig
 from ..engine.frozen_module import FrozenClassifierModule
 from ..ops.inversion import activation_match, alpha_norm, random_translation, total_variation
 from ..ops.layers import layer_output
@@ -23,9 +24,9 @@ class FeatureInversionModule(FrozenClassifierModule):
 
     Args:
         classifier: the model; ``layer`` a module name in it.
-        targets: Φ₀, N×… activations to match. init: N×C×H×W starting images.
-        max_iter, lr: Adam steps and learning rate. tv_weight, tv_beta, norm_weight,
-        norm_alpha: the priors. jitter: random translation of ±n px per step (0: off).
+        goal: Φ₀, N×… activations to match. init: N×C×H×W starting images.
+        config: Adam's steps and learning rate (``invert_iter``, ``invert_lr``), the priors'
+            weights and exponents, the jitter of ±n px per step (``invert_jitter``, 0: off).
         pixel_range: (low, high) of valid pixels; the priors are measured relative to it.
     """
 
@@ -33,26 +34,19 @@ class FeatureInversionModule(FrozenClassifierModule):
         self,
         classifier: nn.Module,
         layer: str,
-        targets: torch.Tensor,
+        goal: torch.Tensor,
         init: torch.Tensor,
-        max_iter: int = 200,
-        lr: float = 0.05,
-        tv_weight: float = 1.0,
-        tv_beta: float = 2.0,
-        norm_weight: float = 0.05,
-        norm_alpha: float = 6.0,
-        jitter: int = 0,
+        config: InversionConfig,
         pixel_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         super().__init__()
         self.classifier = classifier
         self.layer = layer
+        self.config = config
         self.image = nn.Parameter(init.detach().clone().float())
-        self.register_buffer("targets", targets.detach().float(), persistent=False)
-        self.register_buffer("history", torch.zeros(max_iter, len(INVERSION_ROWS), len(init)))
-        self.max_iter, self.lr, self.jitter = max_iter, lr, jitter
-        self.tv_weight, self.tv_beta = tv_weight, tv_beta
-        self.norm_weight, self.norm_alpha = norm_weight, norm_alpha
+        self.register_buffer("goal", goal.detach().float(), persistent=False)
+        shape = (config.invert_iter, len(INVERSION_ROWS), len(init))
+        self.register_buffer("history", torch.zeros(shape))
         self.pixel_range = (float(pixel_range[0]), float(pixel_range[1]))
 
     def terms(self, images: torch.Tensor) -> torch.Tensor:
@@ -62,18 +56,19 @@ class FeatureInversionModule(FrozenClassifierModule):
         activation = layer_output(self.classifier, self.layer, images)
         return torch.stack(
             [
-                activation_match(activation.float(), self.targets),
-                total_variation(images, self.tv_beta, scale=2 * half),
-                alpha_norm(images, self.norm_alpha, center, half),
+                activation_match(activation.float(), self.goal),
+                total_variation(images, self.config.tv_beta, scale=2 * half),
+                alpha_norm(images, self.config.norm_alpha, center, half),
             ]
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        terms = self.terms(random_translation(self.image, self.jitter))
+        terms = self.terms(random_translation(self.image, self.config.invert_jitter))
         step = self.global_step
         if step < len(self.history):
             self.history[step] = terms.detach()
-        weights = torch.tensor([1.0, self.tv_weight, self.norm_weight], device=terms.device)
+        cfg = self.config
+        weights = torch.tensor([1.0, cfg.tv_weight, cfg.norm_weight], device=terms.device)
         self.log("inversion/match", terms[0].mean(), on_step=True, on_epoch=False, batch_size=1)
         return (weights.view(3, 1) * terms).sum()
 
@@ -82,4 +77,4 @@ class FeatureInversionModule(FrozenClassifierModule):
             self.image.clamp_(*self.pixel_range)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([self.image], lr=self.lr)
+        return torch.optim.Adam([self.image], lr=self.config.invert_lr)

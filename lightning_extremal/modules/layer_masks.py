@@ -65,20 +65,14 @@ class LayerMaskModule(MaskGameModule):
     broadcasts against ``Φ_L``).
     """
 
-    #: Abstract: the subclasses say "channel" or "layer-spatial"; anything but "input" is a
-    #: mask the observing callbacks do not draw over the image.
-    mask_kind = "layer"
-
     def __init__(
         self,
         classifier: nn.Module,
         images: torch.Tensor,
         targets: torch.Tensor,
         image_index: torch.Tensor,
-        areas: list[float],
         config: MethodConfig,
         reward: RewardFn | None,
-        layer: str,
         layout: LayerLayout,
         activation: torch.Tensor,
         baseline: torch.Tensor,
@@ -90,14 +84,13 @@ class LayerMaskModule(MaskGameModule):
             classifier,
             targets,
             image_index,
-            areas,
             config,
             reward,
             param_shape=param_shape,
             ones=ones,
             mask_shape=mask_shape,
         )
-        self.layer, self.layout = layer, layout
+        self.layer, self.layout = config.layer, layout
         self.register_buffer("images", images, persistent=False)
         self.register_buffer("activation", activation.float().contiguous(), persistent=False)
         self.register_buffer("baseline", baseline.float().contiguous(), persistent=False)
@@ -181,8 +174,8 @@ class ChannelPerturbationModule(LayerMaskModule):
     channels are the layer's features whatever its layout (:mod:`~..ops.layer_layout`: dimension
     1 of N×C×H×W, the last of N×H×W×C and of N×T×C tokens, where every token is masked).
 
-    Args: as :class:`ExtremalPerturbationModule`, plus ``layer``, a module name of the
-    classifier. Masks (results) are C values.
+    Args: as :class:`ExtremalPerturbationModule`; ``config.layer`` names the classifier's
+    module. Masks (results) are C values.
     """
 
     mask_kind = "channel"
@@ -193,12 +186,10 @@ class ChannelPerturbationModule(LayerMaskModule):
         images: torch.Tensor,
         targets: torch.Tensor,
         image_index: torch.Tensor,
-        areas: list[float],
         config: MethodConfig,
         reward: RewardFn | None = None,
-        layer: str = "",
     ) -> None:
-        activation, layout = _activation(classifier, layer, images, config)
+        activation, layout = _activation(classifier, config.layer, images, config)
         activation = layout.channels_first(activation)
         num_channels = activation.shape[1]
         super().__init__(
@@ -206,15 +197,13 @@ class ChannelPerturbationModule(LayerMaskModule):
             images,
             targets,
             image_index,
-            areas,
             config,
             reward,
-            layer,
             layout,
             activation,
             channel_baseline(activation, config.channel_baseline),
             param_shape=(num_channels,),
-            ones=channel_counts(areas, num_channels),
+            ones=channel_counts(config.areas, num_channels),
             mask_shape=(num_channels,),
         )
 
@@ -245,15 +234,13 @@ class LayerSpatialModule(LayerMaskModule):
         images: torch.Tensor,
         targets: torch.Tensor,
         image_index: torch.Tensor,
-        areas: list[float],
         config: MethodConfig,
         reward: RewardFn | None = None,
-        layer: str = "",
     ) -> None:
-        activation, layout = _activation(classifier, layer, images, config)
+        activation, layout = _activation(classifier, config.layer, images, config)
         if layout.grid is None:
             raise ValueError(
-                f"spatial attribution needs a layer with a spatial grid; {layer!r} gives "
+                f"spatial attribution needs a layer with a spatial grid; {config.layer!r} gives "
                 f"{tuple(activation.shape)} ({layout.describe()})"
             )
         activation, extra = layout.split_grid(activation)
@@ -265,15 +252,13 @@ class LayerSpatialModule(LayerMaskModule):
             images,
             targets,
             image_index,
-            areas,
             config,
             reward,
-            layer,
             layout,
             activation,
             space_baseline(activation, config.space_baseline, config.max_blur / downsampling),
             param_shape=(1, *param_grid_shape(*size, step)),
-            ones=ones_count(size[0] * size[1], areas).tolist(),
+            ones=ones_count(size[0] * size[1], config.areas).tolist(),
             mask_shape=size,
         )
         self.size, self.step, self.sigma, self.margin = size, step, sigma, margin

@@ -35,7 +35,7 @@ class MaskGameModule(FrozenClassifierModule):
     Args:
         classifier: frozen model, images → scores B×classes(×…).
         targets: (P,) class of each pair. image_index: (P,) image of each pair.
-        areas: the K target areas. config: the method's knobs. reward: overrides
+        config: the method's settings (its K ``areas`` among them). reward: overrides
         ``config.reward`` with a callable ``(logits, targets) -> reward``.
         param_shape: shape of one mask's parameters. ones: per area, the ones ``k`` of its
             area step vector (the mask values the area constraint pulls to 1).
@@ -43,15 +43,15 @@ class MaskGameModule(FrozenClassifierModule):
     """
 
     #: What a mask covers, one of ``method.kind``'s values: "input" (the image), "channel"
-    #: or "layer-spatial" (a layer's). The observing callbacks draw "input" masks only.
-    mask_kind = "input"
+    #: or "layer-spatial" (a layer's), said by each concrete game; None on the abstract ones.
+    #: The observing callbacks draw "input" masks only.
+    mask_kind: str | None = None
 
     def __init__(
         self,
         classifier: nn.Module,
         targets: torch.Tensor,
         image_index: torch.Tensor,
-        areas: list[float],
         config: MethodConfig,
         reward: RewardFn | None,
         param_shape: tuple[int, ...],
@@ -62,7 +62,7 @@ class MaskGameModule(FrozenClassifierModule):
         self.classifier = classifier
         self.config = config
         self.reward_fn = get_reward(config.reward if reward is None else reward)
-        self.num_pairs, self.num_areas = len(targets), len(areas)
+        self.num_pairs, self.num_areas = len(targets), len(config.areas)
         self.mask_shape = tuple(mask_shape)
         num_masks = self.num_pairs * self.num_areas
         self.register_buffer("mask_image", image_index.repeat_interleave(self.num_areas), False)
@@ -71,7 +71,7 @@ class MaskGameModule(FrozenClassifierModule):
         self.ones_bounds = (int(min(ones)), int(max(ones)))  # Python ints: no device sync
         self.mask_params = nn.Parameter(torch.full((num_masks, *param_shape), float(config.init)))
         self.register_buffer("history", torch.zeros(config.max_iter, len(HISTORY_ROWS), num_masks))
-        self.save_hyperparameters({"method": asdict(config), "areas": list(areas)})
+        self.save_hyperparameters({"method": asdict(config)})
         #: Images this process holds (its block's, under block sharding).
         self.num_images = int(image_index.max()) + 1 if len(image_index) else 0
         #: True: this process was given only its own block of the images and pairs (a rank of
@@ -240,7 +240,7 @@ class MaskGameModule(FrozenClassifierModule):
         overall_means = sums.sum(1) / counts.sum().clamp(min=1)
         names = (*HISTORY_ROWS, "area_error")
         metrics = {"lambda": torch.tensor(lam)}
-        for k, a in enumerate(self.hparams["areas"]):
+        for k, a in enumerate(self.config.areas):
             for row, name in enumerate(names):
                 metrics[f"area_{a:g}/{name}"] = means[row, k]
         overall = {name: overall_means[row] for row, name in enumerate(names) if row != 1}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lightning_extremal.engine.distributed import (
@@ -33,7 +35,9 @@ def no_launcher(monkeypatch):
 
 
 def run(**options):
-    return {"devices": 1, "num_nodes": 1, "strategy": "auto", **options}
+    from lightning_extremal.config import TrainerConfig
+
+    return TrainerConfig(**options)
 
 
 def test_blocks_cover_every_item_once_in_rank_order():
@@ -113,10 +117,11 @@ def test_layer_masks_on_several_processes_are_refused_before_any_work():
 def test_the_collective_timeout_and_node_count_reach_lightnings_ddp_strategy():
     import datetime
 
-    from lightning_extremal.engine.trainer import RUN_OPTIONS, make_trainer
+    from lightning_extremal.config import TrainerConfig
+    from lightning_extremal.engine.trainer import make_trainer
 
-    options = {**RUN_OPTIONS, "accelerator": "cpu", "devices": 2, "strategy": "ddp"}
-    trainer = make_trainer(3, {**options, "collective_timeout": 42, "progress": False}, [])
+    options = TrainerConfig(accelerator="cpu", devices=2, strategy="ddp", progress=False)
+    trainer = make_trainer(replace(options, collective_timeout=42), 3, [])
     assert trainer.strategy._timeout == datetime.timedelta(seconds=42)
     assert not trainer.strategy._ddp_kwargs.get("broadcast_buffers", True)
     assert trainer.num_nodes == 1 and trainer.num_devices == 2

@@ -18,8 +18,7 @@ def test_compile_auto_compiles_long_runs_only() -> None:
             torch.zeros(4, 3, size, size),
             torch.zeros(4, dtype=torch.long),
             torch.arange(4),
-            [0.05, 0.1, 0.2, 0.4],
-            MethodConfig(max_iter=steps),
+            MethodConfig(areas=[0.05, 0.1, 0.2, 0.4], max_iter=steps),
         )
         m.compiled = compiled
         return m

@@ -38,9 +38,8 @@ def test_wrong_layer_name_lists_nearest_names():
         extremal_perturbation(model, _images(1), 0, [0.5], layer="features.2", kind="pixels")
     with pytest.raises(ValueError, match="kind='channel' needs layer=None for input masks"):
         extremal_perturbation(model, _images(1), 0, [0.5], kind="channel")
-    with pytest.warns(DeprecationWarning, match="over='space' is now kind='layer-spatial'"):
-        with pytest.raises(ValueError, match="no layer 'nope'"):
-            extremal_perturbation(model, _images(1), 0, [0.5], layer="nope", over="space")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['over'\]"):  # kind= only
+        extremal_perturbation(model, _images(1), 0, [0.5], layer="features.2", over="space")
 
 
 def test_layer_activation_is_a_copy_and_default_layer_is_last_feature_map():

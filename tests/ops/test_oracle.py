@@ -201,13 +201,12 @@ def test_area_reference_counts_the_visible_image(area: float) -> None:
     ``max_area = prod(shape_out)``)."""
     h = w = 56
     step, sigma = 7, 21
-    config = MethodConfig(step=step, sigma=sigma, max_iter=1)
+    config = MethodConfig(areas=[area], step=step, sigma=sigma, max_iter=1)
     module = ExtremalPerturbationModule(
         torch.nn.Identity(),
         torch.zeros(1, 3, h, w),
         torch.tensor([0]),
         torch.tensor([0]),
-        [area],
         config,
     )
     assert module.margin == sigma

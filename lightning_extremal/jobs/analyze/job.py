@@ -131,7 +131,7 @@ def run_analysis(
             f"analyze {name} explains input masks; got method.kind={cfg.method.kind!r} "
             "(allowed: input)"
         )
-    _, world = process_rank(asdict(cfg.trainer))
+    _, world = process_rank(cfg.trainer)
     if world > 1:
         raise UsageError(
             f"analyze {name} runs in one process; got {world} (trainer.devices × "
@@ -238,19 +238,6 @@ def analysis_chunks(job: Job):
 
 def explain_options(cfg: RunConfig) -> dict[str, Any]:
     """Keyword arguments of the API's analyses for a run configuration: the method's fields
-    (not its areas, kind or variant: the analysis sets them) and the trainer's options."""
+    (not its areas, kind or variant: the analysis sets them) and the trainer's, whole."""
     method = {k: v for k, v in asdict(cfg.method).items() if k not in ("areas", "kind", "variant")}
-    t = cfg.trainer
-    return {
-        **method,
-        "seed": t.seed,
-        "accelerator": t.accelerator,
-        "devices": t.devices,
-        "strategy": t.strategy,
-        "precision": t.precision,
-        "progress": t.progress,
-        "compile": t.compile,
-        "channels_last": t.channels_last,
-        "log_every_n_steps": t.log_every_n_steps,
-        "memory_check": t.memory_check,
-    }
+    return {**method, **asdict(cfg.trainer)}

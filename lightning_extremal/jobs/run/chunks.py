@@ -152,8 +152,8 @@ def open_job(cfg: RunConfig) -> Job:
     out = Path(cfg.output_dir) if cfg.output_dir else output_dir(cfg)
     job = Job(cfg, loaded, images, out, ResultsStore(out), truths)
     job.model_digest = model_fingerprint(loaded.model, cfg.model.name, tuple(images.shapes[0]))
-    job.rank, job.world = process_rank(asdict(cfg.trainer))
-    job.sharded = shards_images(asdict(cfg.trainer))
+    job.rank, job.world = process_rank(cfg.trainer)
+    job.sharded = shards_images(cfg.trainer)
     return job
 
 

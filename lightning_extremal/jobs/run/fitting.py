@@ -7,7 +7,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from ...api import extremal_perturbation, method_options
+from ...api import Fit, explain, mask_method
 from ...callbacks import ConvergenceMonitor, FinalOverlays, MaskEvolution
 from ...config import RunConfig
 from ...errors import UnexplainableModelError, UsageError
@@ -154,29 +154,8 @@ class ChunkFit:
 
 
 def _explain(cfg: RunConfig, model, batch, targets, logger, callbacks=(), sharded=False):
-    t = cfg.trainer
-    return extremal_perturbation(
-        model,
-        batch,
-        targets,
-        cfg.method.areas,
-        **method_options(cfg.method),
-        seed=t.seed,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        collective_timeout=t.collective_timeout,
-        sharded=sharded,
-        precision=t.precision,
-        progress=t.progress,
-        compile=t.compile,
-        channels_last=t.channels_last,
-        log_every_n_steps=t.log_every_n_steps,
-        memory_check=t.memory_check,
-        logger=logger,
-        callbacks=list(callbacks),
-    )
+    fit = Fit(logger=logger, callbacks=list(callbacks), sharded=sharded)
+    return explain(model, batch, targets, mask_method(cfg.method), cfg.trainer, fit)
 
 
 def _finish(logger) -> str | None:

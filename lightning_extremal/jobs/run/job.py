@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 from contextlib import nullcontext
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ...config import (
@@ -90,7 +90,7 @@ def check_config(cfg: RunConfig) -> None:
     validate_trainer(cfg.trainer)
     validate_data(cfg.data)
     validate_inversion(cfg.inversion)
-    _, world = process_rank(asdict(cfg.trainer))
+    _, world = process_rank(cfg.trainer)
     if world > 1 and cfg.method.kind != "input":
         raise UsageError(
             f"method.kind={cfg.method.kind} runs in one process; several processes "

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...api import feature_inversion
 from ...api.diffing import activation_diff, consecutive_pairs, top_channels
+from ...api.inversion import invert
 from ...config import RunConfig, validate_inversion
 from ...naming import class_name, pair_names
-from ...ops.inversion import activation_match
+from ...ops.inversion import activation_match, initial_images
 from ...ops.layer_layout import LayerLayout, resolve_layout
 from ...ops.layer_masks import channel_counts
 from ...ops.layers import default_layer, get_layer, layer_activation
@@ -34,7 +34,8 @@ PRINTED_CHANNELS = 10
 
 
 def inversion_options(cfg: RunConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`~.inversion.feature_inversion` from the config."""
+    """Keyword arguments of :func:`~.inversion.feature_inversion` from the config, for
+    :func:`~.api.diffing.activation_diff` (a keyword API)."""
     inv, t = cfg.inversion, cfg.trainer
     return {
         "max_iter": inv.invert_iter,
@@ -179,19 +180,11 @@ def write_summary(job: Job, layer: str, layout: LayerLayout | None) -> None:
 
 def _invert(cfg: RunConfig, model, layer: str, batch, ids, out: Path) -> list[dict[str, Any]]:
     """Invert each image's full activation; inversions/<id>.png and the remaining distance."""
-    targets = layer_activation(model, layer, batch)
-    options = inversion_options(cfg)
-    inverted = feature_inversion(
-        model,
-        layer,
-        targets,
-        size=tuple(batch.shape[-2:]),
-        channels=batch.shape[1],
-        seed=cfg.trainer.seed,
-        **options,
-    )
+    goal = layer_activation(model, layer, batch)
+    init = initial_images(tuple(batch.shape), (0.0, 1.0), cfg.trainer.seed)
+    inverted = invert(model, layer, goal, init, cfg.inversion, cfg.trainer)
     device = next(iter(model.parameters()), batch).device
-    reached = activation_match(layer_activation(model, layer, inverted.to(device)), targets).cpu()
+    reached = activation_match(layer_activation(model, layer, inverted.to(device)), goal).cpu()
     rows = []
     for n, image_id in enumerate(ids):
         save_inversion_figure(
