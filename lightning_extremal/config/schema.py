@@ -211,6 +211,9 @@ class TrainerConfig:
     # (the message says what to lower); false: try anyway.
     memory_check: bool = True
     seed: int = 0  # seed_everything value
+    # Deterministic algorithms only (Lightning's Trainer(deterministic=)): true | warn (warn
+    # where an op has none) | null (torch's setting as it is).
+    deterministic: Any = None
 
 
 @dataclass

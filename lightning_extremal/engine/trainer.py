@@ -83,4 +83,5 @@ def make_trainer(
         num_sanity_val_steps=0,
         log_every_n_steps=trainer.log_every_n_steps,
         default_root_dir=default_root_dir,
+        deterministic=trainer.deterministic,
     )

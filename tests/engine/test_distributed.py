@@ -125,3 +125,33 @@ def test_the_collective_timeout_and_node_count_reach_lightnings_ddp_strategy():
     assert trainer.strategy._timeout == datetime.timedelta(seconds=42)
     assert not trainer.strategy._ddp_kwargs.get("broadcast_buffers", True)
     assert trainer.num_nodes == 1 and trainer.num_devices == 2
+
+
+def test_trainer_deterministic_reaches_lightning_from_the_command_line_and_the_api():
+    """An option added by touching only the schema, the docs table and make_trainer."""
+    import torch
+
+    from lightning_extremal import extremal_perturbation
+    from lightning_extremal.config import compose
+    from lightning_extremal.engine.trainer import make_trainer
+    from tests.helpers import TinyConvNet
+
+    cfg = compose(["trainer.deterministic=true", "trainer.accelerator=cpu"])
+    assert cfg.trainer.deterministic is True
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        make_trainer(replace(cfg.trainer, progress=False), 1, [])
+        assert torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(False)
+        extremal_perturbation(
+            TinyConvNet(),
+            torch.rand(1, 3, 16, 16),
+            0,
+            max_iter=1,
+            progress=False,
+            deterministic=True,
+            warm_start="none",
+        )
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
