@@ -13,11 +13,15 @@ ARGS ?= preset=quick
 # 10.5 on the 2-core project machine; the tests that open process groups share one worker).
 # The default, 0, is one process: what CI runs until parallel runs have a record.
 PYTEST_WORKERS ?= 0
+# `make test-fast` is the edit loop: every test not marked `slow` (end-to-end jobs, real
+# processes, torch.compile, the report's big run), in FAST_WORKERS pytest-xdist processes
+# (the tests that open process groups share one); under 2 min on the 2-core machine.
+FAST_WORKERS ?= 2
 
-.PHONY: help setup browser run test lint format bench clean
+.PHONY: help setup browser run test test-fast lint format bench clean
 
 help:  ## list targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +49,10 @@ run: setup  ## explain the bundled demo images with the bundled classifier (W&B 
 
 test: setup browser  ## run the whole test suite
 	WANDB_MODE=offline $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: setup  ## the edit loop: the tests not marked slow, in two workers (make test: all)
+	WANDB_MODE=offline $(BIN)/python -m pytest -m "not slow" -n $(FAST_WORKERS) --dist loadgroup \
+	  $(PYTEST_ARGS)
 
 lint: setup  ## ruff, the import contracts of the floors (import-linter) and the architecture checks
 	$(BIN)/ruff check .

@@ -37,6 +37,7 @@ def test_normalised_is_nan_where_the_full_score_is_not_positive():
     assert log_areas(0.01, 0.5, 8)[0] == 0.01 and log_areas(0.01, 0.5, 8)[-1] == 0.5
 
 
+@pytest.mark.slow
 def test_box_model_sufficient_area_is_the_box_area_and_necessary_area_half_of_it():
     model = BoxModel(SIZE, BOX)
     curve = area_curve(
@@ -110,6 +111,7 @@ def test_object_subsets_and_the_largest_objects():
     assert largest_objects([s.bool() for s in sizes], 2) == [0, 3]
 
 
+@pytest.mark.slow
 def test_coverage_of_the_box_by_the_sufficient_area_mask():
     model = BoxModel(SIZE, BOX)
     x = box_scene(SIZE, BOX)

@@ -19,7 +19,9 @@ def _inversion_models():
     demo = pytest.mark.skipif(
         not default_checkpoint_path().is_file(), reason="the demo checkpoint is not built yet"
     )
-    models.append(pytest.param("demo", "features.block3", 128, id="demo", marks=demo))
+    models.append(
+        pytest.param("demo", "features.block3", 128, id="demo", marks=[demo, pytest.mark.slow])
+    )
     # a token layer (N×65×12: class token + 8×8 patches) and a channels-last one (N×8×8×12)
     models.append(pytest.param(TokenNet("ntc"), "tokens", 32, id="tokens"))
     models.append(pytest.param(TokenNet("nhwc"), "tokens", 32, id="channels-last"))

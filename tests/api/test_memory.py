@@ -65,12 +65,14 @@ def test_check_memory_refuses_what_does_not_fit_and_says_how_many_masks_would():
         check_memory(too_big, torch.device("cpu"), (8, 8))
 
 
+@pytest.mark.slow
 def test_the_api_refuses_a_chunk_that_cannot_fit_before_any_work():
     x = torch.rand(2, 3, 4096, 4096)
     with pytest.raises(UsageError, match=r"needs about \d+\.\d GiB .*smaller images"):
         extremal_perturbation(TinyConvNet().eval(), x, 0, HUGE_AREAS, compile=False, progress=False)
 
 
+@pytest.mark.slow
 def test_a_job_over_huge_images_exits_2_with_the_fix(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     write_images(tmp_path / "images", 2)

@@ -76,6 +76,7 @@ def test_efficientnet_lite0_names_the_top1_class_of_chelsea_and_coffee(lite0, ph
     assert lite0.size == 224 and len(lite0.classes) == 1000
 
 
+@pytest.mark.slow
 @needs_real_extra
 def test_extremal_perturbation_on_real_photos_warm_starts_off_the_uniform(lite0, photos):
     from lightning_extremal import extremal_perturbation

@@ -112,6 +112,7 @@ def test_multi_object_layout() -> None:
         assert smallest > 0.02 * sample.masks.shape[-1] ** 2
 
 
+@pytest.mark.slow
 def test_class_balance() -> None:
     counts = Counter(render_sample(i, seed=5).label for i in range(600))
     assert set(counts) == set(range(len(CLASSES)))

@@ -35,6 +35,7 @@ class CrashAt(Callback):
             raise RuntimeError("simulated crash")
 
 
+@pytest.mark.slow
 def test_checkpoint_resume_equals_uninterrupted(problem, reference, tmp_path):
     model, images, targets = problem
     checkpoint = ModelCheckpoint(
@@ -55,6 +56,7 @@ def test_checkpoint_resume_equals_uninterrupted(problem, reference, tmp_path):
     assert resumed.start == reference.start == "grad_cam:features"  # kept by the checkpoint
 
 
+@pytest.mark.slow
 def test_chunking_invariance(problem, reference):
     model, images, targets = problem
     chunked = extremal_perturbation(model, images, targets, batch_size=2, **OPTIONS)
@@ -63,6 +65,7 @@ def test_chunking_invariance(problem, reference):
     assert torch.equal(chunked.image_index, reference.image_index)
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_finite_and_close(problem, reference):
     model, images, targets = problem
     result = extremal_perturbation(model, images, targets, precision="bf16-mixed", **OPTIONS)

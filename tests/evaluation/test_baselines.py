@@ -13,7 +13,13 @@ from tests.helpers import assert_model_unchanged as _assert_same
 from tests.helpers import model_state as _state
 
 
-@pytest.mark.parametrize("method", list(baselines.METHODS))
+@pytest.mark.parametrize(
+    "method",
+    [  # extremal perturbation is an optimisation: seconds, not milliseconds
+        pytest.param(m, marks=pytest.mark.slow) if m == "extremal_perturbation" else m
+        for m in baselines.METHODS
+    ],
+)
 def test_every_baseline_finite_and_restores_the_model(method):
     model = TinyNet(6)
     model.train()  # left in train mode on purpose: it must come back so

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import make_fake_voc
 
 
@@ -85,6 +87,7 @@ def _benchmark_cli(args: list[str]) -> int:
     return main(["benchmark", *args])
 
 
+@pytest.mark.slow
 def test_benchmark_ep_object_iou_modes(tmp_path, capsys):
     """EP's IoU at the object's area: each mode is its own chunk key (never mixed on resume),
     every value an IoU, and a bad mode is refused naming the allowed ones."""
@@ -130,6 +133,7 @@ def test_benchmark_meaningful_perturbation_runs_pointing_and_faithfulness(tmp_pa
     assert "mp_options" in err and "'max_iters'" in err and "max_iter" in err
 
 
+@pytest.mark.slow
 def test_benchmark_reports_ep_with_and_without_its_warm_start(tmp_path, capsys):
     """The default table has EP (its Grad-CAM warm start) and EP from the uniform start, as
     two rows with their own chunks: after one step with a tiny learning rate the uniform

@@ -237,6 +237,7 @@ def test_wandb_mode_precedence(monkeypatch):
 # --- without W&B: files -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_without_wandb_callbacks_write_pngs_gif_and_csv(csv_job):
     for i in range(NUM_IMAGES):
         frames = sorted(p.name for p in (csv_job / "mask_evolution" / f"shape{i}").iterdir())
@@ -302,6 +303,7 @@ def _assert_outputs(out: Path, max_iter: int) -> None:
     assert masks.std() > 0  # optimised, not the initial all-ones
 
 
+@pytest.mark.slow
 def test_logger_raising_mid_run_is_a_warning_and_keeps_the_masks(shapes, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     logger = RaisingLogger(fail_after=2)
@@ -317,6 +319,7 @@ def test_logger_raising_mid_run_is_a_warning_and_keeps_the_masks(shapes, tmp_pat
     _assert_outputs(out, 8)
 
 
+@pytest.mark.slow
 def test_unwrapped_logger_failure_reruns_the_chunk_without_logger(shapes, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(
@@ -330,6 +333,7 @@ def test_unwrapped_logger_failure_reruns_the_chunk_without_logger(shapes, tmp_pa
     _assert_outputs(out, 6)
 
 
+@pytest.mark.slow
 def test_wandb_that_cannot_start_is_a_warning(shapes, tmp_path, offline_wandb, monkeypatch):
     import wandb
 
@@ -378,6 +382,7 @@ def test_callback_logging_failure_falls_back_to_files(shapes, tmp_path, offline_
     assert any("area_0.1/reward" in r for r in rows) and any("quality/iou" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_table_run_reads_back_with_wandbs_reader(tmp_path, offline_wandb):
     from lightning_extremal.jobs.run.fail_soft import log_table_run
 

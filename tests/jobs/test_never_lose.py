@@ -46,6 +46,7 @@ def project(tmp_path, monkeypatch) -> Path:
     return proj
 
 
+@pytest.mark.slow
 def test_a_folder_of_the_users_files_is_refused_and_overwrite_keeps_them(project, capsys):
     """Inputs inside the output folder: refused without --overwrite; with it the run writes
     beside them, and neither the run, its rerun with fewer images, nor a report deletes them."""
@@ -66,6 +67,7 @@ def test_a_folder_of_the_users_files_is_refused_and_overwrite_keeps_them(project
     assert all(after[name] == data for name, data in mine.items())
 
 
+@pytest.mark.slow
 def test_overwrite_removes_only_listed_files_and_refuses_to_write_over_others(project, capsys):
     """A folder holding the user's own config.json, csv/, wandb/ and notes is never a results
     folder: --overwrite refuses to write over their config.json and deletes none of it."""
@@ -91,6 +93,7 @@ def test_overwrite_removes_only_listed_files_and_refuses_to_write_over_others(pr
     assert len(second) == 4 and first & second == {project / "csv" / "metrics.csv"}
 
 
+@pytest.mark.slow
 def test_a_result_file_the_user_changed_is_kept_and_not_written_over(project):
     out = project / "out"
     _run(project / "images", out)
@@ -106,6 +109,7 @@ def test_a_result_file_the_user_changed_is_kept_and_not_written_over(project):
     assert (out / "img0-annotated.png").read_bytes() == edited
 
 
+@pytest.mark.slow
 def test_rerunning_an_unfinished_run_keeps_its_report(project):
     """The report's pictures (listed by the report, not the run) survive a rerun."""
     out = project / "out"
@@ -121,6 +125,7 @@ def test_rerunning_an_unfinished_run_keeps_its_report(project):
     assert page.is_file()
 
 
+@pytest.mark.slow
 def test_a_report_never_writes_over_a_page_it_did_not_write(project):
     out = project / "out"
     _run(project / "images", out)
@@ -133,6 +138,7 @@ def test_a_report_never_writes_over_a_page_it_did_not_write(project):
     write_report(out)  # its own page: replaced
 
 
+@pytest.mark.slow
 def test_changed_model_code_with_the_same_weights_is_computed_again(project, tmp_path, capsys):
     """``model=mymodels:demo_scaled`` returning ``demo(x * SCALE)``: another SCALE, same
     weights, must not resume the old masks."""
@@ -192,6 +198,7 @@ def test_model_fingerprint_sees_code_and_preprocessing_not_just_weights():
     )
 
 
+@pytest.mark.slow
 def test_results_stay_in_input_order_after_a_partial_recompute(project, capsys):
     """Replace the middle image: only its chunk runs again, and masks.pt and summary.json
     still list the images in input order (shapes mixed across chunks too)."""
@@ -208,6 +215,7 @@ def test_results_stay_in_input_order_after_a_partial_recompute(project, capsys):
     assert [row["image"] for row in rows] == expected
 
 
+@pytest.mark.slow
 def test_clashing_stems_get_unique_ids_and_overlays(project):
     images = project / "images"
     Image.open(images / "img1.png").save(images / "img0.jpg")
@@ -260,6 +268,7 @@ def test_the_callers_model_gets_its_dtype_back(how):
     assert dtypes == {torch.float32}
 
 
+@pytest.mark.slow
 def test_figures_of_a_chunk_killed_midway_are_adopted_not_refused(project):
     """kill -9 during a chunk: its figures are in no ledger, but the manifest says since when
     a chunk was being written; the rerun adopts what appeared in its folders since (and
@@ -282,6 +291,7 @@ def test_figures_of_a_chunk_killed_midway_are_adopted_not_refused(project):
     assert (out / "csv" / "theirs.csv").read_text() == "mine, edited after the crash"
 
 
+@pytest.mark.slow
 def test_a_half_written_file_of_a_killed_run_is_removed_and_the_rerun_goes_on(project):
     """kill -9 between an atomic write and its rename leaves ``.<name>.<random>`` + PARTIAL
     beside the file (here: a chunk's); the rerun removes it instead of refusing the folder.

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from tests.helpers import needs_real_extra, run_job_on_one_thread
 
 pytestmark = needs_real_extra
 
 
+@pytest.mark.slow
 def test_run_on_the_photos_scores_their_boxes_and_names_the_classes(tmp_path, caplog, monkeypatch):
     from lightning_extremal.modules import image_masks
 

@@ -15,6 +15,7 @@ from tests.helpers import TOKEN_CELL, TOKEN_FEATURES, TokenNet, random_images
 LAYOUTS = [("ntc", None), ("ntc", 4), ("nhwc", None)]  # tokens counted / model-said / Swin-like
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("layout", "patch"), LAYOUTS)
 @pytest.mark.parametrize("variant", ["preserve", "delete"])
 def test_channel_masks_find_the_two_features_the_network_reads(layout, patch, variant):

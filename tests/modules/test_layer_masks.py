@@ -40,6 +40,7 @@ class LayerBoxNet(nn.Module):
 # --------------------------------------------------------------------------- channels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["preserve", "delete"])
 @pytest.mark.parametrize("area", [2, 0.25])  # a count, and the fraction giving 2 of 8
 def test_channel_attribution_finds_exactly_the_channels_the_network_reads(variant, area):
@@ -84,6 +85,7 @@ def test_channel_result_shape_is_n_by_k_by_c():
 # --------------------------------------------------------------------------- layer grid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["preserve", "delete"])
 def test_spatial_attribution_at_a_layer_finds_the_planted_box(variant):
     x = _images(2, size=32)
