@@ -18,7 +18,7 @@ from .extremal import (
     mask_method,
 )
 from .inversion import feature_inversion
-from .meaningful import MeaningfulResult, meaningful_perturbation
+from .meaningful import MeaningfulResult, meaningful, meaningful_perturbation
 from .options import Fit
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "extremal_perturbation",
     "feature_inversion",
     "meaningful_perturbation",
+    "meaningful",
     "explain",
     "mask_method",
     "Fit",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightning as L
@@ -84,6 +84,21 @@ def meaningful_perturbation(
         options["l1_coeffs"] = [l1_coeffs] if is_number else list(l1_coeffs)
     config, trainer, fit = to_configs(options, MeaningfulConfig(), MP_RUN_OPTIONS)
     validate_meaningful(config)
+    return meaningful(model, images, targets, config, trainer, fit)
+
+
+def meaningful(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    targets: Any,
+    config: MeaningfulConfig,
+    trainer: TrainerConfig,
+    fit: Fit | None = None,
+) -> MeaningfulResult:
+    """:func:`meaningful_perturbation` with its settings as validated configs, whole. The fits
+    run on one device of ``trainer.accelerator`` (the module does not shard its masks)."""
+    fit = fit or Fit()
+    trainer = replace(trainer, devices=1, num_nodes=1, strategy="auto")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_images(images)

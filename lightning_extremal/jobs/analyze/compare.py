@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ...api import extremal_perturbation, meaningful_perturbation
+from ...api import extremal_perturbation, meaningful
 from ...config import AnalysisConfig, MeaningfulConfig, RunConfig, validate_meaningful_options
 from ...naming import class_name
 from ..run.chunks import Job
@@ -66,20 +66,11 @@ def compute_comparison(job: Job, analysis: AnalysisConfig) -> AnalysisOutput:
 def both_methods(job: Job, analysis: AnalysisConfig, mp_config: MeaningfulConfig, batch, targets):
     """Extremal perturbations at ``analysis.compare_areas`` (the run's method settings) and
     meaningful perturbations at each λ₁ of ``mp_config``, for the same pairs."""
-    model, t = job.loaded.model, job.cfg.trainer
+    model = job.loaded.model
     ep = extremal_perturbation(
         model, batch, targets, list(analysis.compare_areas), **explain_options(job.cfg)
     )
-    mp = meaningful_perturbation(
-        model,
-        batch,
-        targets,
-        **asdict(mp_config),
-        seed=t.seed,
-        accelerator=t.accelerator,
-        precision=t.precision,
-        progress=t.progress,
-    )
+    mp = meaningful(model, batch, targets, mp_config, job.cfg.trainer)
     return ep, mp
 
 
