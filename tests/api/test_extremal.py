@@ -30,6 +30,7 @@ class Counter(Callback):
 # --------------------------------------------------------------------------- (a) batching
 
 
+@pytest.mark.slow
 def test_batching_invariance(tiny_classifier, small_images) -> None:
     targets, areas = [0, 2, 1], [0.1, 0.3]
     opts = dict(FAST, max_iter=30)
@@ -91,8 +92,10 @@ def _planted(variant: str, **options) -> tuple[float, torch.Tensor]:
 
 @pytest.mark.slow
 def test_planted_evidence_delete_blur() -> None:
-    # Measured IoU ≈ 0.83 (0.81–0.83 over box sizes 16–28 px and max_blur 10–20).
-    iou, result = _planted("delete")
+    # Measured IoU 0.90 at 100 steps, as at 300 (λ reaches lambda_final at the last step,
+    # whatever max_iter is), in a sixth of the time; 0.81–0.83 with earlier defaults over box
+    # sizes 16–28 px and max_blur 10–20.
+    iou, result = _planted("delete", max_iter=100)
     assert iou >= 0.7, iou
     assert result.converged.all(), result.achieved_areas
     assert result.rewards.item() < -4  # deleting the box removes most of the score (≈ 9.5)
@@ -133,6 +136,7 @@ def test_planted_evidence_preserve_blur_lands_on_the_box() -> None:
     assert iou >= 0.3, iou
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, perturbation", [("delete", "blur"), ("preserve", "fade")])
 def test_default_optimiser_finds_the_planted_box_in_30_steps(variant, perturbation) -> None:
     """The default optimiser (Adam, λ from λ₀ to 5000 over the run) lands on the box and
@@ -187,6 +191,7 @@ def test_targets_none_uses_predicted_class(tiny_classifier, small_images) -> Non
 # --------------------------------------------------------------------------- (e) shapes
 
 
+@pytest.mark.slow
 def test_result_shapes_one_fit() -> None:
     model = make_tiny_classifier()
     images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
@@ -354,6 +359,7 @@ def test_logger_by_name(tiny_classifier, small_images, tmp_path, name) -> None:
         assert len(metrics.read_text().splitlines()) > 1  # a header and logged steps
 
 
+@pytest.mark.slow
 def test_wandb_logger_by_name_is_an_offline_run(
     tiny_classifier, small_images, tmp_path, monkeypatch
 ):
@@ -502,6 +508,7 @@ REFERENCE = dict(
 )
 
 
+@pytest.mark.slow
 def test_reference_preset_is_the_old_schedule_exactly(tiny_classifier, small_images) -> None:
     """``preset=reference`` (and ``method=reference``) hold the reference's values, and a run
     with the preset's options gives the very masks and λ of the written-out schedule."""

@@ -51,6 +51,7 @@ def images(tmp_path, monkeypatch) -> Path:
     return data
 
 
+@pytest.mark.slow
 def test_a_replaced_image_is_computed_again_and_an_unchanged_one_is_not(images, tmp_path, capsys):
     out = tmp_path / "out"
     _run(images, out)
@@ -72,6 +73,7 @@ def test_a_replaced_image_is_computed_again_and_an_unchanged_one_is_not(images, 
     assert torch.equal(stored, resize_image(read_image(images / "img1.png"), 32, True))
 
 
+@pytest.mark.slow
 def test_a_model_resaved_with_other_weights_is_computed_again(images, tmp_path, capsys):
     path = tmp_path / "model.pt"
     torch.save(TinyConvNet(seed=0).eval(), path)
@@ -86,6 +88,7 @@ def test_a_model_resaved_with_other_weights_is_computed_again(images, tmp_path, 
     assert not torch.equal(_masks(out)["masks"], before["masks"])
 
 
+@pytest.mark.slow
 def test_another_configuration_is_refused_unless_overwritten(images, tmp_path, capsys):
     out = tmp_path / "out"
     _run(images, out)
@@ -107,6 +110,7 @@ def test_another_configuration_is_refused_unless_overwritten(images, tmp_path, c
     assert (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_the_folder_holds_what_the_manifest_lists(images, tmp_path):
     """Fewer images on a rerun: their chunk files and overlays are removed; a foreign chunk
     file is never read by the report."""
@@ -129,6 +133,7 @@ def test_the_folder_holds_what_the_manifest_lists(images, tmp_path):
     assert page.count('<section class="pair"') == 2 and "Unfinished" not in page
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_says_so_in_its_report_and_resumes(images, tmp_path, capsys):
     Image.new("RGB", (52, 40), (90, 90, 90)).save(images / "img1.png")  # flat: unexplainable
     out = tmp_path / "out"
@@ -179,7 +184,7 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
     assert len(_masks(out)["ids"]) == 8
 
-    small = synthetic_run_command(tmp_path / "k", "data.num_images=2", batch_size=1)
+    small = synthetic_run_command(tmp_path / "k", "data.num_images=1", "max_iter=3")
     killed = subprocess.Popen(
         small,
         cwd=ROOT,
@@ -202,6 +207,7 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
     assert rerun.returncode == 0, rerun.stderr
 
 
+@pytest.mark.slow
 def test_a_run_that_failed_before_any_chunk_does_not_claim_the_folder(images, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="99"):
