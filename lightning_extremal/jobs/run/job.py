@@ -1,7 +1,7 @@
 """`lightning-extremal run`: explain a set of images with a model and write masks, figures and
-a summary — input masks (:mod:`.image_run`) or a layer's (:mod:`.layer_run`).
+a summary — input masks (:mod:`.image_job`) or a layer's (:mod:`.layer_job`).
 
-Logging never costs results: loggers are fail-soft (:class:`~.loggers.FailSoftLogger`), the
+Logging never costs results: loggers are fail-soft (:class:`~.fail_soft.FailSoftLogger`), the
 observing callbacks disable themselves on a logging error, a logger that cannot be created
 means a run without one, and a chunk whose fit still fails with a logger attached is run
 again without it. Each case is a warning; masks.pt and summary.json are always written.

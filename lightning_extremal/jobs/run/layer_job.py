@@ -34,7 +34,7 @@ PRINTED_CHANNELS = 10
 
 
 def inversion_options(cfg: RunConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`~.inversion.feature_inversion` from the config, for
+    """Keyword arguments of :func:`~lightning_extremal.api.feature_inversion` from the config, for
     :func:`~.api.diffing.activation_diff` (a keyword API)."""
     inv, t = cfg.inversion, cfg.trainer
     return {
@@ -51,7 +51,7 @@ def inversion_options(cfg: RunConfig) -> dict[str, Any]:
 
 
 def run_layer_job(job: Job) -> None:
-    """The layer kinds of :func:`~.run.run_job`: ``channel``, ``layer-spatial``, ``invert``
+    """The layer kinds of :func:`~.job.run_job`: ``channel``, ``layer-spatial``, ``invert``
     and ``diff`` at ``method.layer`` (None: :func:`~lightning_extremal.ops.layers.default_layer`).
 
     Chunks of ``data.batch_size`` images are explained in turn; pairs are compared (``diff``)
