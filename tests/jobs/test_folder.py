@@ -184,7 +184,7 @@ def test_a_second_job_into_a_busy_folder_is_refused_and_the_first_finishes(tmp_p
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
     assert len(_masks(out)["ids"]) == 8
 
-    small = synthetic_run_command(tmp_path / "k", "data.num_images=1", "max_iter=3")
+    small = synthetic_run_command(tmp_path / "k", "data.num_images=2", batch_size=1)
     killed = subprocess.Popen(
         small,
         cwd=ROOT,
