@@ -229,3 +229,31 @@ def test_report_in_a_browser_loads_every_image_and_sorts(browser, paged_report):
     assert images and all(wanted in v for v in images) and len(images) < 2 * BIG_IMAGES
     assert tab.inner_text("#shown") == str(len(images))
     tab.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["channel", "layer-spatial", "invert", "diff"])
+def test_report_of_each_layer_run_kind(kind, tmp_path, capsys):
+    """`report` on a layer run (it used to fail: KeyError 'areas' / 'targets'): one page with
+    summary.json's rows and every figure the job drew, linked where it lies."""
+    from tests.helpers import write_images
+
+    images = tmp_path / "images"
+    write_images(images, 2, size=(32, 32))
+    out = tmp_path / "run"
+    args = [f"model={TINY_MODEL}", f"data={images}", "data.size=32", "logger=none"]
+    args += ["max_iter=5", "invert_iter=5", "areas=[0.25]", "trainer.progress=false"]
+    assert main(["run", f"method={kind}", "layer=features.2", f"output_dir={out}", *args]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert f"report in {out / 'report.html'}" in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert f"<h1>Layer run ({kind})" in page
+    rows = json.loads((out / "summary.json").read_text())["results"]
+    body = page.split("<tbody>")[1].split("</tbody>")[0]
+    assert body.count("<tr>") == len(rows) > 0
+    drawn = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    linked = sorted(re.findall(r'<img[^>]* src="([^"]+)"', page))
+    assert linked == drawn and drawn  # every figure, each where it lies
+    if kind != "invert":
+        assert "Masks converged:" in page

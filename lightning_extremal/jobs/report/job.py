@@ -32,6 +32,7 @@ from .figures import (
     gif_frames,
     histograms_png,
 )
+from .layer_sections import write_layer_report
 from .page import esc, figure, index_table, number, page_html, page_links
 
 #: Pairs per page: report.html has the first ones (after the summary), report-2.html the next.
@@ -108,13 +109,16 @@ def write_report(
     if (run_dir / "analysis.json").is_file():  # a folder of `lightning-extremal analyze`
         return write_analysis_report(run_dir, out_file)
     manifest = _read_json(run_dir / "manifest.json") or {}
+    config = _read_json(run_dir / "config.json") or {}
+    if (config.get("method") or {}).get("kind", "input") != "input":  # a layer's run
+        summary = _read_json(run_dir / "summary.json") or {}
+        return write_layer_report(run_dir, config, summary, _unfinished_text(manifest), out_file)
     records = _load_chunks(run_dir, manifest)
     out = Path(out_file) if out_file else run_dir / "report.html"
     pairs = _pairs(records, _classes(run_dir))
     paths = page_paths(out, math.ceil(len(pairs) / pairs_per_page))
     for i, pair in enumerate(pairs):
         pair.page = i // pairs_per_page
-    config = _read_json(run_dir / "config.json") or {}
     curves = PairCurves(_areas(records), _jitter(config))
     report = Report(
         run_dir,
