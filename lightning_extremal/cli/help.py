@@ -161,6 +161,8 @@ Write an HTML report of a finished (or partly finished) run from what its manife
 RUN_DIR/report.html (unless --out), report-2.html, … per 100 image pairs, the pictures in
 report_files/ beside it. A summary first (histograms of area error, reward and IoU; the masks
 that did not converge; reward and area curves across pairs), then a sortable, filterable index.
+A layer run (method=channel|layer-spatial|invert|diff) gets one page: its table and figures;
+an analyze folder, its analysis.
 
 options:
   --out FILE.html  where to write the page
