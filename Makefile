@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 # package itself only asks for ranges (pyproject.toml).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
-# `make run` explains the demo images with the quick preset (50 steps, about a minute on a
-# 2-core CPU); `make run ARGS=` runs the default (200 steps), ARGS="..." anything.
+# `make run` explains the demo images with the quick preset (50 steps, under a minute on a
+# quiet 2-core CPU: 23 s measured); `make run ARGS=` runs the default (200 steps), ARGS="..." anything.
 ARGS ?= preset=quick
 # `make test PYTEST_WORKERS=2` runs the suite in two pytest-xdist processes (7 min instead of
 # 10.5 on the 2-core project machine; the tests that open process groups share one worker).

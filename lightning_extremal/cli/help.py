@@ -14,7 +14,7 @@ USAGE = """usage: lightning-extremal run [config=NAME|PATH] [GROUP=NAME] [key=va
        lightning-extremal sweep SWEEP.yaml [--count N] [key=value ...]
        lightning-extremal report RUN_DIR [--out FILE.html]
        lightning-extremal benchmark pointing|faithfulness [dataset=synthetic|photos|voc07|coco14] [config=PATH] [key=value ...] [--cfg]
-       lightning-extremal analyze area-curve|objects [key=value ...] [--cfg] [--overwrite]
+       lightning-extremal analyze area-curve|objects|compare [key=value ...] [--cfg] [--overwrite]
        lightning-extremal list [presets|configs|models|sweeps]
 
 Explain images with a classifier by extremal perturbations; writes masks.pt, overlays/*.png
@@ -29,7 +29,7 @@ and summary.json under the output directory it prints.
   lightning-extremal run method=layer-spatial layer=features.block5
   lightning-extremal run method=invert layer=features.block3     # feature inversions
   lightning-extremal run method=diff                             # + image-pair channel diffs
-  lightning-extremal sweep configs/sweeps/areas_smoothing.yaml max_iter=100
+  lightning-extremal sweep areas_smoothing max_iter=100
   lightning-extremal report outputs/run-20250101-120000
   lightning-extremal list presets
 
@@ -151,7 +151,7 @@ options:
 
 examples:
   lightning-extremal sweep areas_smoothing max_iter=100 logger=none
-  lightning-extremal sweep configs/sweeps/optimizer.yaml --count 8
+  lightning-extremal sweep optimizer --count 8
 
 shipped sweeps (configs/sweeps/NAME.yaml, by NAME or path):"""
 

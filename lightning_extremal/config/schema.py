@@ -174,7 +174,9 @@ class DataConfig:
     source: str = "demo"
     size: int | None = None  # shorter side in px; None = the model's size (demo 128, else 224)
     crop: bool = True  # centre-crop to size×size so any photos batch together
-    targets: Any = "top1"  # top1 (predicted class) | a class id | a list of class ids
+    # top1 (predicted class) | labels (the dataset's own: demo, synthetic, photos, VOC, COCO) |
+    # a class id | a list of class ids
+    targets: Any = "top1"
     batch_size: int = 8  # images optimised together in one Lightning fit
     num_images: int = 64  # data=synthetic: how many images
     synthetic_seed: int = 1000  # data=synthetic: image stream (the demo CNN trained on others)

@@ -285,3 +285,12 @@ def test_help_piped_into_head_ends_quietly():
     )
     assert proc.stdout.startswith("usage: lightning-extremal run")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_the_usage_names_every_analysis_and_shipped_sweeps_by_name(capsys):
+    from lightning_extremal.cli.analyze import ANALYSES
+    from lightning_extremal.cli.help import USAGE
+
+    line = next(x for x in USAGE.splitlines() if "lightning-extremal analyze" in x)
+    assert line.split("analyze ")[1].split()[0].split("|") == list(ANALYSES)
+    assert "sweep configs/" not in USAGE  # by name: works outside the checkout too
