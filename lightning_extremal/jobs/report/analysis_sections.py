@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .assets import AssetFolder
-from .page import esc, figure, number, page_html
+from .page import esc, figure, number, page_html, table
 
 
 def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> Path:
@@ -41,15 +41,6 @@ def write_analysis_report(run_dir: Path, out_file: str | Path | None = None) -> 
 def _areas_of(name: str | None, analysis: dict[str, Any]) -> Any:
     """The areas an analysis used: ``compare`` asks for ``compare_areas``, the others grid."""
     return analysis.get("compare_areas" if name == "compare" else "areas", "?")
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    cells = "".join(f'<th scope="col">{esc(c)}</th>' for c in head)
-    body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) for row in rows)
-    return (
-        f'<div class="scroll"><table class="index"><thead><tr>{cells}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
 
 
 def _area(value: float | None) -> str:
@@ -102,7 +93,7 @@ def area_curve_section(run_dir: Path, result: dict[str, Any], assets: AssetFolde
             text,
             f"<p>{esc('; '.join(medians))}</p>",
             _picture(run_dir, assets, "area_curve.png", "area curves across pairs", 760),
-            _table(["image", "target", "full score", "sufficient area", "necessary area"], rows),
+            table(["image", "target", "full score", "sufficient area", "necessary area"], rows),
             *pictures,
         ]
     )
@@ -144,9 +135,9 @@ def objects_section(run_dir: Path, result: dict[str, Any], assets: AssetFolder) 
             "contribute cumulatively).</p>",
             f"<p>{'<br>'.join(lines)}</p>",
             _picture(run_dir, assets, "objects.png", "objects: cumulative gains and coverage", 760),
-            _table(["image", "target", "kind", "objects", "gain", "sum of parts", "ratio"], rows),
+            table(["image", "target", "kind", "objects", "gain", "sum of parts", "ratio"], rows),
             "<h3>Coverage by the sufficient-area mask</h3>",
-            _table(["image", "target", "object", "target's", "object area", "covered"], coverage),
+            table(["image", "target", "object", "target's", "object area", "covered"], coverage),
         ]
     )
 
@@ -175,7 +166,7 @@ def compare_section(run_dir: Path, result: dict[str, Any], assets: AssetFolder) 
             "from the image and the model); extremal perturbations keep the area asked for. "
             "Last column: meaningful, the share of masks deleting nothing; extremal, the mean "
             "distance to the requested area.</p>",
-            _table(["method", "setting", "mean area", "least – largest", "nothing / error"], rows),
+            table(["method", "setting", "mean area", "least – largest", "nothing / error"], rows),
             _picture(run_dir, assets, "compare.png", "meaningful vs extremal perturbations", 900),
         ]
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .assets import AssetFolder
-from .page import esc, figure, number, page_html
+from .page import esc, figure, filter_line, number, page_html, table
 
 #: The folders of figures a layer run writes, in the report's order, with their headings.
 FIGURE_FOLDERS = {
@@ -111,18 +111,8 @@ def _cell(value: Any) -> str:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     columns = [c for c in COLUMNS if any(c in row for row in rows)]
-    head = "".join(f'<th scope="col">{esc(c)}</th>' for c in columns)
-    body = "\n".join(
-        "<tr>" + "".join(f"<td>{esc(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    return (
-        '<p><label>filter rows: <input id="filter" type="search" placeholder="text in any '
-        f'column"></label> <span id="shown">{len(rows)}</span> of {len(rows)} rows shown; '
-        "click a column header to sort.</p>"
-        f'<div class="scroll"><table class="index"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
+    cells = [[esc(_cell(row.get(c))) for c in columns] for row in rows]
+    return filter_line(len(rows), "rows") + table(columns, cells)
 
 
 def _figures(run_dir: Path, page_dir: Path, folder: str, heading: str) -> str:

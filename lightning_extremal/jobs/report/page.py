@@ -149,10 +149,28 @@ def index_table(rows: Sequence[Sequence[str]], links: Sequence[str]) -> str:
         first = f'<a href="{esc(link)}">{esc(cells[0])}</a>'
         body.append(f"<tr{css}><td>{first}" + "".join(f"<td>{esc(c)}" for c in cells[1:]))
     return (
-        '<p><label>filter rows: <input id="filter" type="search" placeholder="text in any '
-        f'column"></label> <span id="shown">{len(rows)}</span> of {len(rows)} masks shown; '
-        "click a column header to sort.</p>"
-        f'<div class="scroll"><table class="index"><thead><tr>{head}</tr></thead><tbody>'
+        filter_line(len(rows), "masks")
+        + f'<div class="scroll"><table class="index"><thead><tr>{head}</tr></thead><tbody>'
         + "\n".join(body)
         + "</tbody></table></div>"
+    )
+
+
+def filter_line(count: int, noun: str) -> str:
+    """The box the page's script filters the ``table.index`` rows with, and their count."""
+    return (
+        '<p><label>filter rows: <input id="filter" type="search" placeholder="text in any '
+        f'column"></label> <span id="shown">{count}</span> of {count} {noun} shown; '
+        "click a column header to sort.</p>"
+    )
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A sortable ``table.index`` (the page's script sorts it by a header's click): the column
+    names ``head`` and rows of cells that are HTML already."""
+    cells = "".join(f'<th scope="col">{esc(c)}</th>' for c in head)
+    body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) for row in rows)
+    return (
+        f'<div class="scroll"><table class="index"><thead><tr>{cells}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
     )
