@@ -13,7 +13,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ from ..ops.perturbation import perturbation_pyramid
 from ..ops.rewards import RewardFn, get_reward
 from ..ops.sufficiency import crossing_area, masked_scores, normalised, probability_reward
 from .extremal import extremal_perturbation
-from .options import RUN_OPTIONS
+from .options import to_configs
 
 
 @dataclass
@@ -81,10 +81,8 @@ def _score_fn(score: str, reward: str | RewardFn) -> RewardFn:
     return probability_reward if score == "prob" else get_reward(reward)
 
 
-def _pyramid(images: torch.Tensor, options: dict[str, Any], device) -> torch.Tensor:
-    """The method's perturbation pyramid of ``images`` (the ``options`` it is run with)."""
-    names = {f.name for f in fields(MethodConfig)}
-    cfg = replace(MethodConfig(), **{k: v for k, v in options.items() if k in names})
+def _pyramid(images: torch.Tensor, cfg: MethodConfig, device) -> torch.Tensor:
+    """The method's perturbation pyramid of ``images``."""
     return perturbation_pyramid(
         images.float().to(device), cfg.perturbation, cfg.num_levels, cfg.max_blur, cfg.blur_padding
     )
@@ -135,7 +133,8 @@ def area_curve(
     first = results[games[0]]
     score_fn = _score_fn(score, reward)
     with frozen(model):
-        pyramid = _pyramid(images, options, _device(model, images))
+        method, _, _ = to_configs(options, MethodConfig())
+        pyramid = _pyramid(images, method, _device(model, images))
         ones = torch.ones(len(first.targets), 1, *images.shape[-2:])
         full = masked_scores(model, pyramid, ones, first.image_index, first.targets, score_fn)
         curves = {
@@ -233,16 +232,14 @@ def object_contributions(
     each pair, all, and none. ``targets`` as in :func:`~.extremal.extremal_perturbation`."""
     check_images(images)
     validate_analysis(AnalysisConfig(score=score, max_objects=max_objects))
-    unknown = sorted(set(options) - {f.name for f in fields(MethodConfig)} - set(RUN_OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown}: the fields of MethodConfig and run options")
+    method, _, _ = to_configs(options, MethodConfig())  # an unknown option: a TypeError
     if len(objects) != len(images):
         raise ValueError(f"got object lists for {len(objects)} images, not {len(images)}")
     with frozen(model):
         if targets is None:
             targets = predicted_classes(model, images).tolist()
         image_index, classes = resolve_targets(targets, len(images), probe_classes(model, images))
-        pyramid = _pyramid(images, options, _device(model, images))
+        pyramid = _pyramid(images, method, _device(model, images))
         plan = _subset_masks(objects, image_index, max_objects, images.shape[-2:])
         masks = torch.stack([m for _, _, _, m in plan])[:, None]
         pairs = torch.tensor([p for p, _, _, _ in plan])
