@@ -17,7 +17,7 @@ import torch
 from ...config import RunConfig
 from ...data.ground_truth import load_ground_truth
 from ...data.models import LoadedModel, load_model, source_digest, weights_digest
-from ...data.sources import ImageSource, open_source
+from ...data.sources import DATASET_SOURCES, ImageSource, list_image_files, open_source
 from ...engine.classifier import predicted_classes, scores_fingerprint
 from ...engine.distributed import process_rank, rank_block, shards_images
 from ...engine.stopping import stop_if_requested
@@ -128,9 +128,16 @@ def output_dir(cfg: RunConfig) -> Path:
     return Path("outputs") / f"run-{stamp}"
 
 
+#: ``data.source`` values that name images rather than a folder or a glob.
+NAMED_SOURCES = ("demo", "synthetic", "photos", *DATASET_SOURCES)
+
+
 def open_job(cfg: RunConfig) -> Job:
     """Load the model and open the images (and ``data.ground_truth``): a bad model or data
-    fails here, before the output folder is touched."""
+    fails here, before the output folder is touched; a folder without images fails before
+    the model (and any download of its weights)."""
+    if cfg.data.source not in NAMED_SOURCES:  # a folder or a glob
+        list_image_files(cfg.data.source)  # raises naming the folder when it has no images
     loaded = load_model(cfg.model)
     size = cfg.data.size if cfg.data.size is not None else loaded.size
     data = cfg.data
