@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lightning_extremal.naming import class_name
-from lightning_extremal.ops.area import achieved_area, converged
+from lightning_extremal.ops.area import achieved_area
 from lightning_extremal.ops.pointing import mask_quality
 from lightning_extremal.viz import overlay, to_uint8
 
@@ -25,6 +25,7 @@ from .sinks import (
     original_images,
     resolve_out_dir,
     save_png,
+    staged_in_run,
     to_hwc,
     wandb_run,
 )
@@ -55,7 +56,11 @@ class FinalOverlays(Callback):
     the run's summary; empty without ground truth), the mask as a heat map over the image,
     and the mask itself.
 
-    With a W&B logger: a ``wandb.Table`` under ``key`` (default ``final/masks``). Without one:
+    With a W&B logger: a ``wandb.Table`` under ``key`` (default ``final/masks``) at the fit's
+    last step: within a job's one run, one table per chunk under the same key (the table
+    panel's step slider walks the chunks; each chunk's images are released once logged,
+    where one table growing over the job would hold every image in memory). An offline run
+    stages the table's files in its own folder (:func:`~.sinks.staged_in_run`). Without one:
     ``<out_dir>/<name>_area<a>_overlay.png`` and ``_mask.png`` and ``<out_dir>/final.csv``.
     ``rows`` keeps the table's scalar columns after the fit. Only rank zero logs and writes.
     Fits whose masks are not over the image (channel or layer-grid masks) are skipped.
@@ -116,7 +121,7 @@ class FinalOverlays(Callback):
         part, pairs = held_masks(pl_module), held_pairs(pl_module)
         rewards = pl_module.game_reward(masks, part).float().cpu()
         achieved = achieved_area(masks).cpu()
-        done = converged(achieved, pl_module.requested_areas().repeat(pairs))
+        done = pl_module.judge(achieved, part)  # area reached and reward stalled
         targets = pl_module.mask_target[part].cpu()
         names = display_names(self.names, pairs)
         areas = list(pl_module.config.areas)
@@ -174,4 +179,5 @@ def _log_table(trainer, run, key: str, rows, pictures) -> None:
     for row, (image, over, mask) in zip(rows, pictures, strict=True):
         images = (wandb.Image(to_hwc(image)), wandb.Image(to_hwc(over)), wandb.Image(mask.numpy()))
         table.add_data(*(row[c] for c in COLUMNS[: -len(images)]), *images)
-    log_at_step(trainer, run, {key: table}, trainer.global_step)
+    with staged_in_run(run):
+        log_at_step(trainer, run, {key: table}, trainer.global_step)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -31,6 +30,9 @@ from .sinks import (
 TILE_PADDING = 2
 #: Display time of one GIF frame, ms.
 GIF_FRAME_MS = 400
+#: W&B keys of the frames (a list of images per step) and of the GIFs (a list per fit).
+FRAMES_KEY = "masks"
+GIFS_KEY = "mask_evolution"
 
 
 def frame_grid(
@@ -76,14 +78,18 @@ class MaskEvolution(Callback):
     each area's column its label is drawn into the picture (step, requested area, achieved
     area).
 
-    With a W&B logger each frame is logged as ``wandb.Image`` under the stable key
-    ``masks/<name>`` at W&B step = optimisation step (the media panel's step slider then
-    plays the convergence: 0, 50, 100, …); without one
-    the frames are written as ``<out_dir>/<name>/step_<t>.png``. At the end of the fit an
-    animated ``<out_dir>/<name>.gif`` is always written and, with W&B, logged as
-    ``wandb.Video`` under ``mask_evolution/<name>``. Only rank zero logs and writes. The
-    frames are kept in memory for the GIF: ``max_iter / every_n_steps + 1`` per pair. Fits
-    whose masks are not over the image (channel or layer-grid masks) are skipped.
+    With a W&B logger the frames of one step are logged as one list of ``wandb.Image`` under
+    the shared key :data:`FRAMES_KEY` (``masks``), one image per pair captioned
+    ``<name>: <class>, step <t>: …``, at W&B step = optimisation step (the job step, within
+    a job's one run): one media panel pages through the pairs and its step slider plays the
+    convergence (0, 50, 100, …) and then the next chunk's. Without W&B the frames are written
+    as ``<out_dir>/<name>/step_<t>.png``. At the end of the fit an animated
+    ``<out_dir>/<name>.gif`` is always written and, with W&B, the fit's GIFs are logged as one
+    list of ``wandb.Video`` under :data:`GIFS_KEY` (``mask_evolution``). One key per kind of
+    picture, never one per image: a job of thousands of images keeps two media panels. Only
+    rank zero logs and writes. The frames are kept in memory for the GIF:
+    ``max_iter / every_n_steps + 1`` per pair. Fits whose masks are not over the image
+    (channel or layer-grid masks) are skipped.
 
     Args:
         every_n_steps: frame interval in optimisation steps (the last step is always a frame).
@@ -204,25 +210,24 @@ def _frames(images, masks, views, labels: list[list[list[str]]]) -> list[torch.T
 
 
 def _log_frames(trainer, run, frames: dict[str, torch.Tensor], step: int, titles) -> None:
-    """One ``run.log`` for all pairs at the optimisation step, so a frame step is one W&B
-    history row and the media panel's slider reads the optimisation steps; each caption
-    names the pair and its class (``titles``)."""
+    """One ``run.log`` for all pairs at the optimisation step: the pairs' frames as one list
+    under :data:`FRAMES_KEY` (one W&B history row and one media panel per step, whatever the
+    number of images), each captioned with its pair, class and step (``titles``)."""
     import wandb
 
     what = f"step {step}: masks over the image (top), what the classifier sees (below)"
-    row: dict[str, Any] = {
-        f"masks/{name}": wandb.Image(to_hwc(frame), caption=f"{titles.get(name, name)}, {what}")
+    images = [
+        wandb.Image(to_hwc(frame), caption=f"{titles.get(name, name)}, {what}")
         for name, frame in frames.items()
-    }
-    log_at_step(trainer, run, row, step)
+    ]
+    log_at_step(trainer, run, {FRAMES_KEY: images}, step)
 
 
 def _log_gifs(trainer, run, gifs: dict[str, tuple[Path, str]]) -> None:
-    """Each pair's GIF (path, caption) under ``mask_evolution/<pair>``."""
+    """The fit's GIFs (path, caption per pair) as one list under :data:`GIFS_KEY`."""
     import wandb
 
-    row: dict[str, Any] = {
-        f"mask_evolution/{name}": wandb.Video(str(path), format="gif", caption=caption)
-        for name, (path, caption) in gifs.items()
-    }
-    log_at_step(trainer, run, row, trainer.global_step)
+    videos = [
+        wandb.Video(str(path), format="gif", caption=caption) for path, caption in gifs.values()
+    ]
+    log_at_step(trainer, run, {GIFS_KEY: videos}, trainer.global_step)

@@ -7,8 +7,10 @@ never sees it. wandb is imported only when a W&B logger is attached.
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,11 @@ import torch
 
 from lightning_extremal.naming import safe_name
 
-#: Key of the step metric Lightning's WandbLogger declares for every key (``define_metric``).
+#: Key of the optimisation step within one fit (Lightning's WandbLogger's step metric).
 WANDB_STEP_KEY = "trainer/global_step"
+#: Key of the job step: W&B's ``_step`` across the fits (chunks) of one run, the charts' x-axis
+#: (:class:`~lightning_extremal.engine.loggers.StepWandbLogger`).
+JOB_STEP_KEY = "job/step"
 
 
 def wandb_logger(trainer: Any) -> Any | None:
@@ -44,16 +49,40 @@ def wandb_run(trainer: Any) -> Any | None:
 
 
 def log_at_step(trainer: Any, run: Any, row: dict[str, Any], step: int) -> None:
-    """``run.log(row)`` at optimisation step ``step``: under ``trainer/global_step``, and as
-    W&B's own step (``_step``, what media panels' slider reads) when the logger keeps
-    ``_step`` equal to the optimisation step (``steps_are_optimisation_steps``, as
-    :class:`~lightning_extremal.engine.loggers.StepWandbLogger`). Lightning's own
-    WandbLogger counts its calls in ``_step``: an explicit step behind that count would be
-    dropped, so there the row takes the next ``_step``."""
+    """``run.log(row)`` at optimisation step ``step``. With a logger that places fits in one
+    run (``log_row``, as :class:`~lightning_extremal.engine.loggers.StepWandbLogger`) the row
+    goes at the job step of ``step`` (W&B's ``_step``, what media panels' slider reads), with
+    the step labels of the scalars; otherwise (Lightning's own WandbLogger counts its calls in
+    ``_step``: an explicit step behind that count would be dropped) it takes the next
+    ``_step``, with ``trainer/global_step``."""
     logger = wandb_logger(trainer)
     inner = getattr(logger, "wrapped", logger)
-    synced = getattr(inner, "steps_are_optimisation_steps", False)
-    run.log({**row, WANDB_STEP_KEY: step}, **({"step": int(step)} if synced else {}))
+    if callable(getattr(inner, "log_row", None)):
+        inner.log_row(row, step)
+    else:
+        run.log({**row, WANDB_STEP_KEY: step})
+
+
+@contextmanager
+def staged_in_run(run: Any) -> Iterator[None]:
+    """Around logging a ``wandb.Table`` to an offline ``run``: wandb stages the table's files
+    (its JSON, the image cells' PNGs) in ``<run folder>/staging`` rather than in the user's
+    data folder (``$WANDB_DATA_DIR``, shared by every run), so the run folder holds what
+    ``wandb sync`` uploads for it. An online run is left to wandb (it uploads at once).
+    ``$WANDB_DATA_DIR`` is read by wandb when it stages a file: it is set for this block only."""
+    folder = getattr(run, "dir", None)
+    if not getattr(run, "offline", False) or not folder:
+        yield
+        return
+    previous = os.environ.get("WANDB_DATA_DIR")
+    os.environ["WANDB_DATA_DIR"] = str(Path(folder).parent / "staging")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("WANDB_DATA_DIR", None)
+        else:
+            os.environ["WANDB_DATA_DIR"] = previous
 
 
 def display_names(names: Sequence[str] | None, num_pairs: int) -> list[str]:

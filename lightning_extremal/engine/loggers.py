@@ -11,7 +11,7 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger  # does not import wandb itself
 from lightning.pytorch.utilities import rank_zero_only
 
-from ..callbacks.sinks import WANDB_STEP_KEY
+from ..callbacks.sinks import JOB_STEP_KEY, WANDB_STEP_KEY
 from ..config import LOGGERS, LoggerConfig
 
 WANDB_HOST = "api.wandb.ai"
@@ -20,11 +20,18 @@ DEFAULT_PROJECT = "lightning-extremal"
 
 
 class StepWandbLogger(WandbLogger):
-    """Lightning's W&B logger with W&B's own step (``_step``) equal to the optimisation step,
-    so media panels' step slider reads 0, 50, 100, … like the charts (Lightning's logger lets
-    ``_step`` count its calls), and without the ``anonymous`` setting that wandb warns about
-    on every run. The mode (online, offline, disabled) goes to ``wandb.init`` as ``mode``;
-    Lightning's ``offline=True`` would set ``$WANDB_MODE`` for the whole process."""
+    """Lightning's W&B logger for one W&B run that may span several fits (a job's chunks).
+
+    W&B's own step (``_step``, what media panels' slider reads) is the *job step*: the
+    optimisation step plus the fit's offset, so the fits of a job follow each other in one
+    run (chunk 0's steps 0‥T₀, then chunk 1's at T₀+1‥, …) and W&B, which drops a row logged
+    behind its current step, keeps every one. Each row also carries ``job/step`` (the same
+    number, the charts' x-axis: :data:`JOB_STEP_KEY`, declared with ``define_metric`` in
+    place of Lightning's ``trainer/global_step``, which restarts with every fit),
+    ``trainer/global_step`` (the optimisation step within the fit: chunks overlay on it) and,
+    within a job, ``chunk``. Without ``anonymous`` (which wandb warns about on every run); the
+    mode (online, offline, disabled) goes to ``wandb.init`` as ``mode`` (Lightning's
+    ``offline=True`` would set ``$WANDB_MODE`` for the whole process)."""
 
     #: Read by the observing callbacks: they log media with ``step=`` the optimisation step.
     steps_are_optimisation_steps = True
@@ -32,14 +39,46 @@ class StepWandbLogger(WandbLogger):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._wandb_init.pop("anonymous", None)
+        self.step_offset = 0  # the job step of the current fit's optimisation step 0
+        self.last_step = -1  # the highest job step logged so far
+        self.chunk: int | None = None  # the job's chunk being fitted (a row's ``chunk``)
+
+    @property
+    def experiment(self) -> Any:
+        fresh = self._experiment is None
+        run = super().experiment
+        if fresh and callable(getattr(run, "define_metric", None)):
+            # Every key against the job step (replaces Lightning's per-fit global step).
+            run.define_metric(JOB_STEP_KEY)
+            run.define_metric("*", step_metric=JOB_STEP_KEY, step_sync=True)
+        return run
+
+    def start_fit(self, chunk: int | None = None) -> None:
+        """The next fit's optimisation step 0 is the job step after the last one logged."""
+        self.step_offset = self.last_step + 1
+        self.chunk = chunk
+
+    def job_step(self, step: int) -> int:
+        """The job step (W&B's ``_step``) of optimisation step ``step`` of the current fit."""
+        return self.step_offset + int(step)
+
+    @rank_zero_only
+    def log_row(self, row: dict[str, Any], step: int) -> None:
+        """``row`` at optimisation step ``step`` of the current fit: one W&B history row per
+        job step (several calls at one step, e.g. metrics, frames and the final table, merge)."""
+        at = self.job_step(step)
+        self.last_step = max(self.last_step, at)
+        labels = {WANDB_STEP_KEY: int(step), JOB_STEP_KEY: at}
+        if self.chunk is not None:
+            labels["chunk"] = self.chunk
+        self.experiment.log({**row, **labels}, step=at)
 
     @rank_zero_only
     def log_metrics(self, metrics: Any, step: int | None = None) -> None:
         if step is None:
             super().log_metrics(metrics, step)
             return
-        # Several calls at one step (metrics, frames, the final table) become one history row.
-        self.experiment.log({**metrics, WANDB_STEP_KEY: step}, step=int(step))
+        self.log_row(dict(metrics), step)
 
 
 def wandb_logged_in() -> bool:

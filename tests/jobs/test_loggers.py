@@ -63,35 +63,37 @@ def test_wandb_offline_run_has_mask_images_scalars_and_table(
 
     assert "anonymous" not in printed.err  # no wandb warning on every run
     info = run["run"]
-    assert re.fullmatch(r"job-chunk0-[0-9a-f]{6}", info["display_name"])
+    assert re.fullmatch(r"job-[0-9a-f]{6}", info["display_name"])  # one run for the job
     assert info["job_type"] == "run"
     assert {"input", "preserve", "TinyConvNet"} <= set(info["tags"])
 
-    # Mask images under stable keys at W&B steps = optimisation steps, uint8, not black, with
-    # the step, area and achieved area drawn above the masks (a band of dark text pixels).
-    for name in ("shape0", "shape1"):
-        logged = [
-            (r["_step"], r["trainer/global_step"], r[f"masks/{name}.path"])
-            for r in rows
-            if f"masks/{name}.path" in r
-        ]
-        assert sorted(s for s, _, _ in logged) == [0, 4, 8, 12]
-        assert all(step == global_step for step, global_step, _ in logged)
-        for _, _, path in logged:
+    # Mask images under one shared key (a list, one per pair) at W&B steps = optimisation
+    # steps, uint8, not black, with the step, area and achieved area drawn above the masks
+    # (a band of dark text pixels).
+    frames = [(r["_step"], r["trainer/global_step"], r) for r in rows if "masks.filenames" in r]
+    assert [step for step, _, _ in frames] == [0, 4, 8, 12]
+    assert all(step == global_step for step, global_step, _ in frames)
+    for _, _, row in frames:
+        assert row["masks.count"] == NUM_IMAGES
+        for path in row["masks.filenames"]:
             with Image.open(run_dir / "files" / path) as png:
                 pixels = np.asarray(png.convert("RGB"))
             assert pixels.dtype == np.uint8 and pixels.std() > 0
             band = pixels[:30]  # above the first row of tiles (32 px enlarged to 96)
             assert pixels.shape[0] > 2 * 96 + 30 and (band.max(axis=2) < 100).sum() > 20
-        # Captions name the pair's class (the shapes' classes are their ids: no names).
-        captions = [r[f"masks/{name}.caption"] for r in rows if f"masks/{name}.caption" in r]
+    for name in ("shape0", "shape1"):
+        # Captions name the pair and its class (the shapes' classes are their ids: no names).
         target = next(r["target"] for r in summary_rows if r["image"] == name)
-        assert captions and all(c.startswith(f"{name}: {target}, step ") for c in captions)
-        gif = [
-            r[f"mask_evolution/{name}.caption"] for r in rows if f"mask_evolution/{name}.path" in r
+        captions = [
+            c for _, _, row in frames for c in row["masks.captions"] if c.startswith(f"{name}:")
         ]
-        assert gif == [f"{name}: {target}"]  # the GIF
+        assert len(captions) == 4 and all(
+            c.startswith(f"{name}: {target}, step ") for c in captions
+        )
+        gifs = [c for r in rows for c in r.get("mask_evolution.captions", ())]
+        assert f"{name}: {target}" in gifs  # the GIF
         assert (out / "mask_evolution" / f"{name}.gif").is_file()
+    assert not [k for r in rows for k in r if "shape" in k]  # no key per image
 
     # Scalar histories for every area (module: reward, area loss, achieved area, λ; callback:
     # mask change) and the quality scores.

@@ -62,14 +62,17 @@ class Job:
     store: ResultsStore
     #: Per image, object masks from ``data.ground_truth`` (None: the source's own, if any).
     folder_truths: list[list[torch.Tensor] | None] | None = None
-    #: Offline W&B runs of the finished chunks (printed at the end with how to upload them).
+    #: The offline W&B run of the job, once closed (printed at the end with how to upload it).
     wandb_dirs: list[str] = field(default_factory=list)
+    #: The job's one logger, shared by its chunks (None: not made yet; False: none), see
+    #: :func:`~.fitting.job_logger`.
+    logger: Any = None
     #: What summary.json holds, once written.
     summary: dict[str, Any] = field(default_factory=dict)
     #: What the model computes: weights, code and probe scores (part of every chunk key;
     #: computed once per job, :func:`~..data.models.model_fingerprint`).
     model_digest: str = ""
-    #: A short id of this job (a new one per invocation), in its W&B run names.
+    #: A short id of this job (a new one per invocation), in its W&B run's name.
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     #: This process's global rank and the number of processes (torchrun, SLURM or
     #: Lightning's ``ddp``: each runs this job; only rank 0 writes the folder).

@@ -13,16 +13,18 @@ from ...naming import class_name, pair_names
 from ...ops.pointing import mask_quality, summarize_quality
 from ...viz import save_overlay_figure
 from .chunks import Job, load_batch, own_share, run_chunks, targets_for
-from .fitting import ChunkFit
+from .fitting import ChunkFit, job_logging
 from .verdict import convergence_summary
 
 
 def run_image_job(job: Job) -> None:
-    """Explain every pending chunk, one Lightning fit each; each finished chunk goes to the
-    store (chunk file, manifest) with its overlays the moment it is done."""
-    run_chunks(job, lambda number, index: explained_with_overlays(job, number, index))
-    if job.writes:
-        write_summary(job)
+    """Explain every pending chunk, one Lightning fit each, all logged to the job's one
+    logger; each finished chunk goes to the store (chunk file, manifest) with its overlays
+    the moment it is done."""
+    with job_logging(job):  # one logger (W&B run) for the whole job
+        run_chunks(job, lambda number, index: explained_with_overlays(job, number, index))
+        if job.writes:
+            write_summary(job)
 
 
 def explained_with_overlays(job: Job, number: int, index: list[int]) -> dict[str, Any] | None:
@@ -45,22 +47,17 @@ def explain_chunk(job: Job, number: int, index: list[int]) -> dict[str, Any] | N
     ids = [job.images.ids[i] for i in own]
     targets = targets_for(job.cfg.data.targets, job.images, job.loaded.model, own, batch)
     fit = ChunkFit.for_chunk(job, number, ids, targets, pair_truths(job, own, targets))
-    try:
-        result = fit.explain(job.loaded.model, batch, targets, ids)
-        if not job.writes:
-            return None
-        if job.sharded:  # the writer's record holds every rank's images
-            own, batch = load_batch(job.images, index)
-            ids = [job.images.ids[i] for i in own]
-        truths = pair_truths(job, own, targets_by_image(result, len(own)))
-        quality = mask_quality(result.masks, job.cfg.method.areas, truths)
-        pair_ids = [ids[i] for i in result.image_index.tolist()]
-        rows = summary_rows(job, result, quality, fit.steps, pair_ids)
-        fit.log_results(rows, summarize_quality(quality["iou"], quality["pointing_hit"]))
-    finally:
-        run_dir = fit.finish()
-    if run_dir:
-        job.wandb_dirs.append(run_dir)
+    result = fit.explain(job.loaded.model, batch, targets, ids)
+    if not job.writes:
+        return None
+    if job.sharded:  # the writer's record holds every rank's images
+        own, batch = load_batch(job.images, index)
+        ids = [job.images.ids[i] for i in own]
+    truths = pair_truths(job, own, targets_by_image(result, len(own)))
+    quality = mask_quality(result.masks, job.cfg.method.areas, truths)
+    pair_ids = [ids[i] for i in result.image_index.tolist()]
+    rows = summary_rows(job, result, quality, fit.steps, pair_ids)
+    fit.log_results(rows, summarize_quality(quality["iou"], quality["pointing_hit"]))
     return {
         "ids": pair_ids,
         "images": batch[result.image_index],

@@ -26,7 +26,7 @@ from ...viz import (
     save_overlay_figure,
 )
 from .chunks import Job, load_batch, run_chunks, targets_for, write_config
-from .fitting import ChunkFit
+from .fitting import ChunkFit, job_logging
 from .verdict import convergence_summary
 
 #: How many top channels per image the job prints (all of them go to summary.json).
@@ -64,10 +64,11 @@ def run_layer_job(job: Job) -> None:
     layout = layer_layout(job, layer)
     shown = f" ({layout.describe()})" if layout else ""
     print(f"lightning-extremal: {job.cfg.method.kind} at layer {layer!r}{shown}", flush=True)
-    run_chunks(
-        job, lambda n, index: layer_chunk(job, n, index), inversion=asdict(job.cfg.inversion)
-    )
-    write_summary(job, layer, layout)
+    with job_logging(job):  # one logger (W&B run) for the whole job
+        run_chunks(
+            job, lambda n, index: layer_chunk(job, n, index), inversion=asdict(job.cfg.inversion)
+        )
+        write_summary(job, layer, layout)
 
 
 def layer_chunk(job: Job, number: int, index: list[int]) -> dict | None:
@@ -126,20 +127,15 @@ def explain_chunk(job: Job, number: int, index: list[int], batch: torch.Tensor) 
     ids = [job.images.ids[i] for i in index]
     targets = targets_for(cfg.data.targets, job.images, model, index, batch)
     fit = ChunkFit.for_chunk(job, number, ids, targets)
-    try:
-        result = fit.explain(model, batch, targets, ids)
-        pair_ids = [ids[i] for i in result.image_index.tolist()]
-        pair_images = batch[result.image_index]
-        classes = job.loaded.classes
-        if cfg.method.kind == "layer-spatial":
-            rows = _spatial_outputs(cfg, result, pair_images, pair_ids, classes, job.out)
-        else:
-            rows = _channel_outputs(cfg, model, result, pair_images, pair_ids, classes, job.out)
-        fit.log_results(rows)
-    finally:
-        run_dir = fit.finish()
-    if run_dir:
-        job.wandb_dirs.append(run_dir)
+    result = fit.explain(model, batch, targets, ids)
+    pair_ids = [ids[i] for i in result.image_index.tolist()]
+    pair_images = batch[result.image_index]
+    classes = job.loaded.classes
+    if cfg.method.kind == "layer-spatial":
+        rows = _spatial_outputs(cfg, result, pair_images, pair_ids, classes, job.out)
+    else:
+        rows = _channel_outputs(cfg, model, result, pair_images, pair_ids, classes, job.out)
+    fit.log_results(rows)
     return {
         "ids": pair_ids,
         "targets": result.targets,
