@@ -10,7 +10,8 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..engine.classifier import pick_channels_last
-from ..ops.area import CONVERGED_TOLERANCE, achieved_area, ones_count
+from ..ops.area import achieved_area, ones_count
+from ..ops.convergence import AREA_RTOL, area_reached
 from ..ops.layers import default_layer
 from ..ops.masks import (
     compile_pays_off,
@@ -79,6 +80,8 @@ class ExtremalPerturbationModule(MaskGameModule):
         self.size, self.margin = size, margin
         # Where the masks started: "uniform" (``init``) or "grad_cam:<layer>" (the warm start).
         self.start = "uniform"
+        # Told each step of the warm start's fit, ``(done, total)``: a progress display's hook.
+        self.warm_progress = None
         # torch.compile the smooth max: True | False | "auto" (when the run is long enough).
         self.compiled: bool | str = "auto"
         # Run the classifier on channels-last inputs: True | False | "auto" (when it has a
@@ -148,7 +151,7 @@ class ExtremalPerturbationModule(MaskGameModule):
     def _say_warm_start(self, layer: str, use: torch.Tensor, part: slice) -> None:
         """Log the layer Grad-CAM read (once per process), and warn when it placed no mask or
         when a fitted start is further from its requested area than the convergence
-        tolerance (the start did not take)."""
+        tolerance allows (:func:`~..ops.convergence.area_reached`: the start did not take)."""
         if self._is_empty(part) or self.global_rank != 0:
             return
         say_once(logging.INFO, f"warm start: Grad-CAM at layer {layer!r}")
@@ -161,11 +164,12 @@ class ExtremalPerturbationModule(MaskGameModule):
         with torch.no_grad():
             achieved = achieved_area(self.masks(part)).cpu().double()
         requested = self.requested_areas().repeat(len(achieved) // self.num_areas)
-        worst = float((achieved - requested)[use].abs().max())
-        if worst > CONVERGED_TOLERANCE:
+        far = use & ~area_reached(achieved, requested, self.area_cell())
+        if far.any():
+            worst = float(((achieved - requested).abs() / requested)[far].max())
             log.warning(
                 f"warm start: the masks fitted to Grad-CAM at layer {layer!r} start up to "
-                f"{worst:.3f} from their requested area (tolerance {CONVERGED_TOLERANCE})"
+                f"{worst:.0%} of their area from it (tolerance {AREA_RTOL:.0%})"
             )
 
     def _warm_start_maps(self) -> tuple[torch.Tensor | None, str]:
@@ -195,13 +199,19 @@ class ExtremalPerturbationModule(MaskGameModule):
         own, whatever the batch; the other masks get no gradient, so Adam leaves them)."""
         with torch.enable_grad():
             fit = torch.optim.Adam([self.mask_params], lr=WARM_FIT_LR)
-            for _ in range(WARM_FIT_STEPS):
+            self._warm_progress(0)
+            for done in range(1, WARM_FIT_STEPS + 1):
                 loss = ((self.masks(part) - regions) ** 2).flatten(1).mean(1)[use].sum()
                 fit.zero_grad()
                 loss.backward()
                 fit.step()
                 with torch.no_grad():
                     self.mask_params.clamp_(0, 1)
+                self._warm_progress(done)
+
+    def _warm_progress(self, done: int) -> None:
+        if self.warm_progress is not None:
+            self.warm_progress(done, WARM_FIT_STEPS)
 
     def padded_masks(self, part: slice = slice(None)) -> torch.Tensor:
         """The current masks with their margin, B×1×(H+2g)×(W+2g) in [0, 1]."""

@@ -13,7 +13,8 @@ from ..config import MethodConfig
 from ..engine.distributed import gather_objects
 from ..engine.frozen_module import FrozenClassifierModule
 from ..errors import UnexplainableModelError, non_finite_scores
-from ..ops.area import achieved_area, area_loss, converged, lambda_schedule
+from ..ops.area import achieved_area, area_loss, lambda_schedule
+from ..ops.convergence import converged
 from ..ops.rewards import RewardFn, get_reward, mean_reward
 
 #: Rows of ``history``: the game's reward, the area loss and the achieved area per mask.
@@ -344,10 +345,32 @@ class MaskGameModule(FrozenClassifierModule):
         """The K areas as fractions of a mask (its ``ones`` over its size), (K,) float64."""
         return self.ones.double().cpu() / math.prod(self.mask_shape)
 
+    def area_cell(self) -> float:
+        """The share of a mask one of its parameters stands for, ``1/#parameters`` (a cell of
+        an input mask's grid, one channel, a cell of a layer's grid): the floor of the area
+        tolerance (:func:`~..ops.convergence.area_tolerance`)."""
+        return 1 / math.prod(self.mask_params.shape[1:])
+
+    def judge(self, achieved: torch.Tensor, part: slice = slice(None)) -> torch.Tensor:
+        """Whether each mask of ``part`` converged, (B,) bool on the CPU
+        (:func:`~..ops.convergence.converged`: its area ``achieved`` (B,) within the relative
+        tolerance of the requested one, and its reward stalled over the last steps of the
+        steps run, read from ``history``). Before the DDP gather of ``on_train_end`` a rank's
+        history holds its own masks only: under block sharding those are ``part``'s."""
+        trainer = self._trainer
+        steps = (
+            len(self.history) if trainer is None else min(trainer.global_step, len(self.history))
+        )
+        rewards = self.history[:steps, 0].detach().cpu()  # T × masks
+        if rewards.shape[1] == self.mask_params.shape[0]:
+            rewards = rewards[:, part]
+        requested = self.requested_areas()[self._area_index(part).cpu()]
+        return converged(achieved.detach().cpu(), requested, rewards.T, self.area_cell())
+
     @torch.no_grad()
     def final(self) -> dict[str, torch.Tensor]:
         """Final masks (P×K×H×W), their unjittered game reward, achieved area and whether each
-        converged (:func:`~..ops.area.converged`: achieved within 0.05 of requested), P×K.
+        converged (:meth:`judge`: area within the relative tolerance and reward stalled), P×K.
         Under block sharding each rank scores its own masks and all ranks get every mask's."""
         part = self.held()
         masks = self.masks(part)
@@ -359,10 +382,10 @@ class MaskGameModule(FrozenClassifierModule):
         achieved = achieved_area(masks)
         masks, reward, achieved = (self.gather_own(t) for t in (masks, reward, achieved))
         shape = (self.num_pairs, self.num_areas)
-        achieved = achieved.view(shape).cpu()
+        achieved = achieved.cpu()
         return {
             "masks": masks.reshape(*shape, *self.mask_shape).cpu(),
             "rewards": reward.view(shape).cpu(),
-            "achieved_areas": achieved,
-            "converged": converged(achieved, self.requested_areas()),
+            "achieved_areas": achieved.view(shape),
+            "converged": self.judge(achieved).view(shape),
         }

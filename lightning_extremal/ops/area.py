@@ -71,19 +71,6 @@ def lambda_schedule(
     return lambda0 * (final / lambda0) ** (at / max(steps - 1, 1))
 
 
-#: A mask has converged when its achieved area is within this of the requested one.
-CONVERGED_TOLERANCE = 0.05
-
-
-def converged(achieved: torch.Tensor, requested: torch.Tensor) -> torch.Tensor:
-    """``|achieved − requested| ≤`` :data:`CONVERGED_TOLERANCE`, elementwise (bool).
-
-    Only the area is judged: the reward has no reference value to reach (the preserve game
-    starts from the whole image, its highest reward, and gives some of it up by design).
-    """
-    return (achieved.double() - requested.double()).abs() <= CONVERGED_TOLERANCE
-
-
 def achieved_area(masks: torch.Tensor) -> torch.Tensor:
     """Fraction of the image the mask keeps, ``mean_u m_u`` per mask (B×… → (B,))."""
     return masks.flatten(1).mean(dim=1)

@@ -70,11 +70,10 @@ def test_cli_main_job_writes_every_file(tmp_path, monkeypatch, capsys):
     ]
     assert json.loads((out / "config.json").read_text())["method"]["max_iter"] == 4
     assert (out / "csv").is_dir()  # the CSV logger wrote its metrics
-    # 4 steps: not converged, and said so — per row, in the summary and on the console.
-    for row in rows:
-        assert row["converged"] == (abs(row["achieved_area"] - row["area"]) <= 0.05)
+    # 4 steps: not converged (too few for a reward to stall), and said so — per row, in the
+    # summary and on the console.
     failed = [r for r in rows if not r["converged"]]
-    assert failed, "4 steps cannot reach areas 0.1/0.3"
+    assert len(failed) == 12, "4 steps cannot converge"
     convergence = summary["convergence"]
     assert convergence["masks"] == 12 and convergence["converged"] == 12 - len(failed)
     assert len(convergence["not_converged"]) == len(failed)

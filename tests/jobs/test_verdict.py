@@ -20,12 +20,20 @@ def test_convergence_summary_counts_and_names_the_unconverged_masks():
     rows = [_row("a", 0.1, 0.12), _row("a", 0.2, 0.31), _row("b", 0.1, 0.02)]
     rows.append({"image": "c", "relative_distance": 0.1})  # an inversion row: not judged
     summary = convergence_summary(rows)
-    assert summary == {
+    assert {k: summary[k] for k in ("masks", "converged", "not_converged")} == {
         "masks": 3,
         "converged": 1,
-        "tolerance": 0.05,
         "not_converged": ["a cross @ 0.2 (achieved 0.310)", "b cross @ 0.1 (achieved 0.020)"],
     }
+    # What converged meant: both criteria, with their tolerances.
+    assert summary["area_rtol"] == 0.2
+    assert summary["reward_stall"] == {
+        "last_fraction_of_steps": 0.1,
+        "min_window_steps": 4,
+        "rtol_of_run_excursion": 0.05,
+        "rtol_of_value": 1e-3,
+    }
+    assert "0.2·area" in summary["criteria"] and "reward stalled" in summary["criteria"]
     assert convergence_summary([{"image": "c", "relative_distance": 0.1}]) is None
 
 
@@ -42,7 +50,11 @@ def test_verdict_three_lines_and_a_warning_naming_the_masks(tmp_path, capsys):
     assert "img0 cross @ 0.1 (achieved 0.400)" in lines[0]
     assert f"img{NAMED_MASKS}" not in lines[0]  # only the first few by name, then a count
     assert f"… ({NAMED_MASKS + 2} in summary.json)" in lines[0]
-    assert lines[1] == "pointing: 6/8 hits on the ground truth, mean IoU with the object 0.50"
+    # The quality figure says how many of the masks it describes had not converged.
+    assert lines[1] == (
+        "pointing: 6/8 hits on the ground truth, mean IoU with the object 0.50 "
+        f"({NAMED_MASKS + 2} of {NAMED_MASKS + 3} masks not converged)"
+    )
     assert lines[2].startswith(f"pictures: {tmp_path / 'overlays'}/")
     print_verdict(summary, tmp_path)
     captured = capsys.readouterr()
@@ -54,7 +66,16 @@ def test_verdict_of_a_converged_run_without_ground_truth_has_no_warning(tmp_path
     summary = {"convergence": convergence_summary([_row("a", 0.1, 0.11)]), "quality": None}
     print_verdict(summary, tmp_path)
     captured = capsys.readouterr()
-    assert (
-        captured.out == "  masks converged: 1/1 (achieved area within 0.05 of the requested one)\n"
+    assert captured.out == (
+        "  masks converged: 1/1 (area within max(0.2·area, one parameter's share) of the "
+        "requested one and reward stalled over the last 10% of steps)\n"
     )
     assert captured.err == ""
+
+
+def test_a_converged_run_s_quality_line_has_no_caveat(tmp_path):
+    summary = {
+        "convergence": convergence_summary([_row("a", 0.1, 0.11)]),
+        "quality": {"iou": 0.5, "pointing": 1.0, "pairs": 1.0},
+    }
+    assert verdict_lines(summary, tmp_path)[1].endswith("mean IoU with the object 0.50")

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ...callbacks.progress import ChunkClock
 from ...config import RunConfig
 from ...data.ground_truth import load_ground_truth
 from ...data.models import LoadedModel, load_model, source_digest, weights_digest
@@ -40,9 +41,9 @@ from .store import (
 
 #: Version of the chunk records of runs: files written in an older format (other fields, other
 #: quality scoring; 3 added ``converged``; 4 keys of image and weight content, ``files``; 5 the model's
-#: fingerprint) are
+#: fingerprint; 6 ``converged`` judged by a relative area tolerance and a stalled reward) are
 #: computed again, never mixed into a resumed run.
-RECORD_FORMAT = 5
+RECORD_FORMAT = 6
 #: Folders where a run's chunks write figures (each chunk lists the files it wrote there).
 FIGURE_FOLDERS = tuple(name for name in RESULT_FOLDERS if name != "chunks")
 #: Manifest keys: the file clock at the start of the chunk being computed (absent between
@@ -353,10 +354,14 @@ def run_chunks(job: Job, compute: Callable[[int, list[int]], dict | None], **ext
     or None when none of its images could be read) and save it with its key and the files
     it wrote; then remove the files no chunk wrote (stale figures of earlier runs). The other
     ranks of a multi-process job compute their share of each chunk (``compute`` returns None
-    there) and write nothing."""
-    for number, key, index in plan_chunks(job, **extra):
+    there) and write nothing. Progress (``trainer.progress``): each chunk's fits are labelled
+    ``chunk k/n`` among this invocation's pending chunks, with a job ETA from the mean time of
+    those it finished (:class:`~lightning_extremal.callbacks.progress.ChunkClock`)."""
+    pending = plan_chunks(job, **extra)
+    clock = ChunkClock(len(pending), show=job.writes and bool(job.cfg.trainer.progress))
+    for position, (number, key, index) in enumerate(pending, 1):
         stop_if_requested()  # a signal between chunks: nothing of the next one is started
-        with chunk_files_listed(job) as since:
+        with chunk_files_listed(job) as since, clock.chunk(position):
             record = compute(number, index)
         if record is None:
             continue

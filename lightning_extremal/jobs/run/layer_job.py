@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ...api.diffing import activation_diff, consecutive_pairs, top_channels
 from ...api.inversion import invert
+from ...callbacks.progress import progress_phase
 from ...config import RunConfig, validate_inversion
 from ...naming import class_name, pair_names
 from ...ops.inversion import activation_match, initial_images
@@ -253,22 +254,24 @@ def _channel_diff(cfg, model, result, images, ids, area: float):
     """:func:`~.api.diffing.activation_diff` of the pairs' images with their channel masks at
     ``area`` (the first one); consecutive pairs compared only for ``method=diff``."""
     pairs = consecutive_pairs(len(ids)) if cfg.method.kind == "diff" else []
-    return activation_diff(
-        model,
-        cfg.method.layer,
-        images,
-        result.targets.tolist(),
-        area=area,
-        pairs=pairs,
-        channel_masks=result.masks[:, 0],
-        baseline=cfg.method.channel_baseline,
-        seed=cfg.trainer.seed,
-        progress=cfg.trainer.progress,
-        inversion=inversion_options(cfg),
-        layer_layout=cfg.method.layer_layout,
-        layer_grid=cfg.method.layer_grid,
-        layer_extra_tokens=cfg.method.layer_extra_tokens,
-    )
+    phase = "activation diff" if cfg.method.kind == "diff" else "attributed-channel inversions"
+    with progress_phase(phase):  # its inversion's bar: "chunk k/n · activation diff: …"
+        return activation_diff(
+            model,
+            cfg.method.layer,
+            images,
+            result.targets.tolist(),
+            area=area,
+            pairs=pairs,
+            channel_masks=result.masks[:, 0],
+            baseline=cfg.method.channel_baseline,
+            seed=cfg.trainer.seed,
+            progress=cfg.trainer.progress,
+            inversion=inversion_options(cfg),
+            layer_layout=cfg.method.layer_layout,
+            layer_grid=cfg.method.layer_grid,
+            layer_extra_tokens=cfg.method.layer_extra_tokens,
+        )
 
 
 def _save_diff_figures(cfg, result, images, ids, classes, diff, stems, area, out: Path) -> None:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ...ops.area import CONVERGED_TOLERANCE
+from ...ops import convergence as criteria
 
 #: At most this many unconverged masks are named on the console (all are in summary.json).
 NAMED_MASKS = 6
@@ -21,8 +21,10 @@ def mask_label(row: dict[str, Any]) -> str:
 
 
 def convergence_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """``{"masks", "converged", "tolerance", "not_converged": [labels]}`` over the rows that
-    judge a mask (``converged`` key), or None when none does."""
+    """``{"masks", "converged", "not_converged": [labels], "criteria", "area_rtol",
+    "area_floor", "reward_stall"}`` over the rows that judge a mask (``converged`` key), or
+    None when none does: the counts, then what converged meant (both criteria of
+    :func:`~lightning_extremal.ops.convergence.converged`, in words and their tolerances)."""
     judged = [row for row in rows if "converged" in row]
     if not judged:
         return None
@@ -30,24 +32,37 @@ def convergence_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "masks": len(judged),
         "converged": len(judged) - len(failed),
-        "tolerance": CONVERGED_TOLERANCE,
         "not_converged": failed,
+        "criteria": criteria.describe(),
+        "area_rtol": criteria.AREA_RTOL,
+        "area_floor": "one mask parameter's share of the mask (1/#parameters)",
+        "reward_stall": {
+            "last_fraction_of_steps": criteria.STALL_FRACTION,
+            "min_window_steps": criteria.STALL_MIN_WINDOW,
+            "rtol_of_run_excursion": criteria.STALL_RTOL,
+            "rtol_of_value": criteria.STALL_VALUE_RTOL,
+        },
     }
 
 
 def convergence_line(convergence: dict[str, Any]) -> str:
-    """``masks converged: c/n (…)``, naming the first unconverged masks."""
+    """``masks converged: c/n (what converged means)``, naming the first unconverged masks."""
     total, done = convergence["masks"], convergence["converged"]
-    line = (
-        f"masks converged: {done}/{total} "
-        f"(achieved area within {convergence['tolerance']:g} of the requested one)"
-    )
+    line = f"masks converged: {done}/{total} ({convergence['criteria']})"
     failed = convergence["not_converged"]
     if failed:
         named = ", ".join(failed[:NAMED_MASKS])
         more = f", … ({len(failed)} in summary.json)" if len(failed) > NAMED_MASKS else ""
         line += f"; not converged: {named}{more}"
     return line
+
+
+def unconverged_note(convergence: dict[str, Any] | None) -> str:
+    """`` (3 of 16 masks not converged)`` beside a quality figure when some masks did not
+    converge (their scores describe masks that were still moving), else ""."""
+    if not convergence or not convergence["not_converged"]:
+        return ""
+    return f" ({len(convergence['not_converged'])} of {convergence['masks']} masks not converged)"
 
 
 def verdict_lines(summary: dict[str, Any], out: Path) -> list[str]:
@@ -62,7 +77,7 @@ def verdict_lines(summary: dict[str, Any], out: Path) -> list[str]:
         hits = round(quality["pointing"] * pairs)
         lines.append(
             f"pointing: {hits}/{pairs} hits on the ground truth, "
-            f"mean IoU with the object {quality['iou']:.2f}"
+            f"mean IoU with the object {quality['iou']:.2f}{unconverged_note(convergence)}"
         )
     folders = [f"{out / name}/" for name in PICTURE_FOLDERS if (out / name).is_dir()]
     if folders:
@@ -81,8 +96,10 @@ def print_verdict(summary: dict[str, Any], out: Path) -> None:
         failed = len(convergence["not_converged"])
         print(
             f"lightning-extremal: warning: {failed} of {convergence['masks']} masks did not "
-            f"converge (achieved area more than {convergence['tolerance']:g} from the requested "
-            "one; listed in summary.json under convergence): run more steps "
+            f"converge (achieved area more than {criteria.AREA_RTOL:.0%} of it from the "
+            "requested one, or reward still moving over the last "
+            f"{criteria.STALL_FRACTION:.0%} of steps; listed in summary.json under "
+            "convergence): run more steps "
             "(method.max_iter=…) or the default schedule instead of a shorter preset",
             file=sys.stderr,
             flush=True,
