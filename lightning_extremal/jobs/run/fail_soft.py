@@ -106,14 +106,15 @@ def make_logger(
     config: dict[str, Any],
     tags: tuple[str, ...] = (),
 ) -> Any:
-    """A fail-soft Lightning logger for one fit (``False`` for ``none``); a W&B run of job
-    type ``run`` unless ``logger.job_type`` or ``$WANDB_JOB_TYPE`` says otherwise."""
+    """A fail-soft Lightning logger (``False`` for ``none``): a job's one logger, shared by
+    its chunks' fits (:func:`~.fitting.job_logger`); a W&B run of job type ``run`` unless
+    ``logger.job_type`` or ``$WANDB_JOB_TYPE`` says otherwise."""
     logger = named_logger(cfg, save_dir, name, group, config, "run", tags)
     return FailSoftLogger(logger) if logger is not False else False
 
 
 def finish_logger(logger: Any) -> str | None:
-    """End a W&B run (so the next fit starts a new one); return its directory if offline.
+    """End a W&B run (so the next job starts a new one); return its directory if offline.
 
     A W&B run is always finished, also when its logger failed mid-run (``wandb.finish`` on
     no active run is a no-op).
