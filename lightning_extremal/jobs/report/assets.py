@@ -1,6 +1,5 @@
-"""The report's pictures within a size budget: small thumbnails embedded in the page (PNG or
-JPEG, whichever is smaller, shrunk until they fit their share of the budget) and full-size
-files in a folder beside the page, referenced by relative paths."""
+"""The report's pictures: each page's thumbnails packed in one JPEG sheet in the folder beside
+the pages (referenced by relative paths), and that folder's ledger of what the report wrote."""
 
 from __future__ import annotations
 
@@ -11,85 +10,94 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ...viz import overlay, to_uint8
 from ..run.store import LEDGER_KEY, Ledger, atomic_write_text, refuse_foreign
 
-#: Pictures are shown about this many pixels on their longest side: small images are scaled
-#: up by a whole factor, nearest-neighbour, so their pixels stay sharp.
-DISPLAY_PIXELS = 256
-#: Largest thumbnail side embedded in the page, before the budget shrinks it further.
-THUMBNAIL_PIXELS = 256
-#: Smallest thumbnail side the budget may shrink to.
-MIN_THUMBNAIL_PIXELS = 16
+#: Longest side of a thumbnail, px (a cell of its page's sheet is this square).
+TILE_PIXELS = 80
+#: Cells in a row of a sheet (the sheet of a page of 100 pairs at three pictures a pair is
+#: 24 × 13 cells: 1920 × 1040 px).
+SHEET_COLUMNS = 24
+#: JPEG quality of the sheets.
+JPEG_QUALITY = 75
 #: The list of the files a report wrote (in its picture folder).
 LEDGER_FILE = "written.json"
-#: JPEG quality of photo-like thumbnails (PNG is kept when it is smaller).
-JPEG_QUALITY = 80
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def uri_bytes(size: int) -> int:
-    """Length of the base64 data URI of ``size`` bytes (the page pays this, not ``size``)."""
-    return 4 * ((size + 2) // 3) + len("data:image/jpeg;base64,")
+def thumbnails(image: torch.Tensor, masks: torch.Tensor) -> list[torch.Tensor]:
+    """The image (C×H×W in [0, 1]) and its overlay with each mask (K×H×W), as uint8 3×h×w
+    pictures of at most :data:`TILE_PIXELS` a side: image and masks are shrunk first (area
+    average), so the heat maps are computed on a few thousand pixels, not on the full image."""
+    height, width = image.shape[-2:]
+    scale = min(1.0, TILE_PIXELS / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    stack = torch.cat([image.float()[:3].expand(3, -1, -1), masks.float()])[None]
+    if scale < 1:
+        stack = F.interpolate(stack, size=size, mode="area")
+    small_image, small_masks = stack[0, :3], stack[0, 3:]
+    return [to_uint8(small_image)] + [to_uint8(overlay(small_image, m)) for m in small_masks]
 
 
-def display_scale(height: int, width: int) -> int:
-    """The whole factor that brings the longest side closest to :data:`DISPLAY_PIXELS` from
-    below (1 for images at least that large)."""
-    return max(1, DISPLAY_PIXELS // max(height, width))
+@dataclass
+class Tile:
+    """Where a thumbnail lies in its sheet (px) and how much it is enlarged on the page (a
+    whole factor: small images keep sharp pixels)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    scale: int
 
 
-def _pil(image: torch.Tensor):
-    """C×H×W uint8 → PIL RGB image."""
-    from PIL import Image
+class ThumbnailSheet:
+    """The thumbnails of one page packed in one JPEG (a CSS sprite sheet): a page of a
+    hundred pairs costs one picture file, not hundreds, and each thumbnail a few hundred
+    bytes of JPEG instead of a base64 data URI in the page."""
 
-    return Image.fromarray(image.permute(1, 2, 0).contiguous().numpy()).convert("RGB")
+    def __init__(self) -> None:
+        self.pictures: list[torch.Tensor] = []
 
+    def add(self, picture: torch.Tensor) -> Tile:
+        """Place a uint8 3×h×w picture (h, w ≤ :data:`TILE_PIXELS`) in the next cell."""
+        cell = len(self.pictures)
+        self.pictures.append(picture)
+        height, width = picture.shape[-2:]
+        scale = max(1, TILE_PIXELS // max(height, width))
+        row, column = divmod(cell, SHEET_COLUMNS)
+        return Tile(column * TILE_PIXELS, row * TILE_PIXELS, width, height, scale)
 
-def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
-    """C×H×W uint8 → PNG bytes, nearest-neighbour upscaled by the whole factor ``scale``."""
-    from PIL import Image
+    #: Width of every sheet, px (fixed, so a page's CSS can enlarge it before it is drawn;
+    #: the white of a short last row costs next to nothing in JPEG).
+    WIDTH = SHEET_COLUMNS * TILE_PIXELS
 
-    pil = _pil(image)
-    if scale > 1:
-        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    pil.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the sheet, px."""
+        return self.WIDTH, max(1, -(-len(self.pictures) // SHEET_COLUMNS)) * TILE_PIXELS
 
+    def jpeg(self) -> bytes:
+        """The sheet as JPEG bytes (white between the thumbnails)."""
+        from PIL import Image
 
-def _encoded(pil) -> tuple[bytes, str]:
-    """The smaller of the PNG and the JPEG of ``pil``, with its MIME type."""
-    png, jpeg = io.BytesIO(), io.BytesIO()
-    pil.save(png, format="PNG", optimize=True)
-    pil.save(jpeg, format="JPEG", quality=JPEG_QUALITY)
-    if png.tell() <= jpeg.tell():
-        return png.getvalue(), "image/png"
-    return jpeg.getvalue(), "image/jpeg"
-
-
-def thumbnail_uri(image: torch.Tensor, max_uri_bytes: int) -> str:
-    """A data URI of ``image`` (C×H×W uint8) of at most ``max_uri_bytes`` characters: at its
-    own size up to :data:`THUMBNAIL_PIXELS`, halved until it fits (never below
-    :data:`MIN_THUMBNAIL_PIXELS`; what fits there is returned even if over)."""
-    from PIL import Image
-
-    pil = _pil(image)
-    side = min(THUMBNAIL_PIXELS, max(pil.size))
-    while True:
-        scale = side / max(pil.size)
-        small = pil
-        if scale < 1:
-            size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
-            small = pil.resize(size, Image.LANCZOS)
-        data, mime = _encoded(small)
-        if uri_bytes(len(data)) <= max_uri_bytes or side <= MIN_THUMBNAIL_PIXELS:
-            return data_uri(data, mime)
-        side //= 2
+        width, height = self.size
+        sheet = np.full((height, width, 3), 255, dtype=np.uint8)
+        for cell, picture in enumerate(self.pictures):
+            row, column = divmod(cell, SHEET_COLUMNS)
+            h, w = picture.shape[-2:]
+            y, x = row * TILE_PIXELS, column * TILE_PIXELS
+            sheet[y : y + h, x : x + w] = picture.permute(1, 2, 0).numpy()
+        buffer = io.BytesIO()
+        Image.fromarray(sheet).save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+        return buffer.getvalue()
 
 
 @dataclass

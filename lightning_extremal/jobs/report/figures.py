@@ -1,5 +1,5 @@
-"""The report's matplotlib figures as PNG bytes: per-pair curves and evolution strips, and the
-run's summary (histograms across masks, percentile bands of the curves across pairs).
+"""The report's figures: the run's summary as matplotlib PNG bytes (histograms across masks,
+percentile bands of the curves across pairs) and each pair's curves as inline SVG text.
 
 matplotlib is imported inside the functions that draw, so importing this module stays cheap.
 """
@@ -7,10 +7,9 @@ matplotlib is imported inside the functions that draw, so importing this module 
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import math
 
 import numpy as np
-import torch
 
 #: Most frames shown in a mask-evolution strip (evenly spaced, first and last included).
 STRIP_FRAMES = 6
@@ -20,9 +19,9 @@ BAND_PERCENTILES = (10, 90)
 JITTER_NOTE = (
     "The curves zig-zag because method.jitter is on: on every other step the classifier sees "
     "the perturbed image flipped left-right, so the reward alternates between the scores of "
-    "two slightly different images. That is the jitter, not instability. The thick lines "
-    "average each two consecutive steps (one flipped, one not), which removes the alternation; "
-    "the thin lines are the raw per-step values."
+    "two slightly different images. That is the jitter, not instability. The curves of this "
+    "report average consecutive steps in pairs (one flipped, one not), which removes the "
+    "alternation."
 )
 
 
@@ -51,72 +50,129 @@ def smooth_step_pairs(values: np.ndarray) -> np.ndarray:
     return (values[..., 1:] + values[..., :-1]) / 2
 
 
-class PairCurves:
-    """Reward and achieved area per step of one pair at a time, one colour per area (dashed:
-    the requested area); with ``jitter`` raw (thin) and averaged over step pairs (thick).
+#: matplotlib's default colours C0…C9 (tab10): area k is drawn in colour k in every figure.
+COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+#: Most points of a line in a pair's curves: longer runs are averaged over bins of steps.
+CURVE_POINTS = 60
+#: A pair's curves: SVG units (two per pixel) of the drawing, a plot's box and its margins.
+SVG_WIDTH, SVG_HEIGHT = 1040, 250
+PLOT_WIDTH, PLOT_TOP, PLOT_HEIGHT = 400, 34, 170
+#: Left edge of each of the two plots (reward, achieved area), SVG units.
+PLOT_LEFTS = (96, 616)
+#: The caption of every pair's curves (said once, on the first page).
+CURVES_NOTE = (
+    "Per pair: reward (left) and achieved area (right, dashed: the requested area) over the "
+    "steps, one colour per area; each axis spans the pair's own values. Each point is the "
+    "mean of a bin of consecutive steps (an even number of them with method.jitter on, which "
+    "removes the jitter's alternation)."
+)
 
-    One figure, laid out once and redrawn with each pair's data: making and laying out a
-    matplotlib figure costs several times more than drawing it, and a report draws thousands.
-    Use as a context manager (the figure is closed at the end).
-    """
 
-    def __init__(self, areas: list[float], jitter: bool) -> None:
-        plt = pyplot()
-        self.jitter = jitter
-        self.fig, (self.left, self.right) = plt.subplots(1, 2, figsize=(7.5, 2.4))
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.88, wspace=0.2)
-        self.lines = []
-        for k, area in enumerate(areas):
-            color = f"C{k}"
-            raw = dict(color=color, linewidth=0.6 if jitter else 1.2, alpha=0.45 if jitter else 1)
-            thick = dict(color=color, linewidth=1.6, visible=jitter)
-            self.lines.append(
-                (
-                    self.left.plot([], [], **raw)[0],
-                    self.left.plot([], [], label=f"area {area:g}", **thick)[0],
-                    self.right.plot([], [], **raw)[0],
-                    self.right.plot([], [], **thick)[0],
-                )
-            )
-            self.right.axhline(area, color=color, linestyle="--", linewidth=0.8)
-        self.left.set(title="reward", xlabel="step")
-        self.right.set(title="achieved area (dashed: requested)", xlabel="step", ylim=(0, 1.02))
-        if not jitter:
-            for line in self.lines:
-                line[0].set_label(line[1].get_label())
-        self.left.legend(handles=[line[0 if not jitter else 1] for line in self.lines], fontsize=7)
+def step_bins(values: np.ndarray, jitter: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``values`` (…×T) over bins of consecutive steps, at most :data:`CURVE_POINTS`
+    bins, each of an even number of steps with ``jitter`` (a flipped and an unflipped step
+    each: the zig-zag cancels): ``(x, means)`` with x the bins' centre steps."""
+    steps = values.shape[-1]
+    size = max(1, math.ceil(steps / CURVE_POINTS))
+    if jitter and steps > 1:
+        size += size % 2
+    starts = np.arange(0, steps, size)
+    sums = np.add.reduceat(values, starts, axis=-1)
+    counts = np.diff(np.append(starts, steps))
+    return starts + (counts - 1) / 2, sums / counts
 
-    def __enter__(self) -> PairCurves:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        pyplot().close(self.fig)
+def _value_range(values: np.ndarray, marks: list[float]) -> tuple[float, float]:
+    """The span of ``values`` and ``marks`` (finite ones), padded by 5 % (±0.01 if flat)."""
+    finite = np.concatenate([values[np.isfinite(values)].ravel(), np.asarray(marks, float)])
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    pad = 0.05 * (high - low) or 0.01
+    return low - pad, high + pad
 
-    def png(self, history: dict[str, torch.Tensor], pair: int, steps: int) -> bytes:
-        """The curves of ``pair`` over its first ``steps`` steps, as PNG bytes."""
-        x = np.arange(steps)
-        for k, (reward_raw, reward_smooth, area_raw, area_smooth) in enumerate(self.lines):
-            reward = history["reward"][pair, k, :steps].double().numpy()
-            achieved = history["achieved_area"][pair, k, :steps].double().numpy()
-            reward_raw.set_data(x, reward)
-            area_raw.set_data(x, achieved)
-            if self.jitter and steps > 1:
-                reward_smooth.set_data(x[1:] - 0.5, smooth_step_pairs(reward))
-                area_smooth.set_data(x[1:] - 0.5, smooth_step_pairs(achieved))
-        self.left.relim()
-        self.left.autoscale_view()
-        self.right.set_xlim(-0.5, max(steps - 0.5, 0.5))
-        buffer = io.BytesIO()
-        self.fig.savefig(buffer, format="png", dpi=80)
-        return buffer.getvalue()
+
+def tick(value: float, span: float) -> str:
+    """``value`` with the decimals a range of ``span`` needs to tell its ends apart (two
+    significant digits of the span): short enough to sit left of a plot."""
+    decimals = max(0, 1 - math.floor(math.log10(span))) if span > 0 else 2
+    return f"{value:.{decimals}f}"
+
+
+def _plot_svg(
+    left: int, title: str, x: np.ndarray, lines: np.ndarray, steps: int, marks: list[float]
+) -> str:
+    """One plot of the pair's curves: a line per area (K×B ``lines`` at steps ``x``), the
+    dashed ``marks`` (one per area, or none), its box, title, first/last step and the lowest
+    and highest value on its axes."""
+    low, high = _value_range(lines, marks)
+    span, span_x = high - low, max(steps - 1, 1)
+
+    def px(step: float) -> int:
+        return round(left + PLOT_WIDTH * step / span_x)
+
+    def py(value: float) -> int:
+        return round(PLOT_TOP + PLOT_HEIGHT * (high - value) / (high - low))
+
+    bottom = PLOT_TOP + PLOT_HEIGHT
+    parts = [
+        f'<rect x="{left}" y="{PLOT_TOP}" width="{PLOT_WIDTH}" height="{PLOT_HEIGHT}" '
+        'fill="none" stroke="#bbb"/>',
+        f'<text x="{left}" y="{PLOT_TOP - 10}">{title}</text>',
+        f'<text x="{left - 6}" y="{PLOT_TOP + 16}" text-anchor="end">{tick(high, span)}</text>',
+        f'<text x="{left - 6}" y="{bottom}" text-anchor="end">{tick(low, span)}</text>',
+        f'<text x="{left}" y="{bottom + 26}">0</text>',
+        f'<text x="{left + PLOT_WIDTH}" y="{bottom + 26}" text-anchor="end">step {steps - 1}'
+        "</text>",
+    ]
+    for k, mark in enumerate(marks):
+        y = py(mark)
+        parts.append(
+            f'<line x1="{left}" x2="{left + PLOT_WIDTH}" y1="{y}" y2="{y}" '
+            f'stroke="{COLORS[k % len(COLORS)]}" stroke-dasharray="10 8"/>'
+        )
+    for k, line in enumerate(lines):
+        points = " ".join(
+            f"{px(s)},{py(v)}" for s, v in zip(x, line, strict=True) if math.isfinite(v)
+        )
+        parts.append(f'<polyline points="{points}" stroke="{COLORS[k % len(COLORS)]}"/>')
+    return "".join(parts)
+
+
+def curves_svg(reward: np.ndarray, achieved: np.ndarray, areas: list[float], jitter: bool) -> str:
+    """A pair's reward and achieved area over its steps (K×T each) as inline SVG: binned
+    (:func:`step_bins`), each plot scaled to its own values (the achieved-area plot to them
+    and the requested areas, drawn dashed). Text, no picture file: a report of thousands of
+    pairs draws it in well under a millisecond per pair."""
+    steps = reward.shape[-1]
+    x, reward_bins = step_bins(reward, jitter)
+    _, achieved_bins = step_bins(achieved, jitter)
+    return (
+        f'<svg class="curves" viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" width="{SVG_WIDTH // 2}" '
+        f'height="{SVG_HEIGHT // 2}" role="img" aria-label="reward and achieved area over steps"'
+        ' fill="none" stroke-width="3" font-size="22">'
+        + _plot_svg(PLOT_LEFTS[0], "reward", x, reward_bins, steps, [])
+        + _plot_svg(
+            PLOT_LEFTS[1], "achieved area (dashed: requested)", x, achieved_bins, steps, areas
+        )
+        + "</svg>"
+    )
 
 
 def histograms_png(
-    area_error: np.ndarray, rewards: np.ndarray, iou: np.ndarray, areas: list[float]
+    area_error: np.ndarray,
+    rewards: np.ndarray,
+    iou: np.ndarray,
+    areas: list[float],
+    caveat: str = "",
 ) -> bytes:
     """Histograms across masks: achieved − requested area and reward (P×K, one colour per
     area), and IoU with the ground truth (P, one per pair; the panel is left out when no
-    pair has ground truth)."""
+    pair has ground truth; ``caveat``, e.g. how many masks did not converge, under its
+    title)."""
     plt = pyplot()
     has_iou = bool(np.isfinite(iou).any())
     fig, axes = plt.subplots(1, 3 if has_iou else 2, figsize=(10 if has_iou else 7, 2.4))
@@ -130,7 +186,8 @@ def histograms_png(
     axes[0].legend(fontsize=7)
     if has_iou:
         axes[2].hist(iou[np.isfinite(iou)], bins=20, range=(0, 1), color="C7")
-        axes[2].set(title="IoU with ground truth (largest area)", ylabel="pairs")
+        title = "IoU with ground truth (largest area)" + (f"\n{caveat}" if caveat else "")
+        axes[2].set(title=title, ylabel="pairs")
     fig.tight_layout()
     return figure_png(fig)
 
@@ -160,48 +217,8 @@ def aggregate_curves_png(
         right.axhline(area, color=f"C{k}", linestyle="--", linewidth=0.8)
     band = f"median and {BAND_PERCENTILES[0]}–{BAND_PERCENTILES[1]} % across pairs"
     left.set(title=f"reward ({band})", xlabel="step")
-    right.set(title="achieved area (dashed: requested)", xlabel="step", ylim=(0, 1.02))
+    right.set(title="achieved area (dashed: requested)", xlabel="step")
+    right.set_ylim(*_value_range(achieved, areas))  # the data's range, not 0–1: see the settling
     left.legend(fontsize=7)
     fig.tight_layout()
     return figure_png(fig)
-
-
-def gif_frames(path: Path) -> list[torch.Tensor]:
-    """The frames of a GIF as 3×H×W uint8 tensors."""
-    from PIL import Image, ImageSequence
-
-    with Image.open(path) as gif:
-        frames = [np.asarray(frame.convert("RGB")).copy() for frame in ImageSequence.Iterator(gif)]
-    return [torch.from_numpy(f).permute(2, 0, 1) for f in frames]
-
-
-def frame_steps(count: int, every: int | None, steps: int) -> list[str]:
-    """Labels of MaskEvolution's frames: steps 0, n, 2n, … and the final step."""
-    if every:
-        labels = list(range(0, steps, every))
-        if not labels or labels[-1] != steps:
-            labels.append(steps)
-        if len(labels) == count:
-            return [f"step {s}" for s in labels]
-    return [f"frame {i}" for i in range(count)]
-
-
-def evolution_strip_png(frames: list[torch.Tensor], labels: list[str], scale: int = 1) -> bytes:
-    """Up to :data:`STRIP_FRAMES` evenly spaced frames side by side (nearest-neighbour
-    upscaled by ``scale``), each labelled with its step above it (drawn with PIL: a
-    matplotlib figure per pair is the slowest part of a big report)."""
-    from PIL import Image, ImageDraw
-
-    count = min(STRIP_FRAMES, len(frames))
-    picks = sorted({round(i * (len(frames) - 1) / max(count - 1, 1)) for i in range(count)})
-    height, width = (side * scale for side in frames[0].shape[-2:])
-    gap, band = 6, 14
-    strip = Image.new("RGB", (len(picks) * (width + gap) - gap, height + band), "white")
-    draw = ImageDraw.Draw(strip)
-    for n, i in enumerate(picks):
-        frame = Image.fromarray(frames[i].permute(1, 2, 0).contiguous().numpy())
-        strip.paste(frame.resize((width, height), Image.NEAREST), (n * (width + gap), band))
-        draw.text((n * (width + gap) + 2, 1), labels[i], fill="black")
-    buffer = io.BytesIO()
-    strip.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()

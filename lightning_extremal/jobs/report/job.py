@@ -1,49 +1,53 @@
 """The HTML report of a run: a summary across masks (histograms, non-converged masks, curves
-with percentile bands), a sortable index, then per (image, target) pair its overlays, mask
-evolution and curves — within a size budget, split into pages for big runs.
+with percentile bands), an index of every pair paged in the browser, then per (image, target)
+pair its thumbnails, curves and mask evolution — a few KB a pair, so it scales to thousands.
 
 Built from what the job leaves on disk (the chunks ``manifest.json`` lists, ``config.json``,
-``summary.json``, ``mask_evolution/*.gif``). ``report.html`` holds the summary, the index and
-the first pairs; ``report-2.html``, … the next ones; ``report_files/`` the full-size pictures.
+``summary.json``, ``overlays/*.png``, ``mask_evolution/*.gif``). ``report.html`` holds the
+summary, the index and the first pairs; ``report-2.html``, … the next ones. ``report_files/``
+holds one thumbnail sheet per page and the index's rows (``index.js``); the full-size pictures
+are the run's own (overlays, GIFs), linked where they lie, never copied.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import torch
 
 from ...naming import class_name, pair_names, safe_name
-from ...viz import overlay, to_uint8
 from ..run.verdict import convergence_line, mask_label
 from .analysis_sections import write_analysis_report
-from .assets import AssetFolder, data_uri, display_scale, png_bytes, thumbnail_uri
+from .assets import AssetFolder, ThumbnailSheet, Tile, data_uri, thumbnails
 from .figures import (
+    CURVES_NOTE,
     JITTER_NOTE,
-    PairCurves,
     aggregate_curves_png,
-    evolution_strip_png,
-    frame_steps,
-    gif_frames,
+    curves_svg,
     histograms_png,
 )
 from .layer_sections import write_layer_report
-from .page import esc, figure, index_table, number, page_html, page_links
+from .page import INDEX_SCRIPT, esc, figure, number, page_html, page_links, pairs_table
 
 #: Pairs per page: report.html has the first ones (after the summary), report-2.html the next.
 PAIRS_PER_PAGE = 100
-#: Most bytes of page per (image, target) pair; a page holds at most PAIRS_PER_PAGE of them,
-#: plus the summary on the first page.
-PAIR_BUDGET = 50_000
-#: The part of PAIR_BUDGET the embedded thumbnails (image and one overlay per area) may use.
-THUMBNAIL_BUDGET = 36_000
-#: Most non-converged masks listed by name in the summary (the index marks all of them).
-LISTED_MASKS = 200
+#: Rows of the index shown at a time (its pager shows the next ones).
+INDEX_ROWS = 100
+#: Most non-converged masks listed by name in the summary (summary.json and the index's
+#: "only not converged" box have all of them).
+LISTED_MASKS = 12
+#: The index's rows, in the picture folder (a script: a page opened from disk may load
+#: scripts beside it, but not read JSON).
+INDEX_FILE = "index.js"
 
 
 @dataclass
@@ -52,6 +56,9 @@ class Pair:
 
     record: dict[str, Any]
     p: int
+    #: The pair's name as the run writes its files (overlays/<stem>.png) and its safe form
+    #: (mask_evolution/<name>.gif, the page's anchors).
+    stem: str
     name: str
     label: str
     page: int = 0
@@ -63,6 +70,12 @@ class Pair:
     @property
     def image_id(self) -> str:
         return self.record["ids"][self.p]
+
+    def converged(self) -> list[bool | None]:
+        """Per area, whether the mask reached its area (None: the run did not judge it)."""
+        flags = self.record.get("converged")
+        areas = len(self.record["areas"])
+        return [None] * areas if flags is None else [bool(f) for f in flags[self.p].tolist()]
 
 
 @dataclass
@@ -76,7 +89,6 @@ class Report:
     files: list[str]
     assets: AssetFolder
     pairs_per_page: int
-    curves: PairCurves
 
     @property
     def jitter(self) -> bool:
@@ -88,6 +100,19 @@ class Report:
 
     def link(self, pair: Pair) -> str:
         return f"{self.files[pair.page]}#pair-{pair.name}"
+
+    def run_file(self, name: str) -> str:
+        """The URL of ``<run_dir>/<name>`` relative to the pages (the run's own files are
+        linked where they lie, not copied)."""
+        root = os.path.relpath(self.run_dir, self.assets.folder.parent)
+        return quote(Path(root, name).as_posix())
+
+    def unconverged(self) -> str:
+        """``"3 of 16 masks not converged"`` from summary.json (empty when all converged):
+        said beside every quality number, which those masks make worse."""
+        convergence = self.summary.get("convergence") or {}
+        failed = len(convergence.get("not_converged") or [])
+        return f"{failed} of {convergence.get('masks')} masks not converged" if failed else ""
 
 
 def _jitter(config: dict[str, Any]) -> bool:
@@ -119,7 +144,6 @@ def write_report(
     paths = page_paths(out, math.ceil(len(pairs) / pairs_per_page))
     for i, pair in enumerate(pairs):
         pair.page = i // pairs_per_page
-    curves = PairCurves(_areas(records), _jitter(config))
     report = Report(
         run_dir,
         config,
@@ -128,15 +152,29 @@ def write_report(
         [path.name for path in paths],
         AssetFolder(out.parent / f"{out.stem}_files"),
         pairs_per_page,
-        curves,
     )
     report.assets.claim(*paths)
-    with curves:
+    with one_thread():
+        index = _index(report, pairs)
         for number_, path in enumerate(paths):
-            shown = [pair for pair in pairs if pair.page == number_]
-            report.assets.write_page(_page(report, number_, shown, pairs, records), path)
+            shown = pairs[number_ * pairs_per_page : (number_ + 1) * pairs_per_page]
+            report.assets.write_page(_page(report, number_, shown, pairs, records, index), path)
     report.assets.remove_stale()
     return out
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread while the report draws: its work is thousands of operations on
+    thumbnails of a few thousand pixels, where waking torch's thread pool costs more than it
+    saves (measured, 200 pairs of 224 px on 2 busy cores: 30 ms of CPU a pair with the pool,
+    5 ms without)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def page_paths(out: Path, count: int) -> list[Path]:
@@ -151,7 +189,7 @@ def _pairs(records: list[dict[str, Any]], classes: list[str] | None) -> list[Pai
         names = pair_names(record["ids"], record["targets"].tolist())
         for p, name in enumerate(names):
             label = class_name(classes, int(record["targets"][p]))
-            pairs.append(Pair(record, p, safe_name(name), label))
+            pairs.append(Pair(record, p, name, safe_name(name), label))
     return pairs
 
 
@@ -161,20 +199,26 @@ def _page(
     shown: list[Pair],
     pairs: list[Pair],
     records: list[dict[str, Any]],
+    index: str,
 ) -> str:
     """Page ``page``: header, links to the other pages, the summary and index on the first
-    page, then the sections of the pairs ``shown``."""
+    page, then the sections of the pairs ``shown`` (their thumbnails in the page's sheet)."""
     first_pair = [1 + k * report.pairs_per_page for k in range(len(report.files))]
     nav = page_links(report.files, page, first_pair)
+    sheet = ThumbnailSheet()
+    sections = [_pair_section(report, pair, sheet) for pair in shown]
+    src = report.assets.write(f"thumbs-{page + 1}.jpg", sheet.jpeg())
     body = [*_header(report), nav]
+    script = ""
     if page == 0:
-        body += [_summary(report, pairs, records), _index(report, pairs)]
-    body += [_pair_section(report, pair) for pair in shown]
-    body.append(nav)
+        body += [_summary(report, pairs, records), index]
+        script = f'<script src="{esc(report.assets.prefix)}/{INDEX_FILE}"></script>'
+        script += f"<script>{INDEX_SCRIPT}</script>"
+    body += [*sections, nav]
     title = f"lightning-extremal report: {report.run_dir.resolve().name}"
     if page:
         title += f" (page {page + 1} of {len(report.files)})"
-    return page_html(title, body, script=page == 0)
+    return page_html(title, body, script, style=f".t {{ background-image: url({src}); }}")
 
 
 def _header(report: Report) -> list[str]:
@@ -222,6 +266,11 @@ def _ious(record: dict[str, Any]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
+def _hits(record: dict[str, Any]) -> list[bool | None]:
+    """Whether each pair's masks point at its ground truth; None where there is none."""
+    return list(record.get("pointing_hit") or [None] * len(record["ids"]))
+
+
 def _summary(report: Report, pairs: list[Pair], records: list[dict[str, Any]]) -> str:
     """The summary section: counts, histograms, non-converged masks, aggregate curves."""
     areas = _areas(records)
@@ -233,38 +282,42 @@ def _summary(report: Report, pairs: list[Pair], records: list[dict[str, Any]]) -
         key: torch.cat([r["history"][key][..., :steps] for r in records]).double().numpy()
         for key in ("reward", "achieved_area")
     }
-    histograms = histograms_png(achieved - np.array(areas), rewards, iou, areas)
+    caveat = report.unconverged()
+    histograms = histograms_png(achieved - np.array(areas), rewards, iou, areas, caveat)
     curves = aggregate_curves_png(history["reward"], history["achieved_area"], areas, report.jitter)
     parts = [
         '<h2 id="summary">Summary</h2>',
         f"<p>{len(pairs)} (image, target) pairs, {rewards.size} masks at areas "
         f"{', '.join(f'{a:g}' for a in areas)}, {steps} steps.</p>",
-        _quality_text(report.summary),
+        _quality_text(report.summary, caveat),
         _convergence_text(report, pairs),
         figure(data_uri(histograms), "histograms across masks", "across all masks"),
         "<h3>Optimisation across pairs</h3>",
         f'<p class="note">{esc(JITTER_NOTE)}</p>' if report.jitter else "",
         figure(data_uri(curves), "reward and achieved area across pairs", ""),
+        f'<p class="note">{esc(CURVES_NOTE)}</p>',
     ]
     return "\n".join(part for part in parts if part)
 
 
-def _quality_text(summary: dict[str, Any]) -> str:
-    """A paragraph of the run's quality against ground truth; empty without one."""
+def _quality_text(summary: dict[str, Any], caveat: str) -> str:
+    """A paragraph of the run's quality against ground truth, with ``caveat`` (how many
+    masks did not converge) beside it; empty without ground truth."""
     quality = summary.get("quality")
+    if not quality:
+        return ""
+    pairs = int(quality["pairs"])
+    hits = round(quality["pointing"] * pairs)
+    beside = f' — <span class="bad">{esc(caveat)}</span>' if caveat else ""
     return (
-        f"<p>Quality against ground truth: mean IoU {quality['iou']:.3f}, pointing "
-        f"{quality['pointing']:.1%} over {int(quality['pairs'])} pairs.</p>"
-        if quality
-        else ""
+        f"<p>Quality against ground truth: pointing {hits}/{pairs} ({quality['pointing']:.1%}), "
+        f"mean IoU {quality['iou']:.3f} (largest area){beside}.</p>"
     )
 
 
 def _mask_rows(pair: Pair, areas: list[float]) -> list[dict[str, Any]]:
     """One row per area of a pair: what summary.json's rows hold, from the chunk record."""
     record, p = pair.record, pair.p
-    converged = record.get("converged")
-    iou = _ious(record)[p]
     return [
         {
             "image": pair.image_id,
@@ -272,21 +325,21 @@ def _mask_rows(pair: Pair, areas: list[float]) -> list[dict[str, Any]]:
             "area": area,
             "achieved_area": float(record["achieved_areas"][p, k]),
             "reward": float(record["rewards"][p, k]),
-            "iou": iou,
-            "converged": None if converged is None else bool(converged[p, k]),
+            "converged": converged,
         }
-        for k, area in enumerate(areas)
+        for k, (area, converged) in enumerate(zip(areas, pair.converged(), strict=True))
     ]
 
 
 def _convergence_text(report: Report, pairs: list[Pair]) -> str:
-    """summary.json's convergence line, then the non-converged masks, each linked to its pair
-    (at most LISTED_MASKS named)."""
+    """summary.json's convergence line, then the first LISTED_MASKS non-converged masks,
+    each linked to its pair, and where the others are."""
     convergence = report.summary.get("convergence")
     line = f"<p>{esc(convergence_line(convergence))}.</p>" if convergence else ""
     failed = [
         (pair, row)
         for pair in pairs
+        if False in pair.converged()
         for row in _mask_rows(pair, _areas([pair.record]))
         if row["converged"] is False
     ]
@@ -296,7 +349,14 @@ def _convergence_text(report: Report, pairs: list[Pair]) -> str:
         f'<li><a href="{esc(report.link(pair))}">{esc(mask_label(row))}</a></li>'
         for pair, row in failed[:LISTED_MASKS]
     )
-    more = f"<p>… and {len(failed) - LISTED_MASKS} more.</p>" if len(failed) > LISTED_MASKS else ""
+    more = ""
+    if len(failed) > LISTED_MASKS:
+        more = (
+            f'<p class="more">… and {len(failed) - LISTED_MASKS} more: all {len(failed)} in '
+            f'<a href="{esc(report.run_file("summary.json"))}">summary.json</a> '
+            "(convergence.not_converged); tick “only the pairs with a mask not converged” in "
+            '<a href="#index">the index</a> to page through their pairs.</p>'
+        )
     return (
         f'{line}<h3 id="not-converged">Not converged: {len(failed)} masks</h3>'
         f'<ul class="not-converged">{items}</ul>{more}'
@@ -304,46 +364,72 @@ def _convergence_text(report: Report, pairs: list[Pair]) -> str:
 
 
 def _index(report: Report, pairs: list[Pair]) -> str:
-    """The index: one sortable row per mask, linked to its pair's section."""
-    rows, links = [], []
-    for pair in pairs:
-        for row in _mask_rows(pair, _areas([pair.record])):
-            converged = {True: "yes", False: "no", None: "—"}[row["converged"]]
-            rows.append(
-                (
-                    row["image"],
-                    row["target_name"],
-                    f"{row['area']:g}",
-                    number(row["achieved_area"]),
-                    number(row["reward"]),
-                    number(row["iou"]),
-                    converged,
-                )
-            )
-            links.append(report.link(pair))
-    return '<h2 id="index">Index</h2>' + index_table(rows, links)
+    """The index: one row per pair (per area its achieved area and reward; the pair's IoU at
+    the largest area and pointing hit where there is ground truth; which areas did not
+    converge), linked to its section. All rows go to ``index.js``, the first INDEX_ROWS in
+    the page."""
+    areas = _areas([pairs[0].record])
+    truth = any(hit is not None for pair in pairs for hit in _hits(pair.record))
+    head = ["image", "target"]
+    for area in areas:
+        head += [f"achieved @{area:g}", f"reward @{area:g}"]
+    if truth:
+        head += [f"IoU @{max(areas):g}", "pointing"]
+    head.append("converged")
+    rows = [_index_row(pair, areas, truth) for pair in pairs]
+    links = [report.link(pair) for pair in pairs]
+    bad = [False in pair.converged() for pair in pairs]
+    data = {"head": head, "rows": rows, "links": links, "bad": bad, "page_rows": INDEX_ROWS}
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    report.assets.write(INDEX_FILE, f"window.REPORT_INDEX = {text};\n".encode())
+    table = pairs_table(
+        head, rows[:INDEX_ROWS], links[:INDEX_ROWS], bad[:INDEX_ROWS], len(pairs), sum(bad)
+    )
+    return '<h2 id="index">Index</h2>' + table
+
+
+def _index_row(pair: Pair, areas: list[float], truth: bool) -> list[str]:
+    """The index's cells of one pair (texts)."""
+    record, p = pair.record, pair.p
+    cells = [pair.image_id, pair.label]
+    for k in range(len(areas)):
+        cells += [
+            number(float(record["achieved_areas"][p, k])),
+            number(float(record["rewards"][p, k])),
+        ]
+    if truth:
+        hit = _hits(record)[p]
+        cells += [number(_ious(record)[p]), {True: "hit", False: "miss", None: "—"}[hit]]
+    converged = pair.converged()
+    if None in converged:
+        cells.append("—")
+    elif all(converged):
+        cells.append("yes")
+    else:
+        cells.append(
+            "no: " + ", ".join(f"{a:g}" for a, c in zip(areas, converged, strict=True) if not c)
+        )
+    return cells
 
 
 # --------------------------------------------------------------------------- pairs
 
 
-def _pair_section(report: Report, pair: Pair) -> str:
-    """A pair's section: heading, meta line, overlays, mask evolution, curves."""
+def _pair_section(report: Report, pair: Pair, sheet: ThumbnailSheet) -> str:
+    """A pair's section: heading, meta line, thumbnails, curves, mask evolution."""
     record, p, name = pair.record, pair.p, pair.name
     areas, steps = _areas([record]), _steps(record)
-    curves = report.curves.png(record["history"], p, steps)
+    history = {
+        key: record["history"][key][p, :, :steps].double().numpy()
+        for key in ("reward", "achieved_area")
+    }
     parts = [
         f'<h2 id="pair-{esc(name)}">{esc(pair.image_id)} — target {esc(pair.label)} '
         f"({pair.target})</h2>",
-        _pair_meta(record, p, steps),
-        _overlay_figures(report.assets, pair, areas),
-        *_evolution_parts(report, pair, steps),
-        "<h3>Optimisation</h3>",
-        f'<p class="note">Thick: averaged over two steps (jitter flip); thin: raw. '
-        f'<a href="{esc(report.files[0])}#summary">Why</a>.</p>'
-        if report.jitter
-        else "",
-        figure(report.assets.write(f"{name}-curves.png", curves), f"{name}: curves", "", lazy=True),
+        _pair_meta(pair, areas, steps),
+        _thumbnail_figures(report, pair, areas, sheet),
+        curves_svg(history["reward"], history["achieved_area"], areas, report.jitter),
+        _evolution(report, pair),
     ]
     return (
         f'<section class="pair" data-pair="{esc(name)}">'
@@ -352,75 +438,78 @@ def _pair_section(report: Report, pair: Pair) -> str:
     )
 
 
-def _pair_meta(record: dict[str, Any], p: int, steps: int) -> str:
-    """The meta line of pair ``p``: its steps and, with ground truth, IoU and pointing."""
-    hit = (record.get("pointing_hit") or [None] * len(record["ids"]))[p]
+def _pair_meta(pair: Pair, areas: list[float], steps: int) -> str:
+    """The meta line of a pair: its steps and, with ground truth, IoU and pointing, with the
+    pair's masks that did not converge beside them."""
+    record, p = pair.record, pair.p
+    hit = _hits(record)[p]
     meta = f"{steps} steps"
     if hit is not None:
         meta += f" · IoU (largest area) {number(_ious(record)[p])} · pointing "
         meta += "hit" if hit else "miss"
+    failed = [a for a, c in zip(areas, pair.converged(), strict=True) if c is False]
+    if failed:
+        listed = ", ".join(f"{a:g}" for a in failed)
+        meta += (
+            f' — <span class="bad">{len(failed)} of {len(areas)} masks not converged '
+            f"(area {esc(listed)})</span>"
+        )
     return f'<p class="meta">{meta}</p>'
 
 
-def _overlay_figures(assets: AssetFolder, pair: Pair, areas: list[float]) -> str:
-    """The image and its overlay at each area: thumbnails in the page (within
-    THUMBNAIL_BUDGET), shown ~256 px wide, each linked to its full-size file."""
-    record, p, name = pair.record, pair.p, pair.name
-    image = record["images"][p].float()
-    height, width = image.shape[-2:]
-    scale = display_scale(height, width)
-    share = THUMBNAIL_BUDGET // (1 + len(areas))
-    pictures = [(to_uint8(image[:3]), f"{name}-image.png", "image")]
-    for k, area in enumerate(areas):
-        caption = (
+def _thumbnail_figures(
+    report: Report, pair: Pair, areas: list[float], sheet: ThumbnailSheet
+) -> str:
+    """The image and its overlay at each area: thumbnails in the page's sheet, each linked
+    to the run's full-size overlay figure of the pair (where it lies) when there is one."""
+    record, p = pair.record, pair.p
+    overlay = report.run_dir / "overlays" / f"{pair.stem}.png"
+    href = report.run_file(f"overlays/{pair.stem}.png") if overlay.is_file() else None
+    captions = [("image", False)]
+    for k, (area, converged) in enumerate(zip(areas, pair.converged(), strict=True)):
+        text = (
             f"area {area:g} · reward {float(record['rewards'][p, k]):.3g} · "
             f"achieved {float(record['achieved_areas'][p, k]):.3f}"
         )
-        rgb = to_uint8(overlay(image, record["masks"][p, k]))
-        pictures.append((rgb, f"{name}-area{area:g}.png", caption))
-    figures = [
-        figure(
-            thumbnail_uri(rgb, share),
-            f"{name}: {caption}",
-            caption,
-            width=width * scale,
-            href=assets.write(file, png_bytes(rgb, scale)),
-            pixelated=scale > 1,
+        captions.append(
+            (text + (" · not converged" if converged is False else ""), converged is False)
         )
-        for rgb, file, caption in pictures
-    ]
+    pictures = thumbnails(record["images"][p], record["masks"][p])
+    figures = []
+    for picture, (caption, failed) in zip(pictures, captions, strict=True):
+        sprite = _sprite(sheet.add(picture))
+        if href:
+            sprite = f'<a href="{esc(href)}">{sprite}</a>'
+        css = ' class="bad"' if failed else ""
+        figures.append(f"<figure>{sprite}<figcaption{css}>{esc(caption)}</figcaption></figure>")
     return "<div>" + "".join(figures) + "</div>"
 
 
-def _evolution_parts(report: Report, pair: Pair, steps: int) -> list[str]:
-    """The mask-evolution block (strip of frames and the animated GIF, both files beside the
-    page); none without the run's GIF of this pair."""
+def _sprite(tile: Tile) -> str:
+    """A thumbnail: its cell of the page's sheet (``.t``'s background), enlarged by the
+    tile's whole factor with sharp pixels."""
+    s = tile.scale
+    style = f"width:{tile.width * s}px;height:{tile.height * s}px;"
+    style += f"background-position:-{tile.x * s}px -{tile.y * s}px"
+    css = "t"
+    if s > 1:
+        style += f";background-size:{ThumbnailSheet.WIDTH * s}px auto"
+        css += " px"
+    return f'<span class="{css}" style="{style}"></span>'
+
+
+def _evolution(report: Report, pair: Pair) -> str:
+    """The run's animated mask evolution of the pair, loaded when opened (linked where it
+    lies, not copied); empty without it."""
     gif = report.run_dir / "mask_evolution" / f"{pair.name}.gif"
     if not gif.is_file():
-        return []
-    frames = gif_frames(gif)
-    height, width = frames[0].shape[-2:]
-    scale = display_scale(height, width)
-    labels = frame_steps(len(frames), report.every, steps)
-    strip = evolution_strip_png(frames, labels, scale)
-    return [
-        "<h3>Mask evolution</h3><div>",
-        figure(
-            report.assets.write(f"{pair.name}-evolution.png", strip),
-            f"{pair.name}: mask evolution",
-            "masks over the image (top), what the classifier sees (below)",
-            lazy=True,
-        ),
-        figure(
-            report.assets.copy(gif, f"{pair.name}-evolution.gif"),
-            f"{pair.name}: mask evolution (animated)",
-            "animated",
-            width=width * scale,
-            pixelated=scale > 1,
-            lazy=True,
-        ),
-        "</div>",
-    ]
+        return ""
+    every = f": a frame every {report.every} steps" if report.every else ""
+    src = esc(report.run_file(f"mask_evolution/{pair.name}.gif"))
+    return (
+        f"<details><summary>Mask evolution (animated){every}</summary>"
+        f'<img alt="{esc(pair.name)}: mask evolution" src="{src}" loading="lazy"></details>'
+    )
 
 
 # --------------------------------------------------------------------------- files
@@ -435,9 +524,13 @@ def _load_chunks(run_dir: Path, manifest: dict[str, Any] | None) -> list[dict[st
             f"{run_dir} has no finished chunks in manifest.json: give an output directory of "
             "`lightning-extremal run`"
         )
-    return [
-        torch.load(run_dir / e["file"], map_location="cpu", weights_only=False) for e in entries
-    ]
+    return [_load(run_dir / e["file"]) for e in entries]
+
+
+def _load(path: Path) -> Any:
+    """A torch file, its tensors memory-mapped: read from disk when used (a page's images
+    and masks while it is written), so a run of thousands of pairs is never all in memory."""
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
 def _read_json(path: Path) -> Any:
@@ -448,4 +541,4 @@ def _classes(run_dir: Path) -> list[str] | None:
     masks = run_dir / "masks.pt"
     if not masks.is_file():
         return None
-    return torch.load(masks, map_location="cpu", weights_only=False).get("classes")
+    return _load(masks).get("classes")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .assets import AssetFolder
-from .page import esc, figure, filter_line, number, page_html, table
+from .page import SCRIPT, esc, figure, filter_line, number, page_html, table
 
 #: The folders of figures a layer run writes, in the report's order, with their headings.
 FIGURE_FOLDERS = {
@@ -63,7 +63,8 @@ def write_layer_report(
             for folder, heading in FIGURE_FOLDERS.items()
         ),
     ]
-    text = page_html(f"lightning-extremal report: {where.name}", [b for b in body if b], True)
+    title = f"lightning-extremal report: {where.name}"
+    text = page_html(title, [b for b in body if b], f"<script>{SCRIPT}</script>")
     assets.write_page(text, out)
     assets.remove_stale()
     return out

@@ -23,6 +23,9 @@ table.index th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.index th[aria-sort=descending]::after { content: " \\25BC"; }
 table.index td:first-child, table.index td:nth-child(2) { text-align: left; }
 tr.bad td { color: #c00; } .scroll { max-height: 30em; overflow-y: auto; display: inline-block; }
+.t { display: inline-block; background-repeat: no-repeat; vertical-align: top; }
+svg.curves text { fill: #444; stroke: none; } .bad { color: #c00; }
+section.pair figcaption { max-width: 12em; }
 """
 
 #: Click a header of ``table.index`` to sort by it (again: the other way); type in
@@ -70,8 +73,75 @@ SCRIPT = """
 })();
 """
 
-#: Columns of the index table, one row per mask.
-INDEX_COLUMNS = ("image", "target", "area", "achieved", "reward", "IoU", "converged")
+#: The index of a run's pairs, paged in the browser: ``window.REPORT_INDEX`` (written by
+#: ``<picture folder>/index.js``: ``head``, ``rows`` of cell texts, ``links``, ``bad`` flags,
+#: ``page_rows``) shown ``page_rows`` rows at a time in ``table.pairs``; click a header to sort
+#: every row by it (again: the other way), type in ``#index-filter`` to keep the rows holding
+#: the text, tick ``#index-bad`` for the pairs with a mask not converged; ``#index-prev`` and
+#: ``#index-next`` page through them. Without the script the first rows, written in the page,
+#: stay.
+INDEX_SCRIPT = """
+(function () {
+  var data = window.REPORT_INDEX, table = document.querySelector("table.pairs");
+  if (!data || !table) return;
+  var body = table.tBodies[0], size = data.page_rows, start = 0;
+  var order = data.rows.map(function (row, i) { return i; }), shown = order;
+  var heads = table.tHead.rows[0].cells;
+  var box = document.getElementById("index-filter"), bad = document.getElementById("index-bad");
+  var prev = document.getElementById("index-prev"), next = document.getElementById("index-next");
+  function esc(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/"/g, "&quot;");
+  }
+  function key(i, col) {
+    var text = data.rows[i][col], number = parseFloat(text);
+    return isNaN(number) ? text.toLowerCase() : number;
+  }
+  function compare(a, b) {
+    if (typeof a === typeof b) return a < b ? -1 : a > b ? 1 : 0;
+    return typeof a === "number" ? -1 : 1;
+  }
+  function render() {
+    var html = shown.slice(start, start + size).map(function (i) {
+      var cells = data.rows[i];
+      return "<tr" + (data.bad[i] ? ' class="bad"' : "") + '><td><a href="' +
+        esc(data.links[i]) + '">' + esc(cells[0]) + "</a>" +
+        cells.slice(1).map(function (c) { return "<td>" + esc(c); }).join("");
+    });
+    body.innerHTML = html.join("");
+    var last = Math.min(start + size, shown.length);
+    document.getElementById("index-range").textContent =
+      (shown.length ? start + 1 : 0) + "–" + last + " of " + shown.length;
+    prev.disabled = start === 0;
+    next.disabled = last >= shown.length;
+  }
+  function select() {
+    var needle = box.value.trim().toLowerCase();
+    shown = order.filter(function (i) {
+      if (bad.checked && !data.bad[i]) return false;
+      return !needle || data.rows[i].join(" ").toLowerCase().indexOf(needle) >= 0;
+    });
+    start = 0;
+    render();
+  }
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener("click", function () {
+      var up = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(heads, function (o) { o.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", up ? "ascending" : "descending");
+      order = order.slice().sort(function (a, b) {
+        var result = compare(key(a, col), key(b, col));
+        return (up ? result : -result) || a - b;
+      });
+      select();
+    });
+  });
+  box.addEventListener("input", select);
+  bad.addEventListener("change", select);
+  prev.addEventListener("click", function () { start = Math.max(0, start - size); render(); });
+  next.addEventListener("click", function () { start += size; render(); });
+  render();
+})();
+"""
 
 
 def esc(value: object) -> str:
@@ -83,12 +153,13 @@ def number(value: float, digits: int = 3) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def page_html(title: str, body: Sequence[str], script: bool = False) -> str:
-    """A whole page: head (title, style), the body parts, and the index script if asked."""
-    tail = f"<script>{SCRIPT}</script>\n" if script else ""
+def page_html(title: str, body: Sequence[str], script: str = "", style: str = "") -> str:
+    """A whole page: head (title, :data:`STYLE` and ``style``), the body parts, then
+    ``script`` (HTML: ``<script>`` elements) at the end."""
+    tail = f"{script}\n" if script else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n"
+        f"<title>{esc(title)}</title><style>{STYLE}{style}</style></head><body>\n"
         + "\n".join(part for part in body if part)
         + f"\n{tail}</body></html>\n"
     )
@@ -138,19 +209,36 @@ def figure(
     return f"<figure>{image}<figcaption>{esc(caption)}</figcaption></figure>"
 
 
-def index_table(rows: Sequence[Sequence[str]], links: Sequence[str]) -> str:
-    """The sortable, filterable index: one ``<tr>`` per row of :data:`INDEX_COLUMNS` cell
-    texts (already formatted), the first cell linked to ``links[i]``; rows whose converged
-    cell is "no" marked."""
-    head = "".join(f'<th scope="col">{esc(c)}</th>' for c in INDEX_COLUMNS)
+def pairs_table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    links: Sequence[str],
+    bad: Sequence[bool],
+    total: int,
+    failed: int,
+) -> str:
+    """The index of the pairs as the page holds it: its filter box, "only not converged" box
+    and pager, then ``table.pairs`` with the first ``rows`` (cell texts, the first linked to
+    ``links[i]``, marked where ``bad``); :data:`INDEX_SCRIPT` shows the rest, ``total`` pairs
+    of which ``failed`` have a mask not converged."""
+    cells = "".join(f'<th scope="col">{esc(c)}</th>' for c in head)
     body = []
-    for cells, link in zip(rows, links, strict=True):
-        css = ' class="bad"' if cells[-1] == "no" else ""
-        first = f'<a href="{esc(link)}">{esc(cells[0])}</a>'
-        body.append(f"<tr{css}><td>{first}" + "".join(f"<td>{esc(c)}" for c in cells[1:]))
+    for row, link, marked in zip(rows, links, bad, strict=True):
+        css = ' class="bad"' if marked else ""
+        first = f'<a href="{esc(link)}">{esc(row[0])}</a>'
+        body.append(f"<tr{css}><td>{first}" + "".join(f"<td>{esc(c)}" for c in row[1:]))
+    controls = (
+        '<p><label>filter: <input id="index-filter" type="search" placeholder="text in any '
+        f'column"></label> <label><input id="index-bad" type="checkbox"> only the {failed} '
+        'pairs with a mask not converged</label> <button id="index-prev" type="button">← '
+        f'previous</button> pairs <span id="index-range">1–{len(rows)} of {total}</span> '
+        '<button id="index-next" type="button">next →</button> · click a column header to '
+        "sort all pairs by it.</p>"
+    )
     return (
-        filter_line(len(rows), "masks")
-        + f'<div class="scroll"><table class="index"><thead><tr>{head}</tr></thead><tbody>'
+        controls
+        + f'<div class="scroll"><table class="index pairs"><thead><tr>{cells}</tr></thead>'
+        + "<tbody>"
         + "\n".join(body)
         + "</tbody></table></div>"
     )
