@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import lightning as L
 import torch
 
 from ..config import AnalysisConfig, MethodConfig, validate_analysis
@@ -40,6 +42,8 @@ class AreaCurve:
     (P,) Φ(x). ``sufficient_area`` (P,): the smallest area whose preserve curve reaches
     ``preserve_fraction``; ``necessary_area`` (P,): the smallest whose delete curve falls to
     ``delete_fraction`` (inf: not within the grid; NaN: no ratio; None: game not run).
+    ``converged[game]`` P×K bool: the mask reached its area and its reward settled
+    (:class:`~.extremal.ExtremalResult`); a curve of unconverged masks is not yet the area's.
     """
 
     areas: torch.Tensor
@@ -55,6 +59,85 @@ class AreaCurve:
     preserve_fraction: float
     delete_fraction: float
     interpolate: bool
+    converged: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+#: How far (in normalised score) a curve may go the wrong way before it is flagged as not
+#: monotone: below it, the wobble of masks optimised separately per area.
+MONOTONE_TOLERANCE = 0.05
+
+
+def non_monotone_areas(
+    areas: Sequence[float],
+    curve: Sequence[float],
+    rising: bool,
+    tolerance: float = MONOTONE_TOLERANCE,
+) -> list[float]:
+    """The areas where ``curve`` (one value per area, increasing areas) goes the wrong way by
+    more than ``tolerance``: a preserve curve (``rising``) below the best value of a smaller
+    area, a delete curve above the lowest one. An extremal mask of a larger area can keep (or
+    delete) everything a smaller one does, so the true curves are monotone; a crossing like
+    this says the masks are not yet optimal (more steps would help). NaN values are skipped."""
+    flagged, best = [], None
+    for area, value in zip(areas, curve, strict=True):
+        if value is None or math.isnan(value):
+            continue
+        if best is not None and (best - value if rising else value - best) > tolerance:
+            flagged.append(float(area))
+        best = value if best is None else (max(best, value) if rising else min(best, value))
+    return flagged
+
+
+def area_bound(value: float | None, areas: Sequence[float]) -> str | None:
+    """Whether a sufficient / necessary area is only a bound of the grid: ``"upper"`` when it
+    is the grid's smallest area (the level is reached there already: the true area is ≤ it),
+    ``"lower"`` when it is not reached within the grid (inf: the true area is > the largest),
+    None for an area found between grid areas (or NaN / None: no area)."""
+    if value is None or math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "lower"
+    return "upper" if value <= areas[0] else None
+
+
+def bounded_text(value: float | None, bound: str | None, areas: Sequence[float]) -> str:
+    """An area as printed: ``≤ 0.01`` (upper bound), ``> 0.5`` (not reached), else ``0.158``."""
+    if bound == "upper":
+        return f"≤ {areas[0]:.3g}"
+    if bound == "lower":
+        return f"> {areas[-1]:.3g}"
+    return "—" if value is None or math.isnan(value) else f"{value:.3g}"
+
+
+class SharedWarmStart(L.Callback):
+    """One warm start for several games of the same masks: the Grad-CAM start depends on the
+    pairs, areas and mask settings, not on the game, so the first game's fits record where
+    their masks started (at their first step, after the warm start's fit) and the next game's
+    fits, run with ``warm_start="none"``, start there (in the same fit order). Saves one
+    Grad-CAM and one warm-start fit (:data:`~..modules.image_masks.WARM_FIT_STEPS` steps of
+    every mask) per extra game; the starts, hence the masks, are the same."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[torch.Tensor, str]] = []
+        self.replay = False
+        self._fit = 0
+        self._pending = False
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._pending = trainer.global_step == 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if not self._pending:
+            return
+        self._pending = False
+        if not self.replay:
+            self.starts.append((pl_module.mask_params.detach().clone(), pl_module.start))
+            return
+        params, start = self.starts[self._fit]
+        self._fit += 1
+        with torch.no_grad():
+            pl_module.mask_params.copy_(params.to(pl_module.mask_params.device))
+        pl_module.start = start
 
 
 @dataclass
@@ -104,6 +187,7 @@ def area_curve(
     delete_fraction: float = 0.5,
     interpolate: bool = True,
     reward: str | RewardFn = "simple",
+    say: Callable[[str], None] | None = None,
     **options: Any,
 ) -> AreaCurve:
     """The area curve of ``images`` (N×C×H×W) for ``targets`` (as in
@@ -112,7 +196,9 @@ def area_curve(
     0.5): one batched :func:`~.extremal.extremal_perturbation` per game over all areas, then
     each mask's normalised score and the sufficient / necessary areas
     (:func:`~lightning_extremal.ops.sufficiency.crossing_area`). ``options`` go to
-    ``extremal_perturbation`` (``max_iter``, ``step``, ``sigma``, ``seed``, …).
+    ``extremal_perturbation`` (``max_iter``, ``step``, ``sigma``, ``seed``, …). The games
+    share one warm start (:class:`SharedWarmStart`). ``say``: told a line as each game starts
+    and ends (``game 1/2 (preserve): …``), for a job's progress.
     """
     areas = list(AnalysisConfig().areas if areas is None else areas)
     validate_analysis(
@@ -124,12 +210,7 @@ def area_curve(
             games=list(games),
         )
     )
-    results = {
-        game: extremal_perturbation(
-            model, images, targets, areas, reward=reward, variant=game, **options
-        )
-        for game in games
-    }
+    results = _play_games(model, images, targets, areas, list(games), reward, say, options)
     first = results[games[0]]
     score_fn = _score_fn(score, reward)
     with frozen(model):
@@ -158,7 +239,34 @@ def area_curve(
         preserve_fraction=preserve_fraction,
         delete_fraction=delete_fraction,
         interpolate=interpolate,
+        converged={game: r.converged for game, r in results.items()},
     )
+
+
+def _play_games(model, images, targets, areas, games, reward, say, options) -> dict:
+    """Each game's :func:`~.extremal.extremal_perturbation` over all ``areas``, the later
+    games starting where the first one's warm start put the masks."""
+    shared = SharedWarmStart()
+    options = {**options, "callbacks": [*(options.get("callbacks") or []), shared]}
+    steps = options.get("max_iter", MethodConfig().max_iter)
+    results = {}
+    for number, game in enumerate(games, 1):
+        head = f"game {number}/{len(games)} ({game})"
+        if say is not None:
+            say(f"{head}: {len(images)} image(s) × {len(areas)} areas, {steps} steps…")
+        start = time.perf_counter()
+        kept = {"warm_start": "none"} if number > 1 and shared.starts else {}
+        results[game] = extremal_perturbation(
+            model, images, targets, areas, reward=reward, variant=game, **{**options, **kept}
+        )
+        shared.replay = True
+        if say is not None:
+            unconverged = int((~results[game].converged).sum())
+            say(
+                f"{head} done in {time.perf_counter() - start:.1f} s "
+                f"({unconverged}/{results[game].converged.numel()} masks unconverged)"
+            )
+    return results
 
 
 def _curve(model, pyramid, kept: torch.Tensor, result, score_fn, full) -> torch.Tensor:

@@ -5,14 +5,30 @@ pair, one across the run, the table as CSV / JSON and in W&B."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
-from ...api.analyses import AreaCurve, area_curve
+from ...api.analyses import (
+    MONOTONE_TOLERANCE,
+    AreaCurve,
+    area_bound,
+    area_curve,
+    bounded_text,
+    non_monotone_areas,
+)
 from ...config import AnalysisConfig, RunConfig
+from ...evaluation.cost import calibrate_masks, estimate_line, mask_seconds
 from ...naming import class_name, pair_names, safe_name
 from ..run.chunks import Job
 from .figures import save_area_curve_summary, save_pair_curve
-from .job import AnalysisOutput, analysis_chunks, explain_options, run_analysis
+from .job import (
+    AnalysisOutput,
+    analysis_chunk_count,
+    analysis_chunks,
+    explain_options,
+    first_pair,
+    run_analysis,
+)
 
 #: The analysis' name on the command line and in its folder's ``analysis.json``.
 NAME = "area-curve"
@@ -33,8 +49,15 @@ def compute_area_curves(job: Job, analysis: AnalysisConfig) -> AnalysisOutput:
     figures, the summary figure and the tables."""
     score = analysis_score(analysis, "prob")
     pairs: list[dict[str, Any]] = []
-    for index, batch, targets in analysis_chunks(job):
-        curve = curves_of_chunk(job, analysis, batch, targets, score)
+    chunks = analysis_chunk_count(job)
+    for number, (index, batch, targets) in enumerate(analysis_chunks(job), 1):
+        if number == 1:
+            print(area_curve_estimate(job, analysis, batch, targets), flush=True)
+
+        def say(line: str, number: int = number) -> None:
+            print(f"area curve: chunk {number}/{chunks}, {line}", flush=True)
+
+        curve = curves_of_chunk(job, analysis, batch, targets, score, say)
         ids = [job.images.ids[index[n]] for n in curve.image_index.tolist()]
         pairs += pair_records(job, curve, ids, batch)
     summary = area_curve_summary(pairs, analysis)
@@ -46,18 +69,38 @@ def compute_area_curves(job: Job, analysis: AnalysisConfig) -> AnalysisOutput:
         "preserve_fraction": analysis.preserve_fraction,
         "delete_fraction": analysis.delete_fraction,
         "interpolate": analysis.interpolate,
+        "monotone_tolerance": MONOTONE_TOLERANCE,
+        "bounds": summary_bounds(summary, analysis.areas),
         "pairs": [
             {k: v for k, v in p.items() if k not in ("image_tensor", "masks")} for p in pairs
         ],
     }
     tables = {"area_curve.csv": rows}
-    verdict = area_curve_verdict(summary, analysis, score)
+    verdict = area_curve_verdict(summary, analysis, score, pairs)
     return AnalysisOutput(
         "area_curve", document, summary, tables, {"area_curve/table": rows}, verdict
     )
 
 
-def curves_of_chunk(job: Job, analysis: AnalysisConfig, batch, targets, score: str) -> AreaCurve:
+def area_curve_estimate(job: Job, analysis: AnalysisConfig, batch, targets) -> str:
+    """The line printed before the fits: the steps of one pair's masks timed on the first
+    image (:func:`~...evaluation.cost.calibrate_masks`) times every game's masks × steps and
+    one shared warm start; pairs of the other chunks counted as the first chunk's per image."""
+    model = job.loaded.model
+    method = replace(job.cfg.method, areas=list(analysis.areas), variant="preserve")
+    image, target, pairs_per_image = first_pair(model, batch, targets)
+    cost = calibrate_masks(model, image, target, method)
+    masks = round(len(job.images.ids) * pairs_per_image) * len(analysis.areas)
+    games, steps = len(analysis.games), method.max_iter
+    seconds = mask_seconds(cost, masks, games * steps)
+    warm = f" + one warm start of {cost.warm_steps} steps" if cost.warm_steps else ""
+    work = f"{games} game(s) × {masks} masks × {steps} steps{warm}"
+    return estimate_line(seconds, work, f"`max_iter=…` (now {steps}) / fewer images or areas=")
+
+
+def curves_of_chunk(
+    job: Job, analysis: AnalysisConfig, batch, targets, score: str, say=None
+) -> AreaCurve:
     return area_curve(
         job.loaded.model,
         batch,
@@ -68,6 +111,7 @@ def curves_of_chunk(job: Job, analysis: AnalysisConfig, batch, targets, score: s
         preserve_fraction=analysis.preserve_fraction,
         delete_fraction=analysis.delete_fraction,
         interpolate=analysis.interpolate,
+        say=say,
         **explain_options(job.cfg),
     )
 
@@ -75,6 +119,7 @@ def curves_of_chunk(job: Job, analysis: AnalysisConfig, batch, targets, score: s
 def pair_records(job: Job, curve: AreaCurve, ids: list[str], batch) -> list[dict[str, Any]]:
     """One record per pair of a chunk (and its figure, ``curves/<pair>.png``)."""
     names = pair_names(ids, curve.targets.tolist())
+    areas = curve.areas.tolist()
     records = []
     for p, (image_id, name) in enumerate(zip(ids, names, strict=True)):
         target = int(curve.targets[p])
@@ -90,6 +135,13 @@ def pair_records(job: Job, curve: AreaCurve, ids: list[str], batch) -> list[dict
             "necessary_area": _area(curve.necessary_area, p),
             "figure": f"curves/{safe_name(name)}.png",
         }
+        record["sufficient_bound"] = area_bound(record["sufficient_area"], areas)
+        record["necessary_bound"] = area_bound(record["necessary_area"], areas)
+        for game, values in curve.curves.items():
+            rising = game == "preserve"
+            record[f"{game}_non_monotone"] = non_monotone_areas(areas, values[p].tolist(), rising)
+        for game, converged in curve.converged.items():
+            record[f"{game}_converged"] = converged[p].tolist()
         image = batch[int(curve.image_index[p])]
         masks = curve.masks.get("preserve", curve.masks.get("delete"))[p]
         save_pair_curve(job.out / record["figure"], record, image, masks, curve)
@@ -117,6 +169,10 @@ def curve_rows(pairs: list[dict[str, Any]], areas: list[float]) -> list[dict[str
                     "full_score": pair["full_score"],
                     "sufficient_area": _number(pair["sufficient_area"]),
                     "necessary_area": _number(pair["necessary_area"]),
+                    "sufficient_bound": pair.get("sufficient_bound") or "",
+                    "necessary_bound": pair.get("necessary_bound") or "",
+                    "preserve_converged": _at(pair.get("preserve_converged"), k),
+                    "delete_converged": _at(pair.get("delete_converged"), k),
                 }
             )
     return rows
@@ -131,15 +187,25 @@ def _number(value: float | None) -> float:
 
 
 def area_curve_summary(pairs: list[dict[str, Any]], analysis: AnalysisConfig) -> dict[str, float]:
-    """Across pairs: how many reach the level within the grid and the median (and quartiles)
-    of the sufficient and necessary areas, counting a pair that never does as +inf."""
+    """Across pairs: how many reach the level within the grid (``…/at_floor``: already at its
+    smallest area, so the area is only a bound) and the median (and quartiles) of the
+    sufficient and necessary areas, counting a pair that never does as +inf; per game how
+    many pairs' curves are not monotone and how many masks did not converge."""
     summary: dict[str, float] = {"area_curve/pairs": float(len(pairs))}
+    for game in analysis.games:
+        flagged = [p for p in pairs if p.get(f"{game}_non_monotone")]
+        summary[f"area_curve/{game}/non_monotone"] = float(len(flagged))
+        converged = [c for p in pairs for c in p.get(f"{game}_converged") or []]
+        summary[f"area_curve/{game}/masks"] = float(len(converged))
+        summary[f"area_curve/{game}/unconverged"] = float(converged.count(False))
     for key, game in (("sufficient_area", "preserve"), ("necessary_area", "delete")):
         if game not in analysis.games:
             continue
         values = [p[key] for p in pairs if p[key] is not None and not math.isnan(p[key])]
         reached = [v for v in values if math.isfinite(v)]
         summary[f"area_curve/{key}/reached"] = float(len(reached))
+        floor = [v for v in reached if area_bound(v, analysis.areas) == "upper"]
+        summary[f"area_curve/{key}/at_floor"] = float(len(floor))
         if values:
             q1, median, q3 = _quartiles(values)
             summary.update(
@@ -170,12 +236,28 @@ def _quantile(ordered: list[float], q: float) -> float:
     return a + (b - a) * (position - lo)
 
 
+def summary_bounds(summary: dict[str, float], areas: list[float]) -> dict[str, dict]:
+    """Which of the summary's medians and quartiles are bounds (:func:`area_bound`):
+    ``{"sufficient_area": {"median": "upper", "q1": "upper", "q3": None}, …}``."""
+    bounds: dict[str, dict] = {}
+    for key in ("sufficient_area", "necessary_area"):
+        stats = {q: summary.get(f"area_curve/{key}/{q}") for q in ("q1", "median", "q3")}
+        if any(v is not None for v in stats.values()):
+            bounds[key] = {q: area_bound(v, areas) for q, v in stats.items()}
+    return bounds
+
+
 def area_curve_verdict(
-    summary: dict[str, float], analysis: AnalysisConfig, score: str
+    summary: dict[str, float],
+    analysis: AnalysisConfig,
+    score: str,
+    pairs_records: list[dict[str, Any]] | None = None,
 ) -> list[str]:
-    """The lines printed at the end: per game how many pairs reach the level, and the
-    median (quartiles) of their areas."""
+    """The lines printed at the end: per game how many pairs reach the level, the median
+    (quartiles) of their areas (``≤ a₀``: at the grid's smallest area, a bound), how many of
+    its masks did not converge, and which curves are not monotone (more steps would help)."""
     pairs = int(summary["area_curve/pairs"])
+    areas = analysis.areas
     lines = []
     for key, game, level, how in (
         ("sufficient_area", "preserve", analysis.preserve_fraction, "keeping"),
@@ -186,8 +268,39 @@ def area_curve_verdict(
         reached = int(summary[f"area_curve/{key}/reached"])
         text = f"{key} ({how} it gives {'≥' if game == 'preserve' else '≤'} {level:g} × the full {score}): "
         text += f"reached by {reached}/{pairs} pairs"
+        floor = int(summary.get(f"area_curve/{key}/at_floor", 0))
+        if floor:
+            text += f" ({floor} already at the grid's smallest area {areas[0]:g}: ≤ it)"
         if f"area_curve/{key}/median" in summary:
-            q1, med, q3 = (summary[f"area_curve/{key}/{q}"] for q in ("q1", "median", "q3"))
-            text += f"; median {med:.3g} (quartiles {q1:.3g}–{q3:.3g}; inf: not reached)"
+            q1, med, q3 = (
+                bounded_text(v, area_bound(v, areas), areas)
+                for v in (summary[f"area_curve/{key}/{q}"] for q in ("q1", "median", "q3"))
+            )
+            text += f"; median {med} (quartiles {q1} – {q3})"
+        unconverged = int(summary.get(f"area_curve/{game}/unconverged", 0))
+        if unconverged:
+            masks = int(summary[f"area_curve/{game}/masks"])
+            text += f"; {unconverged}/{masks} {game} masks unconverged"
         lines.append(text)
+    lines += monotone_notes(pairs_records or [], analysis.games)
+    return lines
+
+
+def monotone_notes(pairs: list[dict[str, Any]], games, shown: int = 3) -> list[str]:
+    """One line per game whose curves are not monotone for some pairs: the first ``shown``
+    pairs with their areas, how many more, and that more steps would help."""
+    lines = []
+    for game in games:
+        flagged = [p for p in pairs if p.get(f"{game}_non_monotone")]
+        if not flagged:
+            continue
+        named = "; ".join(
+            f"{p['pair']} at areas {', '.join(f'{a:g}' for a in p[f'{game}_non_monotone'])}"
+            for p in flagged[:shown]
+        )
+        more = f" (and {len(flagged) - shown} more pairs)" if len(flagged) > shown else ""
+        lines.append(
+            f"{game} curve not monotone (beyond {MONOTONE_TOLERANCE:g}) for {len(flagged)}/"
+            f"{len(pairs)} pairs: {named}{more}; more steps (method.max_iter) would help"
+        )
     return lines

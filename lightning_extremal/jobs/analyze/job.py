@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import AnalysisConfig, RunConfig
+from ...engine.classifier import predicted_classes
 from ...engine.distributed import process_rank
 from ...errors import UsageError
 from ..run.chunks import (
@@ -234,6 +235,24 @@ def analysis_chunks(job: Job):
             batch,
             targets_for(job.cfg.data.targets, job.images, job.loaded.model, index, batch),
         )
+
+
+def analysis_chunk_count(job: Job) -> int:
+    """How many chunks :func:`analysis_chunks` goes through (unreadable images included)."""
+    return len(chunk_indices(job.images, job.cfg.data.batch_size))
+
+
+def first_pair(model, batch, targets) -> tuple[Any, int, float]:
+    """The first (image, target) pair of a chunk and its pairs per image (targets: None, one
+    int per image or a list per image, as :func:`analysis_chunks` yields them), for a
+    calibration on the actual model and image."""
+    if targets is None:
+        return batch[0], int(predicted_classes(model, batch[:1])[0]), 1.0
+    values = targets.tolist() if hasattr(targets, "tolist") else list(targets)
+    lists = [v if isinstance(v, (list, tuple)) else [v] for v in values]
+    first = next((row[0] for row in lists if row), 0)
+    image = next((n for n, row in enumerate(lists) if row), 0)
+    return batch[image], int(first), sum(map(len, lists)) / max(len(batch), 1)
 
 
 def explain_options(cfg: RunConfig) -> dict[str, Any]:

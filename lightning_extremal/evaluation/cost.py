@@ -1,0 +1,117 @@
+"""What a long job will cost, said before it starts: measured costs (a calibration on the
+actual model and image) times the planned amount of work, and the line that says it.
+
+An extremal-perturbation job costs, per mask, ``max_iter`` optimisation steps (the smooth mask,
+the classifier's forward and backward pass) plus, with the Grad-CAM warm start, the warm
+start's fit (:data:`~..modules.image_masks.WARM_FIT_STEPS` steps of the smooth mask alone).
+:func:`calibrate_masks` times both kinds of step on one pair's masks; :func:`mask_seconds` turns
+them into seconds for M masks × S steps (pure, so a test checks it with known numbers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..config import MethodConfig
+from ..modules.image_masks import WARM_FIT_STEPS, ExtremalPerturbationModule
+from ..ops.frozen import frozen
+from ..ops.layers import default_layer
+
+#: Timed repeats of each calibrated step (after one untimed warm-up call).
+CALIBRATION_REPEATS = 2
+
+
+@dataclass(frozen=True)
+class MaskCost:
+    """Measured seconds per mask and step: ``step_s`` of the optimisation (masks, classifier
+    forward and backward), ``warm_s`` of the warm start's fit (masks only); ``warm_steps``: the
+    warm start's steps per mask (0: the masks start uniform)."""
+
+    step_s: float
+    warm_s: float
+    warm_steps: int
+
+
+def mask_seconds(cost: MaskCost, masks: int, steps: int, warm_fits: int = 1) -> float:
+    """Seconds of ``masks`` masks × ``steps`` optimisation steps, plus ``warm_fits`` warm-start
+    fits of those masks (an analysis that shares one warm start between games fits it once)."""
+    return masks * (steps * cost.step_s + warm_fits * cost.warm_steps * cost.warm_s)
+
+
+def duration(seconds: float) -> str:
+    """``~N s`` below 90 s, else ``~N min`` (rounded; at least 1)."""
+    if seconds < 90:
+        return f"~{max(round(seconds), 1)} s"
+    return f"~{round(seconds / 60)} min"
+
+
+def estimate_line(seconds: float, work: str, shorten: str) -> str:
+    """The line printed before the work: ``~N min on this machine (WORK); SHORTEN to shorten``."""
+    return f"estimate: {duration(seconds)} on this machine ({work}); {shorten} to shorten"
+
+
+def _timed(fn: Callable[[], object], repeats: int = CALIBRATION_REPEATS) -> float:
+    """Mean seconds of ``fn`` over ``repeats`` calls, after one untimed call (lazy setup)."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def warm_starts(model: torch.nn.Module, images: torch.Tensor, method: MethodConfig) -> bool:
+    """Whether input masks of ``method`` start at Grad-CAM (``auto``: where the model has a
+    layer with a spatial grid, as the module decides)."""
+    if method.warm_start == "none":
+        return False
+    if method.warm_start == "grad_cam":
+        return True
+    try:
+        with frozen(model):
+            default_layer(model, images[:1])
+    except ValueError:
+        return False
+    return True
+
+
+def calibrate_masks(
+    model: torch.nn.Module, image: torch.Tensor, target: int, method: MethodConfig
+) -> MaskCost:
+    """Time the steps of one pair's masks (``image`` C×H×W, all of ``method.areas``) on the
+    model's device: one optimisation step (smooth masks, the variant's perturbed images, the
+    classifier's forward and backward) and one warm-start fit step (smooth masks, squared
+    error, backward); each per mask. Runs uncompiled: a compiled run is faster per step."""
+    device = next(iter(model.parameters()), image).device
+    images = image[None].float().to(device)
+    with frozen(model):
+        module = ExtremalPerturbationModule(
+            model,
+            images,
+            torch.tensor([int(target)]),
+            torch.zeros(1, dtype=torch.long),
+            replace(method, max_iter=1),
+        ).to(device)
+        module.compiled = False
+        count = len(method.areas)
+
+        def optimisation_step() -> None:
+            module.mask_params.grad = None
+            module.game_reward(module.masks()).sum().backward()
+
+        def warm_step() -> None:
+            module.mask_params.grad = None
+            ((module.masks() - 0.5) ** 2).mean().backward()
+
+        with torch.enable_grad():
+            step_s = _timed(optimisation_step) / count
+            warm = warm_starts(model, images, method)
+            warm_s = _timed(warm_step) / count if warm else 0.0
+    return MaskCost(step_s, warm_s, WARM_FIT_STEPS if warm else 0)
+
+
+def timed_call(fn: Callable[[], object]) -> float:
+    """Seconds of one call of ``fn`` (a baseline on one pair, after one untimed call)."""
+    return _timed(fn, repeats=1)
