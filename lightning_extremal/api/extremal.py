@@ -40,8 +40,10 @@ class ExtremalResult:
     mask keeps) and ``rewards`` P×K after the last step; ``history`` maps ``"reward"``,
     ``"area_loss"``, ``"achieved_area"`` and ``"lambda"`` to P×K×T per-step values;
     ``image_index`` and ``targets`` (P,) say which image and class each row explains;
-    ``converged`` P×K bool: the achieved area ended within 0.05 of the requested one (a mask
-    that did not is not yet the extremal perturbation of its area: run more steps);
+    ``converged`` P×K bool: the achieved area ended within ``max(0.2·a, one parameter's
+    share)`` of the requested ``a`` and the reward stopped moving over the last tenth of the
+    steps (:func:`~lightning_extremal.ops.convergence.converged`; a mask that did not is not
+    yet the extremal perturbation of its area: run more steps);
     ``start`` where the masks started: ``"uniform"`` (``init``) or ``"grad_cam:<layer>"``
     (the warm start; pairs whose Grad-CAM map was empty started uniform).
     """
