@@ -15,8 +15,8 @@ import torch
 
 from lightning_extremal.cli import main
 from lightning_extremal.jobs.report.figures import curves_svg, smooth_step_pairs
-from lightning_extremal.jobs.report.job import INDEX_ROWS, LISTED_MASKS, write_report
-from lightning_extremal.jobs.report.page import number
+from lightning_extremal.jobs.report.job import INDEX_ROWS, write_report
+from lightning_extremal.jobs.report.page import LISTED_MASKS, number
 from tests.helpers import AREAS, NUM_IMAGES, TINY_MODEL, run_job_on_one_thread
 from tests.jobs.synthetic_run import SYNTHETIC_AREAS, build_run
 

@@ -36,15 +36,21 @@ from .figures import (
     histograms_png,
 )
 from .layer_sections import write_layer_report
-from .page import INDEX_SCRIPT, esc, figure, number, page_html, page_links, pairs_table
+from .page import (
+    INDEX_SCRIPT,
+    LISTED_MASKS,
+    esc,
+    figure,
+    number,
+    page_html,
+    page_links,
+    pairs_table,
+)
 
 #: Pairs per page: report.html has the first ones (after the summary), report-2.html the next.
 PAIRS_PER_PAGE = 100
 #: Rows of the index shown at a time (its pager shows the next ones).
 INDEX_ROWS = 100
-#: Most non-converged masks listed by name in the summary (summary.json and the index's
-#: "only not converged" box have all of them).
-LISTED_MASKS = 12
 #: The index's rows, in the picture folder (a script: a page opened from disk may load
 #: scripts beside it, but not read JSON).
 INDEX_FILE = "index.js"

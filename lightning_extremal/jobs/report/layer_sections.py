@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .assets import AssetFolder
-from .page import SCRIPT, esc, figure, filter_line, number, page_html, table
+from .page import LISTED_MASKS, SCRIPT, esc, figure, filter_line, number, page_html, table
 
 #: The folders of figures a layer run writes, in the report's order, with their headings.
 FIGURE_FOLDERS = {
@@ -55,7 +55,7 @@ def write_layer_report(
         f"<h1>Layer run ({esc(kind)}) — {esc(where.name)}</h1>",
         notice,
         _meta(config, summary, kind, where),
-        _convergence(summary),
+        _convergence(summary, os.path.relpath(run_dir / "summary.json", out.parent)),
         "<h2>Results</h2>",
         _table(rows) if rows else "<p>No results yet.</p>",
         *(
@@ -85,14 +85,21 @@ def _meta(config: dict[str, Any], summary: dict[str, Any], kind: str, where: Pat
     )
 
 
-def _convergence(summary: dict[str, Any]) -> str:
-    """How many masks reached their requested area (layer kinds with masks); empty else."""
+def _convergence(summary: dict[str, Any], summary_link: str) -> str:
+    """How many masks reached their requested area (layer kinds with masks), the first
+    LISTED_MASKS that did not and a link to summary.json, which lists them all; empty
+    without masks."""
     convergence = summary.get("convergence") or {}
     if not convergence.get("masks"):
         return ""
     failed = convergence.get("not_converged") or []
-    listed = "".join(f"<li>{esc(name)}</li>" for name in failed[:50])
-    more = f"<li>… and {len(failed) - 50} more</li>" if len(failed) > 50 else ""
+    listed = "".join(f"<li>{esc(name)}</li>" for name in failed[:LISTED_MASKS])
+    more = ""
+    if len(failed) > LISTED_MASKS:
+        more = (
+            f'<li class="more">… and {len(failed) - LISTED_MASKS} more: all in <a href='
+            f'"{esc(Path(summary_link).as_posix())}">summary.json</a></li>'
+        )
     return (
         f"<p>Masks converged: {convergence.get('converged')}/{convergence.get('masks')} "
         "(achieved area within the tolerance of the requested one).</p>"

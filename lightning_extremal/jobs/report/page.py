@@ -144,6 +144,11 @@ INDEX_SCRIPT = """
 """
 
 
+#: Most non-converged masks a page names (summary.json lists them all; the index of a run's
+#: pairs shows them with its "only not converged" box).
+LISTED_MASKS = 12
+
+
 def esc(value: object) -> str:
     return html.escape(str(value))
 
