@@ -84,13 +84,13 @@ def test_overwrite_removes_only_listed_files_and_refuses_to_write_over_others(pr
     after = _snapshot(project)
     assert all(after[name] == data for name, data in mine.items())
     first = {p for p in (project / "csv").rglob("metrics.csv")}
-    assert len(first) == 4  # theirs and one per chunk
+    assert len(first) == 2  # theirs and the job's (one logger a job)
     _run(project / "images", project, "logger=csv", "max_iter=4", overwrite=True)
     assert "kept 7 other file(s)" in capsys.readouterr().out.split("cleared")[-1]
     after = _snapshot(project)
     assert all(after[name] == data for name, data in mine.items())
     second = {p for p in (project / "csv").rglob("metrics.csv")}
-    assert len(second) == 4 and first & second == {project / "csv" / "metrics.csv"}
+    assert len(second) == 2 and first & second == {project / "csv" / "metrics.csv"}
 
 
 @pytest.mark.slow
