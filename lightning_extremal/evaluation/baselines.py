@@ -279,8 +279,12 @@ def rise_saliency(
     batch_size: int = 100,
     seed: int = 0,
     score: str = "softmax",
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """RISE: ``s_c = (1 / (N·p)) Σ_i f_c(x ⊙ M_i) · M_i`` over ``N = num_masks`` masks → N×H×W.
+
+    ``progress``: told ``(masks done, num_masks)`` after each batch of masks (every image
+    scored through them), for a job's progress line.
 
     ``f_c`` is the class probability: ``score="softmax"`` (single-label classifiers, the RISE
     paper) or ``"sigmoid"`` (multi-label ones, as TorchRay's VOC/COCO models). The same seeded
@@ -314,6 +318,8 @@ def rise_saliency(
                 if sums is None:
                     sums = torch.zeros(len(unique), *part.shape, device=device)
                 sums[u] += part
+            if progress is not None:
+                progress(start + len(masks), num_masks)
     sal = (sums / (num_masks * keep)).view(len(unique), -1, *size).cpu()
     return torch.stack([sal[int(inverse[i]), t] for i, t in enumerate(target)])
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import MethodConfig
+from ..api.options import to_configs
+from ..config import MeaningfulConfig, MethodConfig
 from ..modules.image_masks import WARM_FIT_STEPS, ExtremalPerturbationModule
 from ..ops.frozen import frozen
 from ..ops.layers import default_layer
+from . import baselines
 
 #: Timed repeats of each calibrated step (after one untimed warm-up call).
 CALIBRATION_REPEATS = 2
@@ -42,9 +44,11 @@ def mask_seconds(cost: MaskCost, masks: int, steps: int, warm_fits: int = 1) -> 
 
 
 def duration(seconds: float) -> str:
-    """``~N s`` below 90 s, else ``~N min`` (rounded; at least 1)."""
+    """``<1 s``, ``~N s`` below 90 s, else ``~N min`` (rounded)."""
+    if seconds < 0.5:
+        return "<1 s"
     if seconds < 90:
-        return f"~{max(round(seconds), 1)} s"
+        return f"~{round(seconds)} s"
     return f"~{round(seconds / 60)} min"
 
 
@@ -115,3 +119,69 @@ def calibrate_masks(
 def timed_call(fn: Callable[[], object]) -> float:
     """Seconds of one call of ``fn`` (a baseline on one pair, after one untimed call)."""
     return _timed(fn, repeats=1)
+
+
+#: Masks RISE is timed with (one of its batches), then scaled to its ``num_masks``.
+RISE_CALIBRATION_MASKS = 100
+#: Steps meaningful perturbations are timed with, then scaled to their ``max_iter``.
+MP_CALIBRATION_STEPS = 2
+
+
+@dataclass(frozen=True)
+class MethodEstimate:
+    """A benchmark method's estimated seconds and the work they count (e.g. ``16 masks × 10
+    steps``)."""
+
+    method: str
+    seconds: float
+    work: str
+
+
+def method_estimate(
+    method: str,
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    target: int,
+    options: dict,
+    pairs: int,
+    images: int,
+) -> MethodEstimate:
+    """Seconds of a benchmark ``method`` (with its ``options``) on ``pairs`` (image, class)
+    pairs of ``images`` images, from a calibration on ``image`` and ``target``: extremal
+    perturbations by their masks' steps (:func:`calibrate_masks`), RISE by one batch of its
+    masks, meaningful perturbations by two steps, the other methods by one call."""
+    one = image[None]
+    if method in ("extremal_perturbation", "extremal_perturbation_uniform"):
+        rest = {k: v for k, v in options.items() if k != "areas"}
+        config, _, _ = to_configs(rest, MethodConfig(areas=list(options["areas"])))
+        cost = calibrate_masks(model, image, target, config)
+        masks = pairs * len(config.areas)
+        seconds = mask_seconds(cost, masks, config.max_iter)
+        return MethodEstimate(method, seconds, f"{masks} masks × {config.max_iter} steps")
+    if method == "rise":
+        total = int(options.get("num_masks", baselines.RISE_NUM_MASKS))
+        batch = min(RISE_CALIBRATION_MASKS, total)
+        calibration = {**options, "num_masks": batch}
+        seconds = timed_call(lambda: baselines.rise_saliency(model, one, [target], **calibration))
+        return MethodEstimate(
+            method, seconds * total / batch * images, f"{total} masks × {images} images"
+        )
+    if method == "meaningful_perturbation":
+        steps = int(options.get("max_iter", MeaningfulConfig().max_iter))
+        calibration = {**options, "max_iter": MP_CALIBRATION_STEPS}
+        seconds = timed_call(
+            lambda: baselines.meaningful_perturbation_saliency(model, one, [target], **calibration)
+        )
+        per_step = seconds / MP_CALIBRATION_STEPS
+        return MethodEstimate(method, per_step * steps * pairs, f"{pairs} pairs × {steps} steps")
+    seconds = timed_call(lambda: baselines.saliency(method, model, one, [target], **options))
+    return MethodEstimate(method, seconds * pairs, f"{pairs} pairs")
+
+
+def benchmark_line(estimates: list[MethodEstimate], extra: str = "") -> str:
+    """The benchmark's estimate line: the total, then each method's share, slowest first."""
+    total = sum(e.seconds for e in estimates)
+    ordered = sorted(estimates, key=lambda e: -e.seconds)
+    parts = ", ".join(f"{e.method} {duration(e.seconds)} ({e.work})" for e in ordered)
+    shorten = "`limit=…` / `max_iter=…` / `rise_masks=…` / fewer `methods=`"
+    return estimate_line(total, parts + extra, shorten)

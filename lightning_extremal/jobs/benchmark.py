@@ -26,6 +26,7 @@ from ..data.models import load_model
 from ..data.photos import PhotosPointing
 from ..evaluation import baselines
 from ..evaluation.baselines import COCO_AREAS, METHODS, VOC_AREAS, method_name
+from ..evaluation.cost import MethodEstimate, benchmark_line, duration, method_estimate, timed_call
 from ..evaluation.faithfulness import deletion_auc, insertion_auc, model_randomisation_check
 from ..ops.pointing import (
     object_area_iou,
@@ -141,7 +142,10 @@ def _key(cfg: BenchmarkConfig, method: str, ids: list[str], fingerprint: str = "
 
 def _maps(method: str, model, items, pairs, options, fn=None) -> list[torch.Tensor]:
     """Saliency maps (h×w, at the model input's size; ``fn``'s per-pair output if given) of
-    ``pairs`` [(item, class)], batched over the pairs whose images have the same size."""
+    ``pairs`` [(item, class)], batched over the pairs whose images have the same size. RISE
+    says its progress (a line per quarter of its masks): its 8000 masks take minutes."""
+    if method == "rise":
+        options = {**options, "progress": _quarters(f"[{method}]", "masks")}
     maps: list[torch.Tensor | None] = [None] * len(pairs)
     groups: dict[tuple[int, ...], list[int]] = {}
     for p, (i, _) in enumerate(pairs):
@@ -156,6 +160,22 @@ def _maps(method: str, model, items, pairs, options, fn=None) -> list[torch.Tens
         for p, m in zip(members, out, strict=True):
             maps[p] = m
     return maps  # type: ignore[return-value]
+
+
+def _quarters(label: str, what: str):
+    """A progress function printing ``LABEL done/total WHAT`` at each quarter of the total
+    (restarting per group of images)."""
+    said = set()
+
+    def progress(done: int, total: int) -> None:
+        quarter = 4 * done // total
+        if quarter > 0 and (quarter, total) not in said:
+            said.add((quarter, total))
+            print(f"{label} {done}/{total} {what}", flush=True)
+        if done >= total:
+            said.clear()
+
+    return progress
 
 
 def _pointing_records(method, model, items, options, ep_object_iou="interpolated") -> list[dict]:
@@ -264,7 +284,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     model = load_benchmark_model(cfg)
     _check_classes(model, dataset)
     store = ResultsStore(out, config=asdict(cfg))
-    scored = score_chunks(cfg, model, dataset, store)
+    estimates = benchmark_estimates(cfg, model, dataset)
+    scored = score_chunks(cfg, model, dataset, store, estimates)
     sanity = {}
     if cfg.task == "faithfulness":
         sanity = _sanity(cfg, model, dataset, scored.count, store, scored.fingerprint)
@@ -287,6 +308,37 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     }
 
 
+def benchmark_estimates(cfg: BenchmarkConfig, model, dataset) -> dict[str, MethodEstimate]:
+    """Each method's estimated seconds over the run's images (from a calibration on the first
+    pair, :func:`~..evaluation.cost.method_estimate`; pairs counted as the first chunk's per
+    image), printed as one line before any work; finished chunks are skipped later."""
+    count = min(len(dataset), cfg.limit) if cfg.limit else len(dataset)
+    items = [dataset[i] for i in range(min(cfg.chunk_size, count))]
+    first = next((item for item in items if item.classes), None)
+    if first is None:
+        return {}
+    per_image = sum(len(item.classes) for item in items) / len(items)
+    pairs = max(round(per_image * count), 1)
+    curve_s = 0.0
+    if cfg.task == "faithfulness":
+        flat = torch.ones(first.image.shape[-2:])
+        target = first.classes[0]
+        curve_s = timed_call(
+            lambda: (
+                deletion_auc(model, first.image, target, flat, cfg.curve_steps),
+                insertion_auc(model, first.image, target, flat, cfg.curve_steps),
+            )
+        )
+    estimates = {}
+    for method in cfg.methods:
+        options = method_options(cfg, method)
+        found = method_estimate(method, model, first.image, first.classes[0], options, pairs, count)
+        estimates[method] = MethodEstimate(method, found.seconds + curve_s * pairs, found.work)
+    extra = f"; + the curves ({cfg.curve_steps} steps)" if cfg.task == "faithfulness" else ""
+    print(benchmark_line(list(estimates.values()), extra), flush=True)
+    return estimates
+
+
 @dataclass
 class Scored:
     """Every method's per-pair records over the first ``count`` images, with their timing."""
@@ -299,9 +351,17 @@ class Scored:
     computed: int = 0
 
 
-def score_chunks(cfg: BenchmarkConfig, model, dataset, store: ResultsStore) -> Scored:
+def score_chunks(
+    cfg: BenchmarkConfig,
+    model,
+    dataset,
+    store: ResultsStore,
+    estimates: dict[str, MethodEstimate] | None = None,
+) -> Scored:
     """Each method on each chunk of ``chunk_size`` images: a finished chunk (same key in the
-    store) is read back, any other is computed and stored the moment it is done."""
+    store) is read back, any other is computed and stored the moment it is done, with a
+    line as it starts (its share of the method's estimate) and one as it ends."""
+    estimates = estimates or {}
     count = min(len(dataset), cfg.limit) if cfg.limit else len(dataset)
     scored = Scored({m: [] for m in cfg.methods}, dict.fromkeys(cfg.methods, 0.0), count, "")
     scored.fingerprint = model_fingerprint(model)
@@ -316,6 +376,11 @@ def score_chunks(cfg: BenchmarkConfig, model, dataset, store: ResultsStore) -> S
             chunk = store.load(name, key)
             if chunk is None:
                 items = items or [dataset[i] for i in indices]
+                share = _chunk_share(estimates.get(method), len(indices), count)
+                print(
+                    f"[{method}] chunk {number + 1}/{len(starts)}: {len(items)} images{share}…",
+                    flush=True,
+                )
                 chunk = _score_chunk(cfg, model, method, items, key)
                 store.save(name, chunk, method=method, pairs=len(chunk["records"]))
                 scored.computed += 1
@@ -335,6 +400,13 @@ def score_chunks(cfg: BenchmarkConfig, model, dataset, store: ResultsStore) -> S
             flush=True,
         )
     return scored
+
+
+def _chunk_share(estimate: MethodEstimate | None, images: int, count: int) -> str:
+    """`` (estimate ~N s)``: a chunk's share of its method's estimate, or nothing."""
+    if estimate is None or not count:
+        return ""
+    return f" (estimate {duration(estimate.seconds * images / count)})"
 
 
 def _score_chunk(cfg: BenchmarkConfig, model, method: str, items, key: str) -> dict[str, Any]:
