@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightning as L
 import torch
 
+from ..callbacks.progress import progress_phase
 from ..config import MethodConfig, TrainerConfig, validate_method
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.distributed import process_rank, rank_block, shards_images
@@ -161,10 +163,11 @@ def explain(
         L.seed_everything(trainer.seed, verbose=False)
         chunk = fit.batch_size or max(len(classes), 1)
         problem = Problem(model, images, method, trainer, fit, reward_fn)
-        parts = [
-            _optimise(problem, image_index[s : s + chunk], classes[s : s + chunk])
-            for s in range(0, max(len(classes), 1), chunk)
-        ]
+        starts = range(0, max(len(classes), 1), chunk)
+        parts = []
+        for number, s in enumerate(starts, 1):
+            with _batch_phase(number, len(starts)):
+                parts.append(_optimise(problem, image_index[s : s + chunk], classes[s : s + chunk]))
     stats = ("masks", "rewards", "achieved_areas", "converged", "image_index", "targets")
     merged = {k: torch.cat([p[k] for p in parts]) for k in stats}
     history = {k: torch.cat([p["history"][k] for p in parts]) for k in parts[0]["history"]}
@@ -175,6 +178,12 @@ def explain(
         start=starts[0] if starts else "uniform",
         **merged,
     )
+
+
+def _batch_phase(number: int, total: int):
+    """Fit ``number`` of the ``total`` fits of one call, on its progress bar
+    (``batch 2/3: 64 masks``); a single fit is not labelled."""
+    return progress_phase(f"batch {number}/{total}") if total > 1 else nullcontext()
 
 
 @dataclass

@@ -78,3 +78,13 @@ def test_inversion_is_named_on_the_bar(capsys):
     feature_inversion(model, "features.0", goal, size=(16, 16), max_iter=3, progress=True)
     states = _states(capsys.readouterr().err)
     assert any(re.fullmatch(r"inversion of 3 images: 3 steps in [\d.]+s", s) for s in states)
+
+
+def test_fits_of_one_call_are_numbered(capsys):
+    """batch_size splits one call into fits: "batch 1/2: 2 masks" then "batch 2/2: 1 mask"."""
+    extremal_perturbation(
+        TinyConvNet(), _images(3, 16), 0, [0.3], max_iter=2, progress=True, step=2, sigma=2.0,
+        batch_size=2, warm_start="none",
+    )  # fmt: skip
+    finals = [s for s in _states(capsys.readouterr().err) if "steps in" in s]
+    assert [s.split(": 2 steps")[0] for s in finals] == ["batch 1/2: 2 masks", "batch 2/2: 1 mask"]
