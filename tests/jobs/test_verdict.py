@@ -5,6 +5,7 @@ from __future__ import annotations
 from lightning_extremal.jobs.run.verdict import (
     NAMED_MASKS,
     convergence_summary,
+    mask_label,
     print_verdict,
     verdict_lines,
 )
@@ -23,7 +24,10 @@ def test_convergence_summary_counts_and_names_the_unconverged_masks():
     assert {k: summary[k] for k in ("masks", "converged", "not_converged")} == {
         "masks": 3,
         "converged": 1,
-        "not_converged": ["a cross @ 0.2 (achieved 0.310)", "b cross @ 0.1 (achieved 0.020)"],
+        "not_converged": [
+            "a cross @ 0.2 (achieved 0.310, 55% off)",
+            "b cross @ 0.1 (achieved 0.020, 80% off)",
+        ],
     }
     # What converged meant: both criteria, with their tolerances.
     assert summary["area_rtol"] == 0.2
@@ -47,7 +51,7 @@ def test_verdict_three_lines_and_a_warning_naming_the_masks(tmp_path, capsys):
     lines = verdict_lines(summary, tmp_path)
     assert len(lines) == 3
     assert lines[0].startswith(f"masks converged: 1/{NAMED_MASKS + 3} ")
-    assert "img0 cross @ 0.1 (achieved 0.400)" in lines[0]
+    assert "img0 cross @ 0.1 (achieved 0.400, 300% off)" in lines[0]
     assert f"img{NAMED_MASKS}" not in lines[0]  # only the first few by name, then a count
     assert f"… ({NAMED_MASKS + 2} in summary.json)" in lines[0]
     # The quality figure says how many of the masks it describes had not converged.
@@ -71,6 +75,14 @@ def test_verdict_of_a_converged_run_without_ground_truth_has_no_warning(tmp_path
         "requested one and reward stalled over the last 10% of steps)\n"
     )
     assert captured.err == ""
+
+
+def test_an_unconverged_mask_at_its_area_is_said_to_be_still_moving():
+    # The area passed (3 % off) but the mask did not converge: its reward had not stalled.
+    row = {**_row("a", 0.2, 0.206), "converged": False}
+    assert mask_label(row) == "a cross @ 0.2 (achieved 0.206, reward still moving)"
+    assert mask_label({**row, "area": 3.0}) == "a cross @ 3 (achieved 0.206)"  # a count
+    assert mask_label({**row, "converged": True}) == "a cross @ 0.2 (achieved 0.206)"
 
 
 def test_a_converged_run_s_quality_line_has_no_caveat(tmp_path):

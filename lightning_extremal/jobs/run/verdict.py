@@ -15,9 +15,17 @@ PICTURE_FOLDERS = ("overlays", "channels", "diff", "comparisons", "inversions")
 
 
 def mask_label(row: dict[str, Any]) -> str:
-    """``image class @ area (achieved x)`` of one summary row."""
+    """``image class @ area (achieved x)`` of one summary row; for a mask that did not
+    converge, what is known of why: its area error when beyond :data:`AREA_RTOL` of the area
+    (``55% off``), else ``reward still moving`` (its area passed, so its reward had not
+    stalled); nothing for an area given as a channel count."""
     name = row.get("target_name", row.get("target", ""))
-    return f"{row['image']} {name} @ {row['area']:g} (achieved {row['achieved_area']:.3f})"
+    area, achieved = row["area"], row["achieved_area"]
+    why = ""
+    if row.get("converged") is False and area < 1:  # not a channel count
+        error = abs(achieved - area) / area
+        why = f", {error:.0%} off" if error > criteria.AREA_RTOL else ", reward still moving"
+    return f"{row['image']} {name} @ {area:g} (achieved {achieved:.3f}{why})"
 
 
 def convergence_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
