@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from ..config import did_you_mean
+from ..config import configs_dir, did_you_mean
 from ..errors import UsageError
 from .catalog import GROUP_VALUES, group_names, torchvision_classifiers
 from .help import WIDTH, named_lines
@@ -41,7 +41,13 @@ def models() -> list[str]:
 
 
 def sweeps() -> list[str]:
-    return ["sweeps (sweep NAME or sweep PATH):", *named_lines("sweeps")]
+    """The shipped sweeps, and the folder of their files (what ``wandb sweep`` reads)."""
+    folder = configs_dir() / "sweeps"
+    return [
+        "sweeps (sweep NAME or sweep PATH):",
+        *named_lines("sweeps"),
+        f"their files (for wandb sweep FILE): {folder}",
+    ]
 
 
 SECTIONS = {"presets": presets, "configs": configs, "models": models, "sweeps": sweeps}
