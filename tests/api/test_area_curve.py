@@ -124,3 +124,66 @@ def test_coverage_of_the_box_by_the_sufficient_area_mask():
     far[-3:, -3:] = True
     ((on_box, on_far),) = object_coverage(curve, [[box, far]])
     assert on_box > 0.9 and on_far < 0.1
+
+
+def test_non_monotone_areas_names_where_a_curve_goes_the_wrong_way_beyond_the_tolerance():
+    from lightning_extremal.api.analyses import non_monotone_areas
+
+    areas = [0.01, 0.02, 0.05, 0.1, 0.2]
+    # delete: falls, rises 0.3 above its lowest at 0.05 (flagged), 0.04 at 0.2 (within 0.05)
+    assert non_monotone_areas(areas, [1.0, 0.5, 0.8, 0.3, 0.34], rising=False) == [0.05]
+    # against the lowest so far, not the previous value: two small rises add up
+    assert non_monotone_areas(areas, [1.0, 0.5, 0.54, 0.58, 0.2], rising=False) == [0.1]
+    # preserve: rises; a drop of 0.2 below the best at 0.02 and 0.05; NaN skipped
+    assert non_monotone_areas(areas, [0.2, 0.9, 0.7, math.nan, 1.0], rising=True) == [0.05]
+    assert non_monotone_areas(areas, [0.2, 0.4, 0.6, 0.8, 1.0], rising=True) == []
+    assert non_monotone_areas(areas, [1.0, 0.5, 0.8, 0.3, 0.34], False, tolerance=0.5) == []
+
+
+def test_an_area_at_the_grids_floor_or_never_reached_is_a_bound():
+    from lightning_extremal.api.analyses import area_bound, bounded_text
+
+    areas = [0.01, 0.1, 0.5]
+    # a hand-built falling delete curve already below 0.5 at the smallest area: ≤ 0.01
+    necessary = crossing_area(areas, [0.3, 0.2, 0.1], 0.5, False, True)
+    assert necessary == 0.01 and area_bound(necessary, areas) == "upper"
+    assert bounded_text(necessary, "upper", areas) == "≤ 0.01"
+    # reached between grid areas: a value, no bound
+    between = crossing_area(areas, [0.9, 0.6, 0.2], 0.5, False, True)
+    assert 0.1 < between < 0.5 and area_bound(between, areas) is None
+    assert bounded_text(between, None, areas) == f"{between:.3g}"
+    # never reached within the grid: > 0.5
+    never = crossing_area(areas, [0.9, 0.8, 0.7], 0.5, False, True)
+    assert area_bound(never, areas) == "lower" and bounded_text(never, "lower", areas) == "> 0.5"
+    assert area_bound(math.nan, areas) is None and area_bound(None, areas) is None
+
+
+def test_the_games_share_one_warm_start_and_give_the_same_masks_as_separate_fits(monkeypatch):
+    """Both games of an area curve start at the same Grad-CAM fit: computed once (one
+    Grad-CAM call), and the masks equal those of two independent fits."""
+    import lightning_extremal.modules.image_masks as image_masks
+    from lightning_extremal import extremal_perturbation
+    from tests.helpers import TinyConvNet
+
+    model, images = (
+        TinyConvNet(),
+        torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1)),
+    )
+    options = dict(max_iter=2, step=4, sigma=4.0, warm_start="grad_cam", progress=False)
+    grid = [0.1, 0.3]
+    separate = {
+        game: extremal_perturbation(model, images, 0, grid, variant=game, **options)
+        for game in ("preserve", "delete")
+    }
+    calls, real = [], image_masks.grad_cam
+    monkeypatch.setattr(image_masks, "grad_cam", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lines = []
+    curve = area_curve(model, images, 0, grid, say=lines.append, **options)
+    assert len(calls) == 1  # one warm start for two games
+    for game, result in separate.items():
+        assert torch.equal(curve.masks[game], result.masks), game
+        assert curve.converged[game].shape == (1, len(grid))
+    assert lines[0] == "game 1/2 (preserve): 1 image(s) × 2 areas, 2 steps…"
+    assert lines[2] == "game 2/2 (delete): 1 image(s) × 2 areas, 2 steps…"
+    for line, game in ((lines[1], "1/2 (preserve)"), (lines[3], "2/2 (delete)")):
+        assert line.startswith(f"game {game} done in ") and line.endswith("/2 masks unconverged)")

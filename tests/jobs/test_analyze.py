@@ -51,6 +51,17 @@ def test_area_curve_command_writes_tables_figures_wandb_and_a_report(
     assert main(["analyze", "area-curve", *TINY, f"output_dir={out}"]) == 0
     printed = capsys.readouterr().out
     assert "sufficient_area (keeping it gives ≥ 1 × the full prob): reached by" in printed
+    # the estimate first, then a line per game as it starts and ends, then the results
+    order = [
+        "estimate: ",
+        "area curve: chunk 1/1, game 1/2 (preserve): 2 image(s) × 3 areas, 4 steps…",
+        "area curve: chunk 1/1, game 1/2 (preserve) done in",
+        "area curve: chunk 1/1, game 2/2 (delete): 2 image(s) × 3 areas, 4 steps…",
+        "area curve: chunk 1/1, game 2/2 (delete) done in",
+        "lightning-extremal: results in",
+    ]
+    assert [printed.index(line) for line in order] == sorted(printed.index(x) for x in order)
+    assert "(2 game(s) × 6 masks × 4 steps); `max_iter=…` (now 4)" in printed
     rows = _csv(out / "area_curve.csv")
     assert len(rows) == 2 * len(AREAS)
     assert [float(r["area"]) for r in rows[: len(AREAS)]] == list(AREAS)
@@ -58,6 +69,10 @@ def test_area_curve_command_writes_tables_figures_wandb_and_a_report(
     document = json.loads((out / "area_curve.json").read_text())
     assert document["analysis"] == "area-curve" and document["score"] == "prob"
     assert len(document["pairs"]) == 2 and len(document["pairs"][0]["preserve"]) == len(AREAS)
+    pair = document["pairs"][0]
+    assert pair["sufficient_bound"] in (None, "upper", "lower")
+    assert len(pair["delete_converged"]) == len(AREAS) and "delete_non_monotone" in pair
+    assert document["summary"]["area_curve/delete/masks"] == 2 * len(AREAS)
     marker = json.loads((out / "analysis.json").read_text())
     assert marker["analysis"] == "area-curve" and marker["analysis_config"]["areas"] == list(AREAS)
     for figure in [out / "area_curve.png", *(out / p["figure"] for p in document["pairs"])]:
@@ -212,3 +227,50 @@ def test_analyze_cfg_prints_both_configurations(capsys):
     assert main(["analyze", "area-curve", "areas=[0.1,0.2]", "max_iter=7", "--cfg"]) == 0
     out = capsys.readouterr().out
     assert "max_iter: 7" in out and "analysis:\n  areas:\n  - 0.1\n  - 0.2" in out
+
+
+def test_area_curve_verdict_marks_bounds_unconverged_masks_and_non_monotone_curves():
+    """Hand-built pairs: necessary areas at the grid's floor are printed as ``≤ 0.1`` (a
+    bound) and counted; a delete curve rising by 0.3 is named with its area and the advice."""
+    from lightning_extremal.config import AnalysisConfig
+    from lightning_extremal.jobs.analyze.area_curve import (
+        area_curve_summary,
+        area_curve_verdict,
+        summary_bounds,
+    )
+
+    analysis = AnalysisConfig(areas=list(AREAS))
+
+    def pair(name, necessary, delete, converged):
+        return {
+            "pair": name,
+            "sufficient_area": 0.3,
+            "necessary_area": necessary,
+            "preserve_non_monotone": [],
+            "delete_non_monotone": delete,
+            "preserve_converged": [True] * 3,
+            "delete_converged": converged,
+        }
+
+    pairs = [pair("a", 0.1, [0.6], [True, False, True]), pair("b", 0.1, [], [True] * 3)]
+    summary = area_curve_summary(pairs, analysis)
+    assert summary["area_curve/necessary_area/at_floor"] == 2
+    assert summary["area_curve/delete/unconverged"] == 1 and summary["area_curve/delete/masks"] == 6
+    assert summary["area_curve/delete/non_monotone"] == 1
+    assert summary_bounds(summary, list(AREAS))["necessary_area"] == dict.fromkeys(
+        ("q1", "median", "q3"), "upper"
+    )
+    lines = area_curve_verdict(summary, analysis, "prob", pairs)
+    assert lines[0] == (
+        "sufficient_area (keeping it gives ≥ 1 × the full prob): reached by 2/2 pairs; "
+        "median 0.3 (quartiles 0.3 – 0.3)"
+    )
+    assert lines[1] == (
+        "necessary_area (deleting it gives ≤ 0.5 × the full prob): reached by 2/2 pairs (2 "
+        "already at the grid's smallest area 0.1: ≤ it); median ≤ 0.1 (quartiles ≤ 0.1 – ≤ 0.1)"
+        "; 1/6 delete masks unconverged"
+    )
+    assert lines[2] == (
+        "delete curve not monotone (beyond 0.05) for 1/2 pairs: a at areas 0.6; more steps "
+        "(method.max_iter) would help"
+    )

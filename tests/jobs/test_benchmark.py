@@ -26,6 +26,10 @@ def test_benchmark_command_prints_writes_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| Center |" in printed and "| Grad-CAM |" in printed and "(All/Diff)" in printed
+    # the estimate before any work, then a line as each method's chunk starts
+    assert printed.startswith("estimate: ") and "grad_cam " in printed.splitlines()[0]
+    assert "[center] chunk 1/2: 2 images (estimate " in printed
+    assert "[grad_cam] chunk 2/2: 2 images (estimate " in printed
     assert "IoU @ object area" in printed
     rows = (out / "pointing.csv").read_text().splitlines()
     assert rows[0].startswith("method,label,dataset,model,pairs") and len(rows) == 3
@@ -160,3 +164,24 @@ def test_benchmark_reports_ep_with_and_without_its_warm_start(tmp_path, capsys):
         maps = torch.load(chunk, weights_only=False)["maps"]
         spread[method] = max(float(m.float().max() - m.float().min()) for m in maps)
     assert spread["extremal_perturbation_uniform"] < 0.1 < spread["extremal_perturbation"]
+
+
+def test_benchmark_says_each_methods_estimate_and_rises_progress(tmp_path, capsys):
+    """The estimate names every method with its work, before any chunk; RISE, minutes long
+    at its 8000 masks, prints its masks done per quarter."""
+    out = tmp_path / "rise"
+    args = [
+        "pointing", "model=tests.helpers:six_class_model", "methods=[center,rise]",
+        "synthetic_single=2", "synthetic_multi=0", "synthetic_size=32", "rise_masks=200",
+        "logger=none", f"output_dir={out}",
+    ]  # fmt: skip
+    assert _benchmark_cli(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = lines[0]
+    assert first.startswith("estimate: ") and first.endswith("to shorten")
+    assert "rise ~" in first or "rise <1 s" in first
+    assert "(200 masks × 2 images)" in first and "center " in first and "(2 pairs)" in first
+    rise = [line for line in lines if line.startswith("[rise]")]
+    assert rise[0].startswith("[rise] chunk 1/1: 2 images (estimate ")
+    assert rise[1:3] == ["[rise] 100/200 masks", "[rise] 200/200 masks"]
+    assert rise[3].startswith("[rise] chunk 1/1: 2 pairs, ")
