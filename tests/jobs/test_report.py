@@ -227,10 +227,10 @@ def test_not_converged_list_is_capped_and_quality_carries_the_unconverged_count(
     assert '<a href="summary.json">summary.json</a>' in text
     quality = summary["quality"]
     pairs = int(quality["pairs"])
-    caveat = f"{len(failed)} of {summary['convergence']['masks']} masks not converged"
+    caveat = f"({len(failed)} of {summary['convergence']['masks']} masks not converged)"
     hits = round(quality["pointing"] * pairs)
-    assert f"pointing {hits}/{pairs} (" in text
-    assert f'(largest area) — <span class="bad">{caveat}</span>' in text
+    assert f"pointing {hits}/{pairs} hits (" in text
+    assert f'at the largest area<span class="bad"> {caveat}</span>.' in text
 
 
 def test_index_has_a_row_per_pair_with_each_areas_values_and_pointing(synthetic_report):

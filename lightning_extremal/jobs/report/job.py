@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ...naming import class_name, pair_names, safe_name
-from ..run.verdict import convergence_line, mask_label
+from ..run.verdict import convergence_line, mask_label, unconverged_note
 from .analysis_sections import write_analysis_report
 from .assets import AssetFolder, ThumbnailSheet, Tile, data_uri, thumbnails
 from .figures import (
@@ -114,11 +114,9 @@ class Report:
         return quote(Path(root, name).as_posix())
 
     def unconverged(self) -> str:
-        """``"3 of 16 masks not converged"`` from summary.json (empty when all converged):
+        """`` (3 of 16 masks not converged)`` from summary.json (empty when all converged):
         said beside every quality number, which those masks make worse."""
-        convergence = self.summary.get("convergence") or {}
-        failed = len(convergence.get("not_converged") or [])
-        return f"{failed} of {convergence.get('masks')} masks not converged" if failed else ""
+        return unconverged_note(self.summary.get("convergence"))
 
 
 def _jitter(config: dict[str, Any]) -> bool:
@@ -289,7 +287,7 @@ def _summary(report: Report, pairs: list[Pair], records: list[dict[str, Any]]) -
         for key in ("reward", "achieved_area")
     }
     caveat = report.unconverged()
-    histograms = histograms_png(achieved - np.array(areas), rewards, iou, areas, caveat)
+    histograms = histograms_png(achieved - np.array(areas), rewards, iou, areas, caveat.strip())
     curves = aggregate_curves_png(history["reward"], history["achieved_area"], areas, report.jitter)
     parts = [
         '<h2 id="summary">Summary</h2>',
@@ -314,10 +312,11 @@ def _quality_text(summary: dict[str, Any], caveat: str) -> str:
         return ""
     pairs = int(quality["pairs"])
     hits = round(quality["pointing"] * pairs)
-    beside = f' — <span class="bad">{esc(caveat)}</span>' if caveat else ""
+    beside = f'<span class="bad">{esc(caveat)}</span>' if caveat else ""
     return (
-        f"<p>Quality against ground truth: pointing {hits}/{pairs} ({quality['pointing']:.1%}), "
-        f"mean IoU {quality['iou']:.3f} (largest area){beside}.</p>"
+        f"<p>Quality against ground truth: pointing {hits}/{pairs} hits "
+        f"({quality['pointing']:.1%}), mean IoU {quality['iou']:.3f} at the largest area"
+        f"{beside}.</p>"
     )
 
 
