@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..api import extremal_perturbation, meaningful_perturbation
+from ..api.extremal import ExtremalResult
 from ..ops.frozen import frozen
 from ..ops.layers import called_once, trace_calls
 
@@ -576,11 +577,22 @@ def extremal_perturbation_masks(
     ``options`` go to :func:`~lightning_extremal.extremal_perturbation` (``max_iter``,
     ``reward``, ``smoothing``, …; ``progress`` defaults to False here).
     """
+    return extremal_perturbation_run(model, images, targets, areas, **options).masks.cpu()
+
+
+def extremal_perturbation_run(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: Targets,
+    areas: Sequence[float] = VOC_AREAS,
+    **options: Any,
+) -> ExtremalResult:
+    """:func:`extremal_perturbation_masks` with the whole result: the masks and whether each
+    converged (``converged`` N×K), for scores that say how many masks were unconverged."""
     _check(images)
     target = _targets(targets, len(images))
     options.setdefault("progress", False)
-    result = extremal_perturbation(model, images, [[t] for t in target], list(areas), **options)
-    return result.masks.cpu()
+    return extremal_perturbation(model, images, [[t] for t in target], list(areas), **options)
 
 
 def extremal_perturbation_saliency(

@@ -186,12 +186,13 @@ def _pointing_records(method, model, items, options, ep_object_iou="interpolated
         return []
     kind = METHODS[method].pointing
     ep = method in EP_METHODS
-    outputs = _maps(
-        method, model, items, pairs, options, baselines.extremal_perturbation_masks if ep else None
-    )
+    outputs = _maps(method, model, items, pairs, options, _ep_masks if ep else None)
     records = []
     for (i, c), out in zip(pairs, outputs, strict=True):
         item = items[i]
+        converged = None
+        if ep:
+            out, converged = out
         sal = out.sum(0) if ep else out
         scored = pointing_map(sal, item.size, kind)
         hit = pointing_hit(scored, item.masks[c], item.tolerance)
@@ -213,7 +214,16 @@ def _pointing_records(method, model, items, options, ep_object_iou="interpolated
                 "map": sal.detach().to(torch.float16).cpu(),
             }
         )
+        if converged is not None:  # how many of the pair's masks did not converge
+            records[-1]["unconverged"] = int((~converged).sum())
+            records[-1]["masks"] = int(converged.numel())
     return records
+
+
+def _ep_masks(model, images, targets, **options) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per pair, extremal perturbations' masks K×H×W and whether each converged (K,)."""
+    result = baselines.extremal_perturbation_run(model, images, targets, **options)
+    return list(zip(result.masks.cpu(), result.converged.cpu(), strict=True))
 
 
 def _ep_object_iou(mode: str, model, item, target: int, masks, options) -> float:
@@ -486,6 +496,9 @@ def _summarise(cfg, dataset, results, seconds, sanity) -> list[dict[str, Any]]:
             )
             row["diff_pairs"] = len(diff)
             row["iou"] = 100 * _mean([r["iou"] for r in records if "iou" in r])
+            known = [r for r in records if "masks" in r]  # EP's records (this format on)
+            row["unconverged"] = sum(r["unconverged"] for r in known) if known else None
+            row["masks"] = sum(r["masks"] for r in known) if known else None
         else:
             row["deletion_auc"] = _mean([r["deletion"] for r in records])
             row["insertion_auc"] = _mean([r["insertion"] for r in records])
@@ -514,6 +527,8 @@ def format_table(cfg: BenchmarkConfig, rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows:
             cell = f"{_fmt(r['all'])}/{_fmt(r['diff'])}"
+            if r.get("unconverged"):  # scores of masks that are not yet extremal: say so
+                cell += f" ({r['unconverged']}/{r['masks']} masks unconverged)"
             lines.append(
                 f"| {r['label']} | {cell} | {_fmt(r['iou'])} | {r['pairs']}/{r['diff_pairs']} |"
             )

@@ -112,6 +112,12 @@ def test_benchmark_ep_object_iou_modes(tmp_path, capsys):
         records = torch.load(chunk, weights_only=False)["records"]
         ious[mode] = [r["iou"] for r in records]
         assert len(ious[mode]) == 2 and all(0 <= v <= 1 for v in ious[mode]), (mode, ious)
+        # the table's accuracy carries how many of its masks did not converge (3 steps)
+        unconverged = sum(r["unconverged"] for r in records)
+        assert all(r["masks"] == 4 for r in records) and unconverged > 0
+        assert f"({unconverged}/8 masks unconverged) |" in printed
+        row = (out / "pointing.csv").read_text().splitlines()
+        assert row[0].endswith(",unconverged,masks") and row[1].endswith(f",{unconverged},8")
     assert _benchmark_cli([*common, "ep_object_iou=nope"]) == 2
     err = capsys.readouterr().err
     assert "ep_object_iou" in err and "interpolated" in err and "'nope'" in err

@@ -55,10 +55,14 @@ def save_pair_curve(path: Path, record: dict[str, Any], image, masks, curve) -> 
         title=f"{record['image']}: {record['target_name']}",
     )
     left.title.set_fontsize(9)
+    wobbly = [g for g in curve.curves if record.get(f"{g}_non_monotone")]
+    if wobbly:  # flagged on the figure too: more steps would help
+        left.set_xlabel(f"area ({', '.join(wobbly)} curve not monotone: more steps would help)")
     left.legend(fontsize=7)
     k = _shown_area(areas, record["sufficient_area"])
     right.imshow(overlay(image, masks[k]).permute(1, 2, 0).numpy())
-    right.set_title(f"{_area_text(record['sufficient_area'])}; mask at {areas[k]:g}", fontsize=8)
+    text = _area_text(record["sufficient_area"], record.get("sufficient_bound"), areas)
+    right.set_title(f"{text}; mask at {areas[k]:g}", fontsize=8)
     right.axis("off")
     _save(fig, path)
 
@@ -76,10 +80,14 @@ def _shown_area(areas: list[float], sufficient: float | None) -> int:
     return next((k for k, a in enumerate(areas) if a >= sufficient - 1e-9), len(areas) - 1)
 
 
-def _area_text(value: float | None) -> str:
+def _area_text(value: float | None, bound: str | None = None, areas=None) -> str:
+    """``a* = 0.158``, ``a* ≤ 0.01`` (reached at the grid's smallest area: a bound), ``a* not
+    reached`` or ``a* undefined``."""
     if value is None or math.isnan(value):
         return "a* undefined"
-    return "a* not reached" if math.isinf(value) else f"a* = {value:.3f}"
+    if math.isinf(value):
+        return "a* not reached"
+    return f"a* ≤ {areas[0]:g}" if bound == "upper" and areas else f"a* = {value:.3f}"
 
 
 def save_area_curve_summary(
@@ -118,7 +126,9 @@ def _area_histogram(ax, pairs: list[dict[str, Any]], analysis: AnalysisConfig) -
         values = [p[key] for p in pairs if p[key] is not None]
         finite = [v for v in values if math.isfinite(v)]
         ax.hist(finite, bins=edges, color=GAME_COLOURS[game], alpha=0.6, label=key)
-        notes.append(f"{key}: {len(values) - len(finite)} of {len(pairs)} not reached")
+        floor = sum(1 for p in pairs if p.get(key.replace("_area", "_bound")) == "upper")
+        at_floor = f", {floor} ≤ {analysis.areas[0]:g}" if floor else ""
+        notes.append(f"{key}: {len(values) - len(finite)} of {len(pairs)} not reached{at_floor}")
     ax.set(xscale="log", xlabel="area", ylabel="pairs")
     ax.set_title("; ".join(notes), fontsize=8)
     ax.legend(fontsize=7)
