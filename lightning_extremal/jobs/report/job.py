@@ -264,15 +264,16 @@ def _steps(record: dict[str, Any]) -> int:
     return min(int(record.get("steps") or length), length)
 
 
-def _ious(record: dict[str, Any]) -> list[float]:
-    """IoU of each pair with its ground truth (largest area); NaN where there is none."""
-    values = record.get("iou") or [math.nan] * len(record["ids"])
-    return [math.nan if v is None else float(v) for v in values]
+def _iou(record: dict[str, Any], p: int) -> float:
+    """IoU of pair ``p`` with its ground truth (largest area); NaN where there is none."""
+    values = record.get("iou")
+    return math.nan if not values or values[p] is None else float(values[p])
 
 
-def _hits(record: dict[str, Any]) -> list[bool | None]:
-    """Whether each pair's masks point at its ground truth; None where there is none."""
-    return list(record.get("pointing_hit") or [None] * len(record["ids"]))
+def _hit(record: dict[str, Any], p: int) -> bool | None:
+    """Whether pair ``p``'s masks point at its ground truth; None where there is none."""
+    hits = record.get("pointing_hit")
+    return None if not hits else hits[p]
 
 
 def _summary(report: Report, pairs: list[Pair], records: list[dict[str, Any]]) -> str:
@@ -280,7 +281,7 @@ def _summary(report: Report, pairs: list[Pair], records: list[dict[str, Any]]) -
     areas = _areas(records)
     rewards = torch.cat([r["rewards"] for r in records]).double().numpy()
     achieved = torch.cat([r["achieved_areas"] for r in records]).double().numpy()
-    iou = np.array([v for r in records for v in _ious(r)], dtype=float)
+    iou = np.array([_iou(r, p) for r in records for p in range(len(r["ids"]))], dtype=float)
     steps = min(_steps(r) for r in records)
     history = {
         key: torch.cat([r["history"][key][..., :steps] for r in records]).double().numpy()
@@ -374,7 +375,7 @@ def _index(report: Report, pairs: list[Pair]) -> str:
     converge), linked to its section. All rows go to ``index.js``, the first INDEX_ROWS in
     the page."""
     areas = _areas([pairs[0].record])
-    truth = any(hit is not None for pair in pairs for hit in _hits(pair.record))
+    truth = any(_hit(pair.record, pair.p) is not None for pair in pairs)
     head = ["image", "target"]
     for area in areas:
         head += [f"achieved @{area:g}", f"reward @{area:g}"]
@@ -403,8 +404,8 @@ def _index_row(pair: Pair, areas: list[float], truth: bool) -> list[str]:
             number(float(record["rewards"][p, k])),
         ]
     if truth:
-        hit = _hits(record)[p]
-        cells += [number(_ious(record)[p]), {True: "hit", False: "miss", None: "—"}[hit]]
+        hit = _hit(record, p)
+        cells += [number(_iou(record, p)), {True: "hit", False: "miss", None: "—"}[hit]]
     converged = pair.converged()
     if None in converged:
         cells.append("—")
@@ -447,10 +448,10 @@ def _pair_meta(pair: Pair, areas: list[float], steps: int) -> str:
     """The meta line of a pair: its steps and, with ground truth, IoU and pointing, with the
     pair's masks that did not converge beside them."""
     record, p = pair.record, pair.p
-    hit = _hits(record)[p]
+    hit = _hit(record, p)
     meta = f"{steps} steps"
     if hit is not None:
-        meta += f" · IoU (largest area) {number(_ious(record)[p])} · pointing "
+        meta += f" · IoU (largest area) {number(_iou(record, p))} · pointing "
         meta += "hit" if hit else "miss"
     failed = [a for a, c in zip(areas, pair.converged(), strict=True) if c is False]
     if failed:
