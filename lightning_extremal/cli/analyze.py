@@ -36,7 +36,10 @@ ANALYSES = {
         "preserved score reaches analysis.preserve_fraction of the full score; necessary "
         "area: the smallest deleted area leaving at most analysis.delete_fraction of it "
         "(log-linear between grid areas unless analysis.interpolate=false; empty = not "
-        "reached within the grid). Writes area_curve.csv / .json, curves/<pair>.png, "
+        "reached within the grid; at the grid's smallest area: a bound, printed ≤ 0.01 and "
+        "flagged upper). The games share one warm start. Prints an estimate before the fits, "
+        "a line per game, and flags curves that are not monotone (more max_iter would help) "
+        "and unconverged masks. Writes area_curve.csv / .json, curves/<pair>.png, "
         "area_curve.png (median and quartile band across pairs; histogram of a*), "
         "analysis.json, and a W&B table run.",
     ),

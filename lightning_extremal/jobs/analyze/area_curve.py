@@ -86,15 +86,24 @@ def area_curve_estimate(job: Job, analysis: AnalysisConfig, batch, targets) -> s
     """The line printed before the fits: the steps of one pair's masks timed on the first
     image (:func:`~...evaluation.cost.calibrate_masks`) times every game's masks × steps and
     one shared warm start; pairs of the other chunks counted as the first chunk's per image."""
+    return masks_estimate(job, analysis.areas, len(analysis.games), batch, targets)
+
+
+def masks_estimate(
+    job: Job, areas: list[float], games: int, batch, targets, also: tuple[float, str] = (0.0, "")
+) -> str:
+    """The estimate line of ``games`` games over ``areas`` for every pair of the job (one
+    shared warm start), plus ``also``: seconds measured otherwise and the work they count."""
     model = job.loaded.model
-    method = replace(job.cfg.method, areas=list(analysis.areas), variant="preserve")
+    method = replace(job.cfg.method, areas=list(areas), variant="preserve")
     image, target, pairs_per_image = first_pair(model, batch, targets)
     cost = calibrate_masks(model, image, target, method)
-    masks = round(len(job.images.ids) * pairs_per_image) * len(analysis.areas)
-    games, steps = len(analysis.games), method.max_iter
-    seconds = mask_seconds(cost, masks, games * steps)
+    masks = round(len(job.images.ids) * pairs_per_image) * len(areas)
+    steps = method.max_iter
+    seconds = mask_seconds(cost, masks, games * steps) + also[0]
     warm = f" + one warm start of {cost.warm_steps} steps" if cost.warm_steps else ""
     work = f"{games} game(s) × {masks} masks × {steps} steps{warm}"
+    work += f" + {also[1]}" if also[1] else ""
     return estimate_line(seconds, work, f"`max_iter=…` (now {steps}) / fewer images or areas=")
 
 

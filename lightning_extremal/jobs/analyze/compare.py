@@ -10,10 +10,19 @@ from typing import Any
 
 from ...api import extremal_perturbation, meaningful
 from ...config import AnalysisConfig, MeaningfulConfig, RunConfig, validate_meaningful_options
+from ...evaluation.cost import method_estimate
 from ...naming import class_name
 from ..run.chunks import Job
+from .area_curve import masks_estimate
 from .figures import save_comparison_figure
-from .job import AnalysisOutput, analysis_chunks, explain_options, run_analysis
+from .job import (
+    AnalysisOutput,
+    analysis_chunk_count,
+    analysis_chunks,
+    explain_options,
+    first_pair,
+    run_analysis,
+)
 
 #: The analysis' name on the command line and in its folder's ``analysis.json``.
 NAME = "compare"
@@ -35,7 +44,11 @@ def compute_comparison(job: Job, analysis: AnalysisConfig) -> AnalysisOutput:
     mp_config = validate_meaningful_options(analysis.mp_options, "analysis.mp_options")
     rows: list[dict[str, Any]] = []
     drawn: list[dict[str, Any]] = []
-    for index, batch, targets in analysis_chunks(job):
+    chunks = analysis_chunk_count(job)
+    for number, (index, batch, targets) in enumerate(analysis_chunks(job), 1):
+        if number == 1:
+            print(comparison_estimate(job, analysis, mp_config, batch, targets), flush=True)
+        print(f"compare: chunk {number}/{chunks}: {len(index)} images, both methods…", flush=True)
         ep, mp = both_methods(job, analysis, mp_config, batch, targets)
         ids = [job.images.ids[index[i]] for i in ep.image_index.tolist()]
         rows += comparison_rows(job, analysis, ep, mp, ids)
@@ -61,6 +74,18 @@ def compute_comparison(job: Job, analysis: AnalysisConfig) -> AnalysisOutput:
     return AnalysisOutput(
         "compare", document, summary, tables, {"compare/table": rows}, verdict(rows)
     )
+
+
+def comparison_estimate(job: Job, analysis: AnalysisConfig, mp_config, batch, targets) -> str:
+    """The estimate line: extremal perturbations' masks at ``compare_areas`` (calibrated steps)
+    plus meaningful perturbations (two steps timed on the first pair, times ``max_iter``)."""
+    image, target, per_image = first_pair(job.loaded.model, batch, targets)
+    pairs = max(round(len(job.images.ids) * per_image), 1)
+    mp = method_estimate(
+        "meaningful_perturbation", job.loaded.model, image, target, asdict(mp_config), pairs, 0
+    )
+    also = (mp.seconds, f"meaningful perturbations: {mp.work}")
+    return masks_estimate(job, list(analysis.compare_areas), 1, batch, targets, also)
 
 
 def both_methods(job: Job, analysis: AnalysisConfig, mp_config: MeaningfulConfig, batch, targets):

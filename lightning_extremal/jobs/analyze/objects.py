@@ -13,9 +13,15 @@ from ...config import AnalysisConfig, RunConfig
 from ...errors import UsageError
 from ...naming import class_name
 from ..run.chunks import Job
-from .area_curve import analysis_score
+from .area_curve import analysis_score, masks_estimate
 from .figures import save_objects_figure
-from .job import AnalysisOutput, analysis_chunks, explain_options, run_analysis
+from .job import (
+    AnalysisOutput,
+    analysis_chunk_count,
+    analysis_chunks,
+    explain_options,
+    run_analysis,
+)
 
 #: The analysis' name on the command line and in its folder's ``analysis.json``.
 NAME = "objects"
@@ -41,7 +47,11 @@ def compute_objects(job: Job, analysis: AnalysisConfig) -> AnalysisOutput:
     check_ground_truth(job)
     rows: list[dict[str, Any]] = []
     coverage: list[dict[str, Any]] = []
-    for index, batch, targets in analysis_chunks(job):
+    chunks = analysis_chunk_count(job)
+    for number, (index, batch, targets) in enumerate(analysis_chunks(job), 1):
+        if number == 1:
+            print(masks_estimate(job, analysis.areas, 1, batch, targets), flush=True)
+        print(f"objects: chunk {number}/{chunks}: {len(index)} images…", flush=True)
         objects = [_objects(job, i, batch.shape[-2:]) for i in index]
         labels = [_labels(job, i, len(o)) for i, o in zip(index, objects, strict=True)]
         ids = [job.images.ids[i] for i in index]
