@@ -81,12 +81,17 @@ def command_lines(language: str, start: int, lines: list[str]) -> list[tuple[int
             line = line[2:]
         if not pending:
             first = number
+            if language not in SHELL_FENCES and (line.split() or [""])[0] not in PROGRAMS:
+                continue  # a plain block's output or prose line
         if line.endswith("\\"):
             pending += line[:-1] + " "
             continue
-        words = shlex.split(pending + line, comments=True)
+        try:
+            words = shlex.split(pending + line, comments=True)
+        except ValueError as error:
+            raise ValueError(f"line {first}: {error}: {pending + line}") from error
         pending = ""
-        if words and (language in SHELL_FENCES or words[0] in PROGRAMS):
+        if words:
             commands.append((first, " ".join(map(quoted, words))))
     return commands
 
@@ -152,7 +157,7 @@ SMALL = {
 MAIN_OUTPUT = {
     "run": "summary.json",
     "analyze": "analysis.json",
-    "benchmark": None,  # <task>.csv, below
+    "benchmark": "{task}.csv",  # pointing.csv | faithfulness.csv
     "sweep": "sweep_summary.csv",
     "report": "report.html",
 }
@@ -242,7 +247,7 @@ PARSE_ONLY = {
 }
 
 #: Documented placeholders of RUN commands → what stands in for them here (filled by
-#: :func:`placeholder_values`): the folders of earlier documented commands, a folder of images,
+#: :func:`placeholder_value`): the folders of earlier documented commands, a folder of images,
 #: a sweep file of one's own.
 PLACEHOLDERS = {
     "outputs/run-…": "lightning-extremal run",
@@ -323,7 +328,7 @@ def unique_commands(table) -> list:
 
 def test_the_extractor_reads_prompts_continuations_and_comments():
     text = "```console\n$ lightning-extremal run \\\n  max_iter=3  # short\n```\n"
-    text += "```\nnot a command\nmake help\n```\n"
+    text += "```\nnot a command, isn't parsed\nmake help\n```\n"
     commands = [
         cmd
         for lang, start, lines in fenced_blocks(text)
@@ -369,7 +374,8 @@ def test_parse_only_commands_compose_and_validate(text, capsys):
 
 
 @pytest.mark.parametrize("text", unique_commands(OTHER_PROGRAMS))
-def test_other_programs_commands(text):
+def test_other_programs_commands(text, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the checkout: its configs/ is not where users are
     OTHER_PROGRAMS[text](shlex.split(text))
 
 
@@ -381,15 +387,19 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("doc-commands")
 
 
-_outputs: dict[str, Path] = {}
+#: Command → the folder of its main output, once run (a report reads an earlier run's).
+_outputs: dict[str, Path | None] = {}
 
 
-def placeholder_values(workdir: Path, monkeypatch) -> dict[str, str]:
-    """What stands in for each of :data:`PLACEHOLDERS` (running the commands it names)."""
-    values = {}
-    for placeholder, command in PLACEHOLDERS.items():
-        if command is not None:
-            values[placeholder] = str(run_for_real(command, workdir, monkeypatch))
+def placeholder_value(placeholder: str, workdir: Path, monkeypatch) -> str:
+    """What stands in for ``placeholder`` (one of :data:`PLACEHOLDERS`) here."""
+    command = PLACEHOLDERS[placeholder]
+    if command is not None:
+        return str(run_for_real(command, workdir, monkeypatch))
+    if placeholder == "my_sweep.yaml":
+        sweep = workdir / placeholder
+        shutil.copyfile(str(configs_dir() / "sweeps" / "areas_smoothing.yaml"), sweep)
+        return str(sweep)
     images = workdir / "images"
     if not images.is_dir():
         from PIL import Image
@@ -400,11 +410,7 @@ def placeholder_values(workdir: Path, monkeypatch) -> dict[str, str]:
         for i in range(2):
             pixels = (render_sample(i, size=48).image.permute(1, 2, 0) * 255).byte().numpy()
             Image.fromarray(pixels).save(images / f"shape{i}.png")
-    values["path/to/images/"] = f"{images}/"
-    sweep = workdir / "my_sweep.yaml"
-    shutil.copyfile(str(configs_dir() / "sweeps" / "areas_smoothing.yaml"), sweep)
-    values["my_sweep.yaml"] = str(sweep)
-    return values
+    return f"{images}/"
 
 
 def run_for_real(text: str, workdir: Path, monkeypatch) -> Path | None:
@@ -412,9 +418,9 @@ def run_for_real(text: str, workdir: Path, monkeypatch) -> Path | None:
     that holds its main output (None for a command that only prints)."""
     if text not in _outputs:
         args = cli_arguments(shlex.split(text))
-        if any(placeholder in text for placeholder in PLACEHOLDERS):
-            for placeholder, value in placeholder_values(workdir, monkeypatch).items():
-                args = [arg.replace(placeholder, value) for arg in args]
+        for placeholder in (p for p in PLACEHOLDERS if p in text):
+            value = placeholder_value(placeholder, workdir, monkeypatch)
+            args = [arg.replace(placeholder, value) for arg in args]
         subcommand, out = args[0], workdir / re.sub(r"[^A-Za-z0-9]+", "-", text[19:]).strip("-")
         prints_only = subcommand == "list" or "--help" in args
         extra = [] if prints_only else [*SMALL[subcommand]]
@@ -440,7 +446,6 @@ def test_run_commands_for_real(text, workdir, monkeypatch, capsys):
     args = cli_arguments(shlex.split(text))
     if out is None:  # list, --help
         assert capsys.readouterr().out.strip()
-    elif args[0] == "benchmark":
-        assert (out / f"{args[1]}.csv").is_file()
     else:
-        assert (out / MAIN_OUTPUT[args[0]]).is_file(), sorted(p.name for p in out.iterdir())
+        name = MAIN_OUTPUT[args[0]].format(task=args[1])
+        assert (out / name).is_file(), f"no {name} in {sorted(p.name for p in out.iterdir())}"
