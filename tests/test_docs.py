@@ -1,5 +1,6 @@
 """The documentation stays true to the code: docs/configuration.md names every config key,
-and only real ones; the README and docs link only to files that exist."""
+and only real ones; the README and docs link only to files that exist (their commands:
+tests/test_docs_commands.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from lightning_extremal.config.compose import valid_keys
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The pages users read: the README and the reference pages.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def documented_keys(text: str) -> set[str]:
@@ -39,8 +42,7 @@ def test_configuration_page_names_every_key_and_only_real_ones():
 
 
 def test_links_in_readme_and_docs_point_at_files():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    for page in pages:
+    for page in PAGES:
         for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
             if target.startswith("http"):
                 continue

@@ -35,9 +35,8 @@ from lightning_extremal.config import compose
 from lightning_extremal.config.compose import compose_analysis, configs_dir
 from lightning_extremal.jobs.run.job import check_config
 from tests.helpers import real_extra_installed
-from tests.test_docs import ROOT
+from tests.test_docs import PAGES, ROOT
 
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_FENCES = ("bash", "sh", "console", "shell")
 #: First words of a command line (in a plain ``` block only these lines are commands).
 PROGRAMS = ("lightning-extremal", "python", "make", "pip", "git", "wandb", "torchrun", "srun")
