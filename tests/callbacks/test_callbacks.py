@@ -177,3 +177,21 @@ def test_mask_evolution_names_mismatch_falls_back(tmp_path):
 def test_bad_callback_settings_name_the_value(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_starting_state_writes_step_0_before_lightnings_first_write(tmp_path):
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning_extremal.callbacks import StartingState
+
+    logger = CSVLogger(tmp_path, name="csv")
+    extremal_perturbation(
+        TinyConvNet(), _images(1, 32), 0, AREAS, max_iter=7, sigma=6.0, step=4, progress=False,
+        logger=logger, log_every_n_steps=3, callbacks=[StartingState()],
+    )  # fmt: skip
+    with open(f"{logger.log_dir}/metrics.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["reward"]]
+    assert [int(r["step"]) for r in rows] == [0, 2, 5]  # Lightning alone: 2 and 5
+    first = rows[0]
+    assert all(first[f"area_{a:g}/reward"] for a in AREAS) and float(first["lambda"]) > 0
