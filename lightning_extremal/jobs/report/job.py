@@ -471,23 +471,23 @@ def _thumbnail_figures(
     record, p = pair.record, pair.p
     overlay = report.run_dir / "overlays" / f"{pair.stem}.png"
     href = report.run_file(f"overlays/{pair.stem}.png") if overlay.is_file() else None
-    captions = [("image", False)]
+    captions = [(["image"], False)]
     for k, (area, converged) in enumerate(zip(areas, pair.converged(), strict=True)):
-        text = (
-            f"area {area:g} · reward {float(record['rewards'][p, k]):.3g} · "
-            f"achieved {float(record['achieved_areas'][p, k]):.3f}"
-        )
-        captions.append(
-            (text + (" · not converged" if converged is False else ""), converged is False)
-        )
+        lines = [
+            f"area {area:g}",
+            f"reward {float(record['rewards'][p, k]):.3g}",
+            f"achieved {float(record['achieved_areas'][p, k]):.3f}",
+        ]
+        captions.append((lines + ["not converged"] * (converged is False), converged is False))
     pictures = thumbnails(record["images"][p], record["masks"][p])
     figures = []
-    for picture, (caption, failed) in zip(pictures, captions, strict=True):
+    for picture, (lines, failed) in zip(pictures, captions, strict=True):
         sprite = _sprite(sheet.add(picture))
         if href:
             sprite = f'<a href="{esc(href)}">{sprite}</a>'
         css = ' class="bad"' if failed else ""
-        figures.append(f"<figure>{sprite}<figcaption{css}>{esc(caption)}</figcaption></figure>")
+        caption = "<br>".join(esc(line) for line in lines)
+        figures.append(f"<figure>{sprite}<figcaption{css}>{caption}</figcaption></figure>")
     return "<div>" + "".join(figures) + "</div>"
 
 

@@ -25,7 +25,7 @@ table.index td:first-child, table.index td:nth-child(2) { text-align: left; }
 tr.bad td { color: #c00; } .scroll { max-height: 30em; overflow-y: auto; display: inline-block; }
 .t { display: inline-block; background-repeat: no-repeat; vertical-align: top; }
 svg.curves text { fill: #444; stroke: none; } .bad { color: #c00; }
-section.pair figcaption { max-width: 12em; }
+section.pair figure { text-align: center; }
 """
 
 #: Click a header of ``table.index`` to sort by it (again: the other way); type in
