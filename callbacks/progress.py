@@ -167,7 +167,7 @@ class StepProgressBar(ProgressBar):
     def _warm_step(self, done: int, total: int) -> None:
         """The module's warm start: ``done`` of its ``total`` fit steps."""
         now = time.monotonic()
-        if self._warm is None:
+        if not self._warm_times:
             self._warm_times = [now, now]
             self._warm = tqdm(
                 total=total,
@@ -179,6 +179,8 @@ class StepProgressBar(ProgressBar):
             )
         self._warm.update(done - self._warm.n)
         self._warm_times[1], self._warm_steps = now, done
+        if done >= total:  # erased before the module logs where its masks started
+            self._warm.close()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if not self._active or self._bar is not None:
@@ -202,6 +204,7 @@ class StepProgressBar(ProgressBar):
         if self._warm is not None:
             self._warm.close()
             self._warm = None
+        if self._warm_times:
             fit = self._warm_times[1] - self._warm_times[0]
             start = getattr(pl_module, "start", "uniform")
             self.start_line = (
