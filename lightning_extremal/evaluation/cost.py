@@ -57,12 +57,20 @@ def estimate_line(seconds: float, work: str, shorten: str) -> str:
     return f"estimate: {duration(seconds)} on this machine ({work}); {shorten} to shorten"
 
 
+def _sync() -> None:
+    """Wait for queued GPU work (CUDA runs asynchronously: a timer would stop too early)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _timed(fn: Callable[[], object], repeats: int = CALIBRATION_REPEATS) -> float:
     """Mean seconds of ``fn`` over ``repeats`` calls, after one untimed call (lazy setup)."""
     fn()
+    _sync()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    _sync()
     return (time.perf_counter() - start) / repeats
 
 
