@@ -446,5 +446,5 @@ def test_run_commands_for_real(text, workdir, monkeypatch, capsys):
     if out is None:  # list, --help
         assert capsys.readouterr().out.strip()
     else:
-        name = MAIN_OUTPUT[args[0]].format(task=args[1])
+        name = MAIN_OUTPUT[args[0]].format(task=args[1:2] and args[1])
         assert (out / name).is_file(), f"no {name} in {sorted(p.name for p in out.iterdir())}"
