@@ -3,7 +3,7 @@ fitting its own Grad-CAM warm start (before) against ``area_curve``'s games shar
 game's (after). Same model, images, areas and steps; prints both wall times and the largest
 difference between the masks (0: the same outputs).
 
-    [AFTER_FIRST=1] .venv/bin/python benchmarks/area_curve_cost.py [images] [max_iter] [model]
+    [AFTER_FIRST=1] [THREADS=1] .venv/bin/python benchmarks/area_curve_cost.py [images] [max_iter] [model]
     (defaults: 2 demo images, max_iter=3, the demo classifier; model=tiny: a 2-layer CNN)
 """
 
@@ -38,6 +38,7 @@ def load(name: str, count: int):
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    torch.set_num_threads(int(os.environ.get("THREADS", "1")))  # a shared machine: 1 thread
     model, images = load(sys.argv[3] if len(sys.argv) > 3 else "demo", count)
     areas = AnalysisConfig().areas
     options = dict(max_iter=steps, progress=False, seed=0)
@@ -59,11 +60,12 @@ def main() -> None:
     order = [("after", shared), ("before", separate)]
     if os.environ.get("AFTER_FIRST") != "1":
         order.reverse()
-    results, seconds = {}, {}
+    results, seconds, cpu = {}, {}, {}
     for name, play in order:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         results[name] = play()
         seconds[name] = time.perf_counter() - start
+        cpu[name] = time.process_time() - start_cpu
     before, after, before_s, after_s = (
         results["before"],
         results["after"],
@@ -75,8 +77,11 @@ def main() -> None:
         diff = float((before[game].masks - after[game].masks).abs().max())
         print(f"{game}: max |mask before − after| = {diff:.3g}; start {after[game].start}")
     print(f"{count} image(s) × {len(areas)} areas = {masks} masks per game, {steps} steps")
-    print(f"before (a warm start per game): {before_s:.1f} s")
-    print(f"after (one shared warm start):  {after_s:.1f} s ({before_s / after_s:.2f}× faster)")
+    print(f"before (a warm start per game): {before_s:.1f} s wall, {cpu['before']:.1f} s CPU")
+    print(
+        f"after (one shared warm start):  {after_s:.1f} s wall, {cpu['after']:.1f} s CPU "
+        f"({before_s / after_s:.2f}× wall, {cpu['before'] / cpu['after']:.2f}× CPU)"
+    )
 
 
 if __name__ == "__main__":
