@@ -3,6 +3,7 @@ jobs, the report and the observing callbacks alike."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -27,3 +28,12 @@ def pair_names(image_ids: Sequence[str], targets: Sequence[int]) -> list[str]:
         i if pairs_per_image[i] == 1 else f"{i}_{t}"
         for i, t in zip(image_ids, targets, strict=True)
     ]
+
+
+def bounded_text(value: float | None, bound: str | None, areas: Sequence[float]) -> str:
+    """An area as printed: ``≤ 0.01`` (upper bound), ``> 0.5`` (not reached), else ``0.158``."""
+    if bound == "upper":
+        return f"≤ {areas[0]:.3g}"
+    if bound == "lower":
+        return f"> {areas[-1]:.3g}"
+    return "—" if value is None or math.isnan(value) else f"{value:.3g}"

@@ -100,15 +100,6 @@ def area_bound(value: float | None, areas: Sequence[float]) -> str | None:
     return "upper" if value <= areas[0] else None
 
 
-def bounded_text(value: float | None, bound: str | None, areas: Sequence[float]) -> str:
-    """An area as printed: ``≤ 0.01`` (upper bound), ``> 0.5`` (not reached), else ``0.158``."""
-    if bound == "upper":
-        return f"≤ {areas[0]:.3g}"
-    if bound == "lower":
-        return f"> {areas[-1]:.3g}"
-    return "—" if value is None or math.isnan(value) else f"{value:.3g}"
-
-
 class SharedWarmStart(L.Callback):
     """One warm start for several games of the same masks: the Grad-CAM start depends on the
     pairs, areas and mask settings, not on the game, so the first game's fits record where

@@ -141,7 +141,8 @@ def test_non_monotone_areas_names_where_a_curve_goes_the_wrong_way_beyond_the_to
 
 
 def test_an_area_at_the_grids_floor_or_never_reached_is_a_bound():
-    from lightning_extremal.api.analyses import area_bound, bounded_text
+    from lightning_extremal.api.analyses import area_bound
+    from lightning_extremal.naming import bounded_text
 
     areas = [0.01, 0.1, 0.5]
     # a hand-built falling delete curve already below 0.5 at the smallest area: ≤ 0.01

@@ -13,12 +13,11 @@ from ...api.analyses import (
     AreaCurve,
     area_bound,
     area_curve,
-    bounded_text,
     non_monotone_areas,
 )
 from ...config import AnalysisConfig, RunConfig
 from ...evaluation.cost import calibrate_masks, estimate_line, mask_seconds
-from ...naming import class_name, pair_names, safe_name
+from ...naming import bounded_text, class_name, pair_names, safe_name
 from ..run.chunks import Job
 from .figures import save_area_curve_summary, save_pair_curve
 from .job import (
