@@ -441,3 +441,31 @@ def test_report_of_each_layer_run_kind(kind, tmp_path, capsys):
     assert linked == drawn and drawn  # every figure, each where it lies
     if kind != "invert":
         assert "Masks converged:" in page
+
+
+def test_the_area_curve_section_prints_grid_bounds_as_bounds(tmp_path):
+    """An area found at the grid's smallest area is a bound (``≤ 0.01``), one never reached is
+    ``> 0.5``, one found between grid areas its value; the median across pairs likewise."""
+    from lightning_extremal.jobs.report.analysis_sections import area_curve_section
+    from lightning_extremal.jobs.report.assets import AssetFolder
+
+    pair = {"image": "a", "target_name": "cat", "full_score": 0.9, "figure": "none.png"}
+    result = {
+        "areas": [0.01, 0.1, 0.5],
+        "pairs": [
+            {**pair, "sufficient_area": 0.2, "sufficient_bound": None},
+            {**pair, "sufficient_area": None, "sufficient_bound": "lower"},
+        ],
+        "summary": {
+            "area_curve/necessary_area/median": 0.01,
+            "area_curve/necessary_area/reached": 2,
+            "area_curve/pairs": 2,
+        },
+        "bounds": {"necessary_area": {"median": "upper"}},
+    }
+    for p, bound in zip(result["pairs"], ("upper", None), strict=True):
+        p.update(necessary_area=0.01 if bound else 0.05, necessary_bound=bound)
+    html = area_curve_section(tmp_path, result, AssetFolder(tmp_path / "report_files"))
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells[3:5] == ["0.200", "≤ 0.01"] and cells[8:10] == ["&gt; 0.5", "0.050"]
+    assert "necessary area: median ≤ 0.01, reached by 2 of 2 pairs" in html

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ...naming import bounded_text
 from .assets import AssetFolder
 from .page import esc, figure, number, page_html, table
 
@@ -43,8 +44,17 @@ def _areas_of(name: str | None, analysis: dict[str, Any]) -> Any:
     return analysis.get("compare_areas" if name == "compare" else "areas", "?")
 
 
-def _area(value: float | None) -> str:
+def _area(value: float | None, bound: str | None = None, areas=None) -> str:
+    """An area of the area curve: ``≤ 0.01`` / ``> 0.5`` where it is only a bound of the
+    grid (``bound``, as ``analyze area-curve`` records it), else its value."""
+    if bound and areas:
+        return esc(bounded_text(value, bound, areas))
     return "not reached" if value is None else number(value)
+
+
+def _bound(result: dict[str, Any], key: str) -> str | None:
+    """Whether the median of ``key`` across pairs is a bound (``result["bounds"]``)."""
+    return ((result.get("bounds") or {}).get(key) or {}).get("median")
 
 
 def _picture(run_dir: Path, assets: AssetFolder, name: str, caption: str, width: int) -> str:
@@ -58,6 +68,7 @@ def _picture(run_dir: Path, assets: AssetFolder, name: str, caption: str, width:
 def area_curve_section(run_dir: Path, result: dict[str, Any], assets: AssetFolder) -> str:
     """The area curve: the figure across pairs, the summary, a row and a figure per pair."""
     summary = result.get("summary") or {}
+    areas = result.get("areas")
     score = result.get("score", "?")
     text = (
         f"<p>Score: {esc(score)} of the target, over the full image's. Sufficient area a*: the "
@@ -67,7 +78,8 @@ def area_curve_section(run_dir: Path, result: dict[str, Any], assets: AssetFolde
         "“not reached”: not within the grid).</p>"
     )
     medians = [
-        f"{key.replace('_', ' ')}: median {_area(summary.get(f'area_curve/{key}/median'))}, "
+        f"{key.replace('_', ' ')}: median "
+        f"{_area(summary.get(f'area_curve/{key}/median'), _bound(result, key), areas)}, "
         f"reached by {int(summary.get(f'area_curve/{key}/reached', 0))} of "
         f"{int(summary.get('area_curve/pairs', 0))} pairs"
         for key in ("sufficient_area", "necessary_area")
@@ -78,8 +90,8 @@ def area_curve_section(run_dir: Path, result: dict[str, Any], assets: AssetFolde
             esc(p["image"]),
             esc(p["target_name"]),
             number(p["full_score"]),
-            _area(p["sufficient_area"]),
-            _area(p["necessary_area"]),
+            _area(p["sufficient_area"], p.get("sufficient_bound"), areas),
+            _area(p["necessary_area"], p.get("necessary_bound"), areas),
         ]
         for p in result.get("pairs", [])
     ]

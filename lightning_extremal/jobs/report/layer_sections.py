@@ -102,7 +102,7 @@ def _convergence(summary: dict[str, Any], summary_link: str) -> str:
         )
     return (
         f"<p>Masks converged: {convergence.get('converged')}/{convergence.get('masks')} "
-        "(achieved area within the tolerance of the requested one).</p>"
+        f"({esc(convergence.get('criteria', 'achieved area near the requested one'))}).</p>"
         + (f'<ul class="not-converged">{listed}{more}</ul>' if failed else "")
     )
 
