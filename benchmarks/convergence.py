@@ -9,7 +9,10 @@ setting and records, per mask:
   across settings whatever their λ schedule (no area penalty: the area is exact);
 - ``energy``: the game's final reward minus ``λ_ref·L_area`` with the reference's final
   ``λ_ref = 300·1.0035^800`` (one weight for every setting);
-- ``|area err|``: ``|achieved − requested|`` of the smooth mask; ``converged``: ≤ 0.05;
+- ``|area err|``: ``|achieved − requested|`` of the smooth mask; ``converged``: the run's own
+  judgement (``ExtremalResult.converged``: area within ``max(0.2·a, one parameter's share)``
+  and reward stalled, :mod:`lightning_extremal.ops.convergence`; tables in RESULTS.md written
+  before session 13 used ``|area err| ≤ 0.05``);
 
 and per pair the pointing hit (the benchmark's protocol: summed masks, Gaussian, argmax) and
 the IoU with the object at the object's own area (``iou@obj``: the |object| top pixels of the
@@ -133,7 +136,7 @@ def top_reward(model, pyramid, masks, which, targets, areas) -> torch.Tensor:
 
 def run_candidate(model, dataset, pairs, areas, options, batch) -> dict:
     """Final masks (P×K×H×W), energies, rewards@a and area errors (P×K) of one candidate."""
-    out = {"masks": [], "energy": [], "reward_at_a": [], "area_err": []}
+    out = {"masks": [], "energy": [], "reward_at_a": [], "area_err": [], "converged": []}
     seconds = 0.0
     for start in range(0, len(pairs), batch):
         chunk = pairs[start : start + batch]
@@ -149,6 +152,7 @@ def run_candidate(model, dataset, pairs, areas, options, batch) -> dict:
         last = result.history["area_loss"][..., -1]
         out["energy"].append(result.rewards - LAMBDA_REF * last)
         out["area_err"].append((result.achieved_areas - torch.tensor(areas)).abs())
+        out["converged"].append(result.converged.float())
         out["masks"].append(result.masks)
     out = {k: torch.cat(v) for k, v in out.items()}
     out["seconds"] = seconds
@@ -160,7 +164,7 @@ def best_of(runs: list[dict]) -> dict:
     energy = torch.stack([r["energy"] for r in runs])  # S×P×K
     pick = energy.argmax(0)
     out = {}
-    for key in ("masks", "energy", "reward_at_a", "area_err"):
+    for key in ("masks", "energy", "reward_at_a", "area_err", "converged"):
         stacked = torch.stack([r[key] for r in runs])
         index = pick.view(1, *pick.shape, *([1] * (stacked.dim() - 3)))
         out[key] = stacked.gather(0, index.expand(1, *stacked.shape[1:]))[0]
@@ -223,7 +227,7 @@ def summarise(name: str, run: dict, base: dict | None, pairs, steps: str) -> str
     row = (
         (
             f"| {name} | {steps} | {run['reward_at_a'].mean():.3f} | {run['energy'].mean():.2f} | "
-            f"{err.mean():.3f} | {(err <= 0.05).float().mean():.0%} | {err.max():.3f} | "
+            f"{err.mean():.3f} | {run['converged'].mean():.0%} | {err.max():.3f} | "
         )
         if ep
         else f"| {name} | — | — | — | — | — | — | "
