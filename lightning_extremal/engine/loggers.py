@@ -33,9 +33,6 @@ class StepWandbLogger(WandbLogger):
     mode (online, offline, disabled) goes to ``wandb.init`` as ``mode`` (Lightning's
     ``offline=True`` would set ``$WANDB_MODE`` for the whole process)."""
 
-    #: Read by the observing callbacks: they log media with ``step=`` the optimisation step.
-    steps_are_optimisation_steps = True
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._wandb_init.pop("anonymous", None)

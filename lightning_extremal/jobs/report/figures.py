@@ -11,8 +11,6 @@ import math
 
 import numpy as np
 
-#: Most frames shown in a mask-evolution strip (evenly spaced, first and last included).
-STRIP_FRAMES = 6
 #: The band of the aggregate curves: these percentiles across pairs, with the median.
 BAND_PERCENTILES = (10, 90)
 #: What the report says beside curves of a run with ``method.jitter`` on.

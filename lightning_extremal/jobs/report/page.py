@@ -22,7 +22,7 @@ table.index th { cursor: pointer; user-select: none; }
 table.index th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.index th[aria-sort=descending]::after { content: " \\25BC"; }
 table.index td:first-child, table.index td:nth-child(2) { text-align: left; }
-tr.bad td { color: #c00; } .scroll { max-height: 30em; overflow-y: auto; display: inline-block; }
+.scroll { max-height: 30em; overflow-y: auto; display: inline-block; }
 .t { display: inline-block; background-repeat: no-repeat; vertical-align: top; }
 svg.curves text { fill: #444; stroke: none; } .bad { color: #c00; }
 section.pair figure { text-align: center; }
