@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from lightning.pytorch.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
+from lightning_extremal.naming import duration_words
+
 #: What the bar shows, from the module's logged means over all masks: bar label → key.
 SHOWN = {"reward": "reward", "area_err": "area_error"}
 #: What a mask of each ``mask_kind`` is called on the bar.
@@ -41,15 +43,6 @@ def phase_prefix() -> str:
     """``"<phase>: "`` of the current :func:`progress_phase`, or ""."""
     phase = _PHASE.get()
     return f"{phase}: " if phase else ""
-
-
-def duration_words(seconds: float) -> str:
-    """A duration for a person: ``45 s``, ``4 min``, ``1.5 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 class ChunkClock:

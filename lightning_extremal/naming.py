@@ -37,3 +37,12 @@ def bounded_text(value: float | None, bound: str | None, areas: Sequence[float])
     if bound == "lower":
         return f"> {areas[-1]:.3g}"
     return "—" if value is None or math.isnan(value) else f"{value:.3g}"
+
+
+def duration_words(seconds: float) -> str:
+    """A duration for a person: ``45 s``, ``4 min``, ``1.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -8,13 +8,13 @@ import re
 import pytest
 from lightning_extremal.callbacks.progress import (
     ChunkClock,
-    duration_words,
     phase_prefix,
     progress_phase,
 )
 
 from lightning_extremal import extremal_perturbation
 from lightning_extremal.api.inversion import feature_inversion
+from lightning_extremal.naming import duration_words
 from tests.helpers import TinyConvNet
 from tests.helpers import random_images as _images
 
