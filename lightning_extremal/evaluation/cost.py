@@ -18,6 +18,7 @@ import torch
 from ..api.options import to_configs
 from ..config import MeaningfulConfig, MethodConfig
 from ..modules.image_masks import WARM_FIT_STEPS, ExtremalPerturbationModule
+from ..naming import duration_words
 from ..ops.frozen import frozen
 from ..ops.layers import default_layer
 from . import baselines
@@ -44,12 +45,9 @@ def mask_seconds(cost: MaskCost, masks: int, steps: int, warm_fits: int = 1) -> 
 
 
 def duration(seconds: float) -> str:
-    """``<1 s``, ``~N s`` below 90 s, else ``~N min`` (rounded)."""
-    if seconds < 0.5:
-        return "<1 s"
-    if seconds < 90:
-        return f"~{round(seconds)} s"
-    return f"~{round(seconds / 60)} min"
+    """An estimate's duration: ``<1 s``, else ``~`` and :func:`~..naming.duration_words`
+    (``~12 s``, ``~16 min``, ``~1.5 h``)."""
+    return "<1 s" if seconds < 0.5 else f"~{duration_words(seconds)}"
 
 
 def estimate_line(seconds: float, work: str, shorten: str) -> str:
