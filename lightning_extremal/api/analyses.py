@@ -23,6 +23,7 @@ import torch
 from ..config import AnalysisConfig, MethodConfig, validate_analysis
 from ..engine.classifier import predicted_classes, probe_classes
 from ..engine.inputs import check_images, resolve_targets
+from ..ops.convergence import unconverged_text
 from ..ops.frozen import frozen
 from ..ops.perturbation import perturbation_pyramid
 from ..ops.rewards import RewardFn, get_reward
@@ -255,7 +256,7 @@ def _play_games(model, images, targets, areas, games, reward, say, options) -> d
             unconverged = int((~results[game].converged).sum())
             say(
                 f"{head} done in {time.perf_counter() - start:.1f} s "
-                f"({unconverged}/{results[game].converged.numel()} masks unconverged)"
+                f"({unconverged_text(unconverged, results[game].converged.numel())})"
             )
     return results
 

@@ -28,6 +28,7 @@ from ..evaluation import baselines
 from ..evaluation.baselines import COCO_AREAS, METHODS, VOC_AREAS, method_name
 from ..evaluation.cost import MethodEstimate, benchmark_line, duration, method_estimate, timed_call
 from ..evaluation.faithfulness import deletion_auc, insertion_auc, model_randomisation_check
+from ..ops.convergence import unconverged_text
 from ..ops.pointing import (
     object_area_iou,
     object_iou,
@@ -528,7 +529,7 @@ def format_table(cfg: BenchmarkConfig, rows: list[dict[str, Any]]) -> str:
         for r in rows:
             cell = f"{_fmt(r['all'])}/{_fmt(r['diff'])}"
             if r.get("unconverged"):  # scores of masks that are not yet extremal: say so
-                cell += f" ({r['unconverged']}/{r['masks']} masks unconverged)"
+                cell += f" ({unconverged_text(r['unconverged'], r['masks'])})"
             lines.append(
                 f"| {r['label']} | {cell} | {_fmt(r['iou'])} | {r['pairs']}/{r['diff_pairs']} |"
             )

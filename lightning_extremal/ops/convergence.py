@@ -105,3 +105,8 @@ def describe() -> str:
         f"area within max({AREA_RTOL:g}·area, one parameter's share) of the requested one and "
         f"reward stalled over the last {STALL_FRACTION:.0%} of steps"
     )
+
+
+def unconverged_text(unconverged: int, masks: int) -> str:
+    """``3/16 masks unconverged``: the count written beside a score of those masks."""
+    return f"{unconverged}/{masks} masks unconverged"
